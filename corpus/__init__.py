@@ -1,0 +1,1 @@
+"""Engine-agnostic document logic: records, extraction, classification, filters, MinHash. No Spark, no Ray."""

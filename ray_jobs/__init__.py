@@ -1,0 +1,1 @@
+"""Ray drivers: tokenize and pack (Ray Data), pretrain (Ray Train), evaluate (Ray Tune)."""

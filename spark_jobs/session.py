@@ -1,0 +1,83 @@
+"""A Spark session for local runs and clusters alike.
+
+Locally it sets what Spark needs on this kind of machine: the workers' Python is this
+interpreter (`PYSPARK_PYTHON`), the driver binds to 127.0.0.1 (`SPARK_LOCAL_IP`), and event logs
+are on so `spark-history-server` can show finished jobs. On Dataproc / EMR the cluster's own
+settings win: only the app name and explicit conf are applied.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from pyspark.sql import SparkSession
+
+
+def _is_cluster(master: str) -> bool:
+    return not master.startswith("local")
+
+
+def build_spark_session(
+    app_name: str,
+    master: str = "local[*]",
+    driver_memory: str = "2g",
+    shuffle_partitions: int = 8,
+    event_log_dir: str | Path | None = None,
+    conf: dict[str, str] | None = None,
+) -> SparkSession:
+    """Get or create a session. Local masters get the machine-specific environment set first."""
+    builder = SparkSession.builder.appName(app_name)
+    if not _is_cluster(master) and not os.environ.get("SPARK_CLUSTER_MANAGED"):
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+        builder = (
+            builder.master(master)
+            .config("spark.driver.memory", driver_memory)
+            .config("spark.driver.host", "127.0.0.1")
+            .config("spark.driver.bindAddress", "127.0.0.1")
+            .config("spark.ui.showConsoleProgress", "true")
+            .config("spark.sql.session.timeZone", "UTC")
+        )
+        if event_log_dir is not None:
+            event_log_dir = Path(event_log_dir).resolve()
+            event_log_dir.mkdir(parents=True, exist_ok=True)
+            builder = builder.config("spark.eventLog.enabled", "true").config(
+                "spark.eventLog.dir", event_log_dir.as_uri()
+            )
+    builder = builder.config("spark.sql.shuffle.partitions", str(shuffle_partitions))
+    builder = builder.config("spark.sql.parquet.compression.codec", "zstd")
+    for key, value in (conf or {}).items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("WARN")
+    return spark
+
+
+@contextmanager
+def spark_session(app_name: str, **kwargs) -> Iterator[SparkSession]:
+    """A session that is stopped on exit, so the JVM does not outlive the job."""
+    spark = build_spark_session(app_name, **kwargs)
+    try:
+        yield spark
+    finally:
+        spark.stop()
+
+
+def spark_session_from_config(app_name: str, spark_config, output_root: str | Path | None = None) -> SparkSession:
+    """Build a session from the `spark:` section of a run config (see infra.config.SparkConfig)."""
+    event_dir = spark_config.event_log_dir
+    if event_dir is None and output_root is not None and "://" not in str(output_root):
+        event_dir = Path(output_root) / "spark-events"
+    return build_spark_session(
+        app_name,
+        master=spark_config.master,
+        driver_memory=spark_config.driver_memory,
+        shuffle_partitions=spark_config.shuffle_partitions,
+        event_log_dir=event_dir,
+        conf=spark_config.conf,
+    )

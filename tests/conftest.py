@@ -1,0 +1,55 @@
+"""Shared fixtures: the real reference data, one local Spark session and one local Ray cluster per run.
+
+Tests that read ../shared/data skip with a reason when it is absent (a user's own clone); CI sets
+REXBERT_REQUIRE_SHARED_DATA=1, which turns that absence into an error.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from corpus.paths import shared_data_dir
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    path = shared_data_dir()
+    if not (path / "README.md").is_file():
+        message = f"shared reference data not found at {path} (set REXBERT_SHARED_DATA)"
+        if os.environ.get("REXBERT_REQUIRE_SHARED_DATA") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+@pytest.fixture(scope="session")
+def spark(tmp_path_factory):
+    """One real local Spark session for the whole test run (JVM start-up is paid once)."""
+    from spark_jobs.session import build_spark_session
+
+    session = build_spark_session(
+        "rexbert-tests",
+        master="local[2]",
+        driver_memory="2g",
+        shuffle_partitions=4,
+        event_log_dir=tmp_path_factory.mktemp("spark-events"),
+    )
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """One real local Ray cluster for the whole test run, token auth on, shut down at the end."""
+    import ray
+
+    from ray_jobs.config import RayConfig
+    from ray_jobs.runtime import init_ray
+
+    started = init_ray(RayConfig(num_cpus=2, dashboard_port=8266))
+    yield ray
+    if started:
+        ray.shutdown()
