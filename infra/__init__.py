@@ -1,1 +1,1 @@
-"""The rexbert command line, job submission (Ray Jobs, Dataproc, EMR), the local end-to-end runner, deployable configs."""
+"""The rexbert command line, job submission (Ray Jobs, Dataproc, EMR), the demo runner, deployable configs."""
