@@ -36,6 +36,18 @@ class RunConfig(BaseModel):
     seed: int = Field(0, description="Seed for everything random in the run.")
 
 
+class DemoConfig(BaseModel):
+    """What `rexbert demo` runs: the whole pipeline at tiny scale on generated crawl data."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    docs: int = Field(400, ge=20, description="Synthetic crawl pages to generate for the demo.")
+    stages: list[str] = Field(
+        default_factory=lambda: ["sample-data", "corpus", "tokenize", "pretrain", "evaluate", "report"],
+        description="Stages to run, in pipeline order (a subset skips the others).",
+    )
+
+
 class RexbertConfig(BaseModel):
     """A whole run: every stage's section. Unknown keys are errors."""
 
@@ -48,6 +60,7 @@ class RexbertConfig(BaseModel):
     tokenize: TokenizeConfig = Field(default_factory=TokenizeConfig)
     pretrain: PretrainConfig = Field(default_factory=PretrainConfig)
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
+    demo: DemoConfig = Field(default_factory=DemoConfig)
 
 
 class ConfigError(ValueError):

@@ -1,10 +1,43 @@
-"""`rexbert jobs`: not built yet (see the open issues)."""
+"""`rexbert jobs`: list, inspect, follow and stop Ray jobs on a cluster (token auth on)."""
 
 from __future__ import annotations
 
 import typer
 
-app = typer.Typer(help="(jobs) not built yet.", no_args_is_help=True)
+app = typer.Typer(help="Watch and manage Ray jobs on a cluster.", no_args_is_help=True)
+ADDRESS = typer.Option("http://127.0.0.1:8265", help="Ray dashboard / Jobs API address.")
+
+
+@app.command("list")
+def list_jobs(address: str = ADDRESS) -> None:
+    """One line per job: id, status, entrypoint."""
+    from infra.cloud.ray_submit import job_client
+
+    for job in job_client(address).list_jobs():
+        typer.echo(f"{job.submission_id or job.job_id}\t{job.status}\t{job.entrypoint}")
+
+
+@app.command("status")
+def job_status(job_id: str, address: str = ADDRESS) -> None:
+    from infra.cloud.ray_submit import job_client
+
+    info = job_client(address).get_job_info(job_id)
+    typer.echo(f"{job_id}\t{info.status}\t{info.message or ''}")
+
+
+@app.command("logs")
+def job_logs(job_id: str, address: str = ADDRESS) -> None:
+    from infra.cloud.ray_submit import job_client
+
+    typer.echo(job_client(address).get_job_logs(job_id))
+
+
+@app.command("stop")
+def stop_job(job_id: str, address: str = ADDRESS) -> None:
+    from infra.cloud.ray_submit import job_client
+
+    stopped = job_client(address).stop_job(job_id)
+    typer.echo(f"{job_id}: {'stop requested' if stopped else 'already finished'}")
 
 
 def register(root: typer.Typer) -> None:
