@@ -7,11 +7,18 @@ REXBERT_REQUIRE_SHARED_DATA=1, which turns that absence into an error.
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 import pytest
 
 from corpus.paths import shared_data_dir
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
@@ -49,7 +56,8 @@ def ray_cluster():
     from ray_jobs.config import RayConfig
     from ray_jobs.runtime import init_ray
 
-    started = init_ray(RayConfig(num_cpus=2, dashboard_port=8266))
+    # Free ports, so a test run never collides with a Ray cluster already running on this machine.
+    started = init_ray(RayConfig(num_cpus=2, dashboard_port=_free_port(), metrics_export_port=_free_port()))
     yield ray
     if started:
         ray.shutdown()

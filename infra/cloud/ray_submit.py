@@ -72,10 +72,18 @@ def job_client(address: str = DEFAULT_ADDRESS):
     return JobSubmissionClient(address)
 
 
-def submit_ray_job(request: RayJobRequest, address: str = DEFAULT_ADDRESS) -> str:
+def submit_ray_job(request: RayJobRequest, address: str = DEFAULT_ADDRESS, agent_wait_s: float = 120) -> str:
+    """Submit; a cluster that has just started may not have its job agent up yet, so wait for it a while."""
     client = job_client(address)
     kwargs = {k: v for k, v in asdict(request).items() if v not in (None, {}, [])}
-    return client.submit_job(**kwargs)
+    deadline = time.monotonic() + agent_wait_s
+    while True:
+        try:
+            return client.submit_job(**kwargs)
+        except RuntimeError as exc:
+            if "No available agent" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(2)
 
 
 def wait_for_job(job_id: str, address: str = DEFAULT_ADDRESS, timeout_s: float = 600, poll_s: float = 1.0) -> str:

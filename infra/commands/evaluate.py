@@ -1,9 +1,44 @@
-"""Placeholder until its issue lands."""
+"""`rexbert evaluate`: compare encoder checkpoints on e-commerce tasks with Ray Tune sweeps."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
+
+from infra.commands.common import OVERRIDES, ConfigOption, resolve_config
+
+
+def evaluate(
+    ctx: typer.Context,
+    model: list[Path] = typer.Option(..., "--model", "-m", help="HF encoder folder (repeat to compare models)."),
+    task: list[str] = typer.Option(
+        None, "--task", "-t",
+        help="NAME or NAME:PATH (repeatable): product-matching, page-type, attribute-tagging, similarity, "
+        "fill-mask. Default: evaluate.tasks from the config.",
+    ),
+    output: Path = typer.Option(..., "--output", "-o", help="Folder for results.json, results.md, report.html."),
+    config: Path | None = ConfigOption,
+    address: str | None = typer.Option(None, "--address", help="Ray cluster address ('auto', 'ray://head:10001')."),
+) -> None:
+    """Fine-tune and score each model on each task; best config on validation, test mean ± std over seeds.
+
+    Config overrides: --evaluate.seeds='[0,1,2]' --evaluate.asha=true --evaluate.gpus_per_trial=1 ...
+    """
+    from ray_jobs.evaluate import run_evaluation
+    from training.tasks import ModelFolderError, TaskDataError
+    from training.tasks.report import comparison_rows, markdown_table
+
+    cfg = resolve_config(ctx, config, **{"ray.address": address})
+    try:
+        results = run_evaluation([str(m) for m in model], list(task or []), str(output), cfg)
+    except (ModelFolderError, TaskDataError) as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(2) from None
+    header, rows = comparison_rows(results)
+    typer.echo(markdown_table(header, rows))
+    typer.echo(f"report: {output / 'report.html'}")
 
 
 def register(app: typer.Typer) -> None:
-    pass
+    app.command("evaluate", context_settings=OVERRIDES)(evaluate)
