@@ -32,10 +32,20 @@ class DemoStage:
     name: str
     module: str  # the job module providing `run_demo(config, root)`
     needs: tuple[str, ...]  # stages whose output this one reads
+    entry: str = "run_demo"  # the function of `module` called as entry(config, root)
+
+
+def generate_demo_crawl(config: RexbertConfig, root: Path) -> dict:
+    """The demo's input: a synthetic crawl under root/sample-data (the corpus stage reads its WARC files)."""
+    from corpus.sample_data import generate_sample_crawl
+
+    out = Path(root) / "sample-data"
+    write_resolved_config(config, out)
+    return generate_sample_crawl(out, docs=config.demo.docs, seed=config.run.seed, docs_per_file=200)
 
 
 STAGES = [
-    DemoStage("sample-data", "corpus.sample_data", ()),
+    DemoStage("sample-data", "corpus.sample_data", (), entry="infra.demo:generate_demo_crawl"),
     DemoStage("corpus", "spark_jobs.build", ("sample-data",)),
     DemoStage("tokenize", "ray_jobs.tokenize", ("corpus",)),
     DemoStage("pretrain", "ray_jobs.pretrain", ("tokenize",)),
@@ -44,12 +54,13 @@ STAGES = [
 ]
 
 
-def _find_run_demo(module_name: str) -> Callable[[RexbertConfig, Path], dict] | None:
-    """The stage's `run_demo`, or None when the module (or the function) does not exist yet."""
-    if importlib.util.find_spec(module_name) is None:
+def _find_entry(stage: DemoStage) -> Callable[[RexbertConfig, Path], dict] | None:
+    """The stage's entry function, or None when its module (or the function) does not exist yet."""
+    if importlib.util.find_spec(stage.module) is None:
         return None
-    module = importlib.import_module(module_name)
-    return getattr(module, "run_demo", None)
+    module_name, _, function = stage.entry.rpartition(":")
+    module = importlib.import_module(module_name or stage.module)
+    return getattr(module, function, None)
 
 
 def _stop_spark() -> None:
@@ -80,10 +91,10 @@ def run_demo(config: RexbertConfig, root: Path, echo: Callable[[str], None] = pr
                 results[stage.name] = {"status": "skipped", "reason": f"needs {', '.join(missing)}"}
                 echo(f"[demo] {stage.name}: skipped (needs {', '.join(missing)})")
                 continue
-            run = _find_run_demo(stage.module)
+            run = _find_entry(stage)
             if run is None:
                 results[stage.name] = {"status": "not built yet", "module": stage.module}
-                echo(f"[demo] {stage.name}: NOT BUILT YET ({stage.module}.run_demo does not exist)")
+                echo(f"[demo] {stage.name}: NOT BUILT YET ({stage.module}: {stage.entry} does not exist)")
                 continue
             if stage.name in ("tokenize", "pretrain", "evaluate") and not ray_started:
                 from ray_jobs.runtime import init_ray
