@@ -54,14 +54,18 @@ def build_cmd(
 
 
 def _stage(ctx: typer.Context, config: Path | None, output: str, run) -> None:
+    from pyspark.sql import SparkSession
+
     from spark_jobs.session import spark_session_from_config
 
     cfg = resolve_config(ctx, config)
+    owned = SparkSession.getActiveSession() is None  # reuse (and leave running) a session already there
     spark = spark_session_from_config("rexbert-corpus", cfg.spark, output)
     try:
         manifest = run(spark, cfg)
     finally:
-        spark.stop()
+        if owned:
+            spark.stop()
     typer.echo(json.dumps(manifest["counts"], indent=1))
 
 

@@ -1,9 +1,63 @@
-"""Placeholder until its issue lands."""
+"""`rexbert pretrain`: the three pretraining phases on Ray Train (FSDP2), and `pretrain export`."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import typer
 
+from infra.commands.common import OVERRIDES, ConfigOption, resolve_config
 
-def register(app: typer.Typer) -> None:
-    pass
+app = typer.Typer(help="Pretrain ModernBERT-style encoders (Ray Train + FSDP2) in the paper's three phases.",
+                  invoke_without_command=True, context_settings=OVERRIDES)
+
+
+@app.callback(invoke_without_command=True)
+def pretrain(
+    ctx: typer.Context,
+    config: Path | None = ConfigOption,
+    phase: str | None = typer.Option(None, "--phase", help="One phase (general, context, decay); default: all."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from the latest checkpoint in the run folder."),
+    workers: int | None = typer.Option(None, "--workers", "-n", help="Ray Train workers (default pretrain.workers)."),
+    address: str | None = typer.Option(None, "--address", help="Ray cluster address (default: ray.address or local)."),
+    local: bool = typer.Option(False, "--local", help="One plain process without Ray or FSDP (debugging)."),
+) -> None:
+    """Train phase by phase; each starts from the previous phase's final checkpoint. Extra options:
+    --section.key=value config overrides (e.g. --pretrain.model.preset=mini)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    cfg = resolve_config(ctx, config)
+    phases = [phase] if phase else None
+    if local:
+        from training.trainer import run_local
+
+        results = run_local(cfg, phases, resume=resume)
+    elif phase:
+        from ray_jobs.pretrain import run_phase
+
+        results = {phase: run_phase(cfg, phase, resume=resume, workers=workers, address=address)}
+    else:
+        from ray_jobs.pretrain import run_all_phases
+
+        results = run_all_phases(cfg, resume=resume, workers=workers, address=address)
+    for name, summary in results.items():
+        typer.echo(f"{name}: {summary['steps']} steps, final loss {summary['final_loss']:.4f}, "
+                   f"{summary['tokens_per_s'] or 0:,.0f} tokens/s per device, export {summary.get('export')}")
+
+
+@app.command("export")
+def export(
+    run_dir: Path = typer.Argument(..., help="Run folder (or one phase folder) with DCP checkpoints."),
+    out_dir: Path = typer.Argument(..., help="Folder for config.json, model.safetensors and the tokenizer."),
+    phase: str | None = typer.Option(None, "--phase", help="Phase to export (default: newest checkpoint)."),
+) -> None:
+    """Export the latest checkpoint as a transformers ModernBertForMaskedLM folder."""
+    from training.trainer import export_checkpoint
+
+    out = export_checkpoint(run_dir, out_dir, phase)
+    typer.echo(json.dumps({"export": str(out)}))
+
+
+def register(root: typer.Typer) -> None:
+    root.add_typer(app, name="pretrain")

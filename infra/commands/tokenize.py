@@ -1,9 +1,78 @@
-"""Placeholder until its issue lands."""
+"""`rexbert tokenize`: train the BPE tokenizer and pack corpora into training shards (Ray Data)."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import typer
 
+from infra.commands.common import OVERRIDES, ConfigOption, resolve_config
 
-def register(app: typer.Typer) -> None:
-    pass
+app = typer.Typer(help="Train the tokenizer and pack corpora into mixed training shards (Ray Data).",
+                  no_args_is_help=True)
+CORPUS = typer.Option(..., "--corpus", help="Corpus folder (Parquet with `text`, or JSONL); repeatable.")
+
+
+def source_name(path: str) -> str:
+    """`demo/ecom/corpus` -> 'ecom'; any other folder -> its own name."""
+    p = Path(path.rstrip("/"))
+    return p.parent.name if p.name == "corpus" and p.parent.name else p.stem
+
+
+@app.command("train-tokenizer", context_settings=OVERRIDES)
+def train_tokenizer_cmd(
+    ctx: typer.Context,
+    corpus: list[str] = CORPUS,
+    output: str = typer.Option(..., "--output", "-o", help="Tokenizer folder to write (HF format)."),
+    vocab_size: int | None = typer.Option(None, help="Vocabulary size, a multiple of 64 (default 50368)."),
+    config: Path | None = ConfigOption,
+) -> None:
+    """Byte-level BPE in the ModernBERT convention, trained on the corpora's texts."""
+    from ray_jobs.runtime import ray_runtime
+    from ray_jobs.tokenize import train_tokenizer_job
+
+    cfg = resolve_config(ctx, config, **{"tokenize.vocab_size": vocab_size})
+    with ray_runtime(cfg.ray):
+        out = train_tokenizer_job(corpus, output, cfg.tokenize.vocab_size, cfg.tokenize.min_frequency, config=cfg)
+    typer.echo(f"tokenizer: {out} (vocab {cfg.tokenize.vocab_size})")
+
+
+@app.command("pack", context_settings=OVERRIDES)
+def pack_cmd(
+    ctx: typer.Context,
+    corpus: list[str] = CORPUS,
+    weight: list[float] = typer.Option([], "--weight", help="Mixture weight per --corpus, in order (default equal)."),
+    name: list[str] = typer.Option([], "--name", help="Source name per --corpus (default: its folder name)."),
+    tokenizer: str = typer.Option(..., "--tokenizer", help="Tokenizer folder or HF hub name."),
+    seq_len: int | None = typer.Option(None, "--seq-len", help="Sequence length (default tokenize.seq_len)."),
+    output: str = typer.Option(..., "--output", "-o", help="Token-set folder: train/ validation/ manifest.json."),
+    seed: int | None = typer.Option(None, help="Mixture seed (default run.seed)."),
+    num_sequences: int | None = typer.Option(None, help="Train sequences in the mix (default: no repetition)."),
+    config: Path | None = ConfigOption,
+) -> None:
+    """Tokenize, pack into sequences of exactly --seq-len tokens, mix by weight, write Parquet shards."""
+    from ray_jobs.runtime import ray_runtime
+    from ray_jobs.tokenize import pack
+
+    weights = weight or [1.0] * len(corpus)
+    names = name or [source_name(c) for c in corpus]
+    if len(weights) != len(corpus) or len(names) != len(corpus):
+        raise typer.BadParameter("give one --weight (and --name, if any) per --corpus")
+    cfg = resolve_config(ctx, config, **{"tokenize.seq_len": seq_len, "run.seed": seed,
+                                         "tokenize.num_sequences": num_sequences})
+    t = cfg.tokenize
+    with ray_runtime(cfg.ray):
+        manifest = pack(
+            list(zip(names, corpus, weights, strict=True)), tokenizer, t.seq_len, output, seed=cfg.run.seed,
+            validation_fraction=t.validation_fraction, num_sequences=t.num_sequences,
+            token_budget=t.token_budget, batch_size=t.batch_size, rows_per_shard=t.rows_per_shard, config=cfg,
+        )
+    summary = {split: {"sequences": s["sequences"], "tokens_real": s["tokens_real"]}
+               for split, s in manifest["splits"].items()}
+    typer.echo(json.dumps(summary))
+    typer.echo(f"manifest: {Path(output) / 'manifest.json'}")
+
+
+def register(root: typer.Typer) -> None:
+    root.add_typer(app, name="tokenize")

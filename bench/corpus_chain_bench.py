@@ -1,0 +1,179 @@
+"""Whole-chain throughput: our Spark build vs datatrove's LocalPipelineExecutor, same input, same run.
+
+Chain: extract -> langid -> e-commerce classifier -> Gopher repetition / Gopher quality / C4 /
+FineWeb quality -> MinHash dedup (signatures, buckets, clusters, filter).
+- ours: `spark_jobs.build.build_corpus` (one warm local Spark session; the stats report is off);
+- datatrove: WarcReader -> Trafilatura -> LambdaFilter(py3langid, as ours) -> LambdaFilter(the same
+  fastText classifier) -> the same four datatrove filters -> JsonlWriter, then MinhashDedupSignature,
+  MinhashDedupBuckets, MinhashDedupCluster, MinhashDedupFilter (FineWeb's 14x8 MinHash).
+Both run with as many workers as CPUs. The classifier is trained first (not timed) on a separately
+generated crawl, as the demo does. Input: a generated crawl plus ../shared/data/warc/*.warc.gz.
+
+    .venv/bin/python bench/corpus_chain_bench.py --docs 2000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+_STATE: dict = {}
+
+
+def _langid_en(doc) -> bool:
+    from corpus.langid import identify_language
+
+    lang, _ = identify_language(doc.text)
+    doc.metadata["language"] = lang
+    return lang == "en"
+
+
+def _is_ecommerce(doc) -> bool:
+    from corpus.classify import EcomClassifier
+
+    if "clf" not in _STATE:
+        _STATE["clf"] = EcomClassifier(os.environ["BENCH_CLASSIFIER"], float(os.environ["BENCH_THRESHOLD"]))
+    clf = _STATE["clf"]
+    return clf.score(doc.text, doc.metadata.get("url")) >= clf.threshold
+
+
+def run_datatrove(inputs: list[Path], work: Path, classifier: str, threshold: float, workers: int) -> dict:
+    from datatrove.executor import LocalPipelineExecutor
+    from datatrove.pipeline.dedup import (
+        MinhashDedupBuckets,
+        MinhashDedupCluster,
+        MinhashDedupFilter,
+        MinhashDedupSignature,
+    )
+    from datatrove.pipeline.dedup.minhash import MinhashConfig
+    from datatrove.pipeline.extractors import Trafilatura
+    from datatrove.pipeline.filters import (
+        C4QualityFilter,
+        FineWebQualityFilter,
+        GopherQualityFilter,
+        GopherRepetitionFilter,
+        LambdaFilter,
+    )
+    from datatrove.pipeline.readers import JsonlReader, WarcReader
+    from datatrove.pipeline.writers import JsonlWriter
+
+    os.environ["BENCH_CLASSIFIER"], os.environ["BENCH_THRESHOLD"] = classifier, str(threshold)
+    warcs = work / "warc"
+    warcs.mkdir(parents=True)
+    for i, path in enumerate(inputs):  # one folder for WarcReader; links, never copies of shared data
+        (warcs / f"{i:03d}-{path.name}").symlink_to(path.resolve())
+    mh = MinhashConfig()  # FineWeb: 5-grams, 14 buckets x 8 hashes
+    tasks = max(1, min(workers, len(inputs)))
+    stages = [
+        ("extract+filter", [
+            WarcReader(str(warcs), glob_pattern="*.warc.gz"),
+            Trafilatura(favour_precision=True, timeout=10),
+            LambdaFilter(_langid_en),
+            LambdaFilter(_is_ecommerce),
+            GopherRepetitionFilter(),
+            GopherQualityFilter(),
+            C4QualityFilter(filter_no_terminal_punct=False),
+            FineWebQualityFilter(),
+            JsonlWriter(str(work / "filtered")),
+        ], tasks),
+        ("minhash-signature", [JsonlReader(str(work / "filtered")),
+                               MinhashDedupSignature(str(work / "sigs"), config=mh)], tasks),
+        ("minhash-buckets", [MinhashDedupBuckets(str(work / "sigs"), str(work / "buckets"), config=mh)],
+         mh.num_buckets),
+        ("minhash-cluster", [MinhashDedupCluster(str(work / "buckets"), str(work / "clusters"), config=mh)], 1),
+        ("minhash-filter", [JsonlReader(str(work / "filtered")), MinhashDedupFilter(str(work / "clusters")),
+                            JsonlWriter(str(work / "deduped"))], tasks),
+    ]
+    seconds = {}
+    start = time.perf_counter()
+    for name, pipeline, n_tasks in stages:
+        t0 = time.perf_counter()
+        LocalPipelineExecutor(pipeline=pipeline, tasks=n_tasks, workers=min(workers, n_tasks),
+                              logging_dir=str(work / "logs" / name)).run()
+        seconds[name] = round(time.perf_counter() - t0, 2)
+    total = time.perf_counter() - start
+    kept = sum(1 for f in (work / "deduped").glob("*.jsonl*") for _ in _open_lines(f))
+    return {"seconds": round(total, 2), "stage_seconds": seconds, "kept": kept}
+
+
+def _open_lines(path: Path):
+    import gzip
+
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt") as fh:
+        yield from fh
+
+
+def run_ours(spark, inputs: list[Path], out: Path, config, classifier: str) -> dict:
+    from spark_jobs.build import build_corpus
+
+    start = time.perf_counter()
+    manifest = build_corpus([str(p) for p in inputs], str(out), config, classifier, spark=spark, report=False)
+    seconds = time.perf_counter() - start
+    return {"seconds": round(seconds, 2), "kept": manifest["counts"]["kept"], "funnel": manifest["funnel"],
+            "input_records": manifest["counts"]["input"],
+            "stage_seconds": {k: v["seconds"] for k, v in manifest["stages"].items()}}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--docs", type=int, default=300, help="Generated crawl size (the full run used 2000).")
+    parser.add_argument("--work", default="/tmp/rexbert-chain-bench")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
+    parser.add_argument("--no-shared", action="store_true", help="Leave out ../shared/data/warc.")
+    args = parser.parse_args()
+
+    from corpus.paths import shared_data_dir
+    from corpus.sample_data import generate_sample_crawl
+    from infra.config import load_config
+    from spark_jobs.session import build_spark_session
+    from spark_jobs.train_classifier import train_demo_classifier
+
+    work = Path(args.work)
+    shutil.rmtree(work, ignore_errors=True)
+    config = load_config(None, {"spark": {"master": f"local[{args.workers}]"}})
+    generate_sample_crawl(work / "crawl", docs=args.docs, seed=0, progress=True)
+    inputs = sorted((work / "crawl").glob("*.warc.gz"))
+    shared = shared_data_dir() / "warc"
+    if not args.no_shared and shared.is_dir():
+        inputs += sorted(shared.glob("*.warc.gz"))
+    spark = build_spark_session("corpus-chain-bench", master=f"local[{args.workers}]", shuffle_partitions=8)
+    try:
+        metrics = train_demo_classifier(spark, config, work / "classifier")
+        classifier = metrics["model"]
+        threshold = config.corpus.filter.ecommerce_threshold
+        ours = run_ours(spark, inputs, work / "ours", config, classifier)
+    finally:
+        spark.stop()
+    reference = run_datatrove(inputs, work / "datatrove", classifier, threshold, args.workers)
+    n = ours["input_records"]
+    result = {
+        "bench": "corpus_chain",
+        "inputs": [str(p) for p in inputs],
+        "input_documents": n,
+        "workers": args.workers,
+        "ours": {**ours, "docs_per_s": round(n / ours["seconds"], 2)},
+        "datatrove": {**reference, "docs_per_s": round(n / reference["seconds"], 2)},
+        "speedup": round(reference["seconds"] / ours["seconds"], 3),
+        "note": "ours excludes Spark JVM start-up (a warm session, as on a cluster); both write their outputs",
+        "classifier_heldout": {k: metrics[k] for k in ("precision", "recall", "test_pages")},
+    }
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "corpus_chain.json").write_text(json.dumps(result, indent=2))
+    (RESULTS / "corpus_chain.md").write_text(
+        f"# Corpus chain throughput\n\n{n} input documents ({args.docs} generated + shared WARCs), "
+        f"{args.workers} workers, this machine.\n\n| chain | seconds | docs/s | kept |\n| --- | --- | --- | --- |\n"
+        f"| ours (Spark local) | {ours['seconds']} | {result['ours']['docs_per_s']} | {ours['kept']} |\n"
+        f"| datatrove LocalPipelineExecutor | {reference['seconds']} | {result['datatrove']['docs_per_s']} | "
+        f"{reference['kept']} |\n\nSpeed-up: **{result['speedup']}x**. {result['note']}.\n"
+    )
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

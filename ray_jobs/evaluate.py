@@ -1,0 +1,205 @@
+"""`rexbert evaluate`: fine-tune and score checkpoints on e-commerce tasks with Ray Tune sweeps.
+
+For each task the driver reads (and caches) the data once; for each model it runs one Tune experiment
+over the task's grid (learning rate x epochs x batch size) with the seeds as one more grid axis, so
+every configuration runs once per seed. Trials report per epoch (ASHA may stop weak ones early), run
+in parallel as the cluster's resources allow, each with the CPUs / GPUs the config asks for. The best
+configuration is chosen on the mean validation score over seeds; its test score is reported as mean
+± std (sample std) over the same seeds. Results: `results.json`, `results.md`, `report.html` and
+`manifest.json` under the output folder, next to `config.resolved.yaml`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+from ray import tune
+from ray.tune.schedulers import ASHAScheduler
+
+from ray_jobs.runtime import ray_runtime
+from training.eval_config import ALL_TASKS, DataLimits, EvaluateConfig, SearchSpace
+from training.tasks import Task, TaskData, TrialParams, check_encoder, get_task, parse_task_spec
+from training.tasks.report import write_report
+
+log = logging.getLogger(__name__)
+
+
+def _trial(params: dict[str, Any], *, task_name: str, model_dirs: dict[str, str], data: TaskData,
+           evaluate_config: dict[str, Any]) -> None:
+    """One Tune trial: one configuration, one seed; reports after every epoch."""
+    import torch
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    config = EvaluateConfig.model_validate(evaluate_config)
+    torch.set_num_threads(max(1, int(config.cpus_per_trial)))
+    task = get_task(task_name)
+    task.run(model_dirs[params["model"]], data, TrialParams.from_dict(params), config, on_epoch=tune.report)
+
+
+def model_names(models: list[str]) -> dict[str, str]:
+    """Short unique display names: the folder name, or its parent's for `.../<run>/export`."""
+    names: dict[str, str] = {}
+    for model in models:
+        path = Path(model)
+        base = path.parent.name if path.name in ("export", "hf", "final") and path.parent.name else path.name
+        name, i = base, 2
+        while name in names.values():
+            name, i = f"{base}-{i}", i + 1
+        names[model] = name
+    return names
+
+
+def param_space(task: Task, models: list[str], config: EvaluateConfig) -> dict[str, Any]:
+    space: dict[str, Any] = {"model": tune.grid_search(models), "seed": tune.grid_search(list(config.seeds))}
+    if task.finetunes:
+        grid = config.space_for(task.name)
+        space.update(learning_rate=tune.grid_search(grid.learning_rate), epochs=tune.grid_search(grid.epochs),
+                     batch_size=tune.grid_search(grid.batch_size))
+    return space
+
+
+def run_sweep(task: Task, models: dict[str, str], data: TaskData, config: EvaluateConfig,
+              storage: Path) -> dict[str, dict[str, Any]]:
+    """One Tune experiment for one task over `models` (name -> folder); a summary per model.
+
+    Without ASHA all models share one experiment (the model is one more grid axis, so trials of
+    different models run side by side); with ASHA each model gets its own, so early stopping only
+    ever compares trials of the same model.
+    """
+    if config.asha and task.finetunes and len(models) > 1:
+        return {name: run_sweep(task, {name: path}, data, config, storage)[name] for name, path in models.items()}
+    scheduler = None
+    if config.asha and task.finetunes:
+        scheduler = ASHAScheduler(time_attr="training_iteration", max_t=max(config.space_for(task.name).epochs),
+                                  grace_period=config.asha_grace_period,
+                                  reduction_factor=config.asha_reduction_factor)
+    folders = {name: str(Path(path).resolve()) for name, path in models.items()}
+    trainable = tune.with_parameters(_trial, task_name=task.name, model_dirs=folders, data=data,
+                                     evaluate_config=config.model_dump(mode="json"))
+    resources = {"cpu": config.cpus_per_trial, "gpu": config.gpus_per_trial}
+    tuner = tune.Tuner(
+        tune.with_resources(trainable, resources),
+        param_space=param_space(task, list(models), config),
+        tune_config=tune.TuneConfig(metric="valid_score", mode="max", scheduler=scheduler, reuse_actors=True,
+                                    max_concurrent_trials=config.max_concurrent_trials),
+        run_config=tune.RunConfig(name=f"{task.name}--{'-'.join(models)}",
+                                  storage_path=config.storage_path or str(storage.resolve()),
+                                  verbose=0),
+    )
+    grid = list(tuner.fit())
+    return {name: summarize(task, [r for r in grid if (r.config or {}).get("model") == name]) for name in models}
+
+
+def summarize(task: Task, grid: list) -> dict[str, Any]:
+    """Group trials by configuration, choose on mean validation score, report test mean ± std."""
+    trials = []
+    for result in grid:
+        params = dict(result.config)
+        history = []
+        if result.metrics_dataframe is not None and not result.error:
+            frame = result.metrics_dataframe
+            keep = [c for c in frame.columns if c.startswith(("valid_", "test_")) or c in ("epoch", "train_loss")]
+            history = frame[keep].to_dict("records")
+        metrics = result.metrics or {}
+        trials.append({
+            "config": {k: v for k, v in params.items() if k not in ("seed", "model")}, "seed": params.get("seed"),
+            "valid_score": metrics.get("valid_score"), "test_score": metrics.get("test_score"),
+            "epochs_done": len(history), "error": str(result.error).splitlines()[0] if result.error else None,
+            "test_extra": {k: v for k, v in metrics.items() if k.startswith("test_") and k != "test_score"},
+            "history": history,
+        })
+    ok = [t for t in trials if t["error"] is None and t["valid_score"] is not None]
+    summary: dict[str, Any] = {
+        "metric": task.metric, "trials": trials, "trials_total": len(trials), "trials_errored": len(trials) - len(ok),
+        "trials_stopped_early": sum(1 for t in ok if t["epochs_done"] < t["config"].get("epochs", 0)),
+    }
+    if not ok:
+        summary["error"] = next((t["error"] for t in trials if t["error"]), "no trial reported a score")
+        return summary
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for t in ok:
+        groups.setdefault(json.dumps(t["config"], sort_keys=True), []).append(t)
+    best_key = max(groups, key=lambda k: statistics.fmean(t["valid_score"] for t in groups[k]))
+    best = groups[best_key]
+    tests = [t["test_score"] for t in best]
+    extras = {}
+    for key in sorted({k for t in best for k in t["test_extra"]}):
+        values = [t["test_extra"][key] for t in best if isinstance(t["test_extra"].get(key), int | float)]
+        if values:
+            extras[key.removeprefix("test_")] = {"mean": statistics.fmean(values), "std": _std(values)}
+    summary.update(
+        best_config=json.loads(best_key), seeds=[t["seed"] for t in best],
+        valid_mean=statistics.fmean(t["valid_score"] for t in best),
+        test_mean=statistics.fmean(tests), test_std=_std(tests), test_scores=tests, test_extras=extras,
+        configs={k: {"valid_mean": statistics.fmean(t["valid_score"] for t in g), "n": len(g)}
+                 for k, g in groups.items()},
+    )
+    return summary
+
+
+def _std(values: list[float]) -> float:
+    return statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def _evaluate_config(config) -> EvaluateConfig:
+    return config.evaluate if hasattr(config, "evaluate") else config
+
+
+def run_evaluation(models: list[str], tasks: list[str], output: str, config) -> dict[str, Any]:
+    """Compare `models` (HF encoder folders) on `tasks` (`NAME` or `NAME:PATH`); write results under `output`.
+
+    `config` is the whole run config (`RexbertConfig`: its `evaluate` and `ray` sections are used).
+    Bad model folders and task data fail here, before any trial starts.
+    """
+    evaluate = _evaluate_config(config)
+    tasks = list(tasks) or list(evaluate.tasks)
+    if not models:
+        raise ValueError("evaluate: give at least one --model")
+    for model in models:
+        check_encoder(model)
+    specs = [parse_task_spec(spec) for spec in tasks]
+    out = Path(output)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.resolved.yaml").write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
+    names = model_names(models)
+    start = time.perf_counter()
+    results: dict[str, Any] = {"models": {names[m]: str(Path(m).resolve()) for m in models}, "tasks": {}}
+    with ray_runtime(getattr(config, "ray", None)):
+        for task, path in specs:
+            data = task.load(path, evaluate, out / "cache")
+            log.info("task %s: %s", task.name, data.sizes())
+            summaries = run_sweep(task, {names[m]: m for m in models}, data, evaluate, out / "tune")
+            results["tasks"][task.name] = {"metric": task.metric, "data": data.info, "sizes": data.sizes(),
+                                           "models": summaries}
+    results["seconds"] = time.perf_counter() - start
+    write_report(results, out)
+    return results
+
+
+DEMO_LIMITS = DataLimits(train=48, eval=32, pages_per_class=2, pages=20, texts=40)
+
+
+def demo_evaluate_config(evaluate: EvaluateConfig) -> EvaluateConfig:
+    """The demo's tiny scale: small data caps (where none is set), short sequences, a 2-point grid, 1 epoch."""
+    limits = {k: v if v is not None else getattr(DEMO_LIMITS, k) for k, v in evaluate.limits.model_dump().items()}
+    return evaluate.model_copy(update={
+        "limits": DataLimits(**limits), "max_seq_length": min(evaluate.max_seq_length, 64),
+        "search_space": SearchSpace(learning_rate=[1e-4, 5e-4], epochs=[1], batch_size=[16]),
+        "task_search_space": {},
+    })
+
+
+def run_demo(config, root: Path) -> dict[str, Any]:
+    """Compare the demo's general-domain (context) and domain-specialised (decay) exports on all tasks."""
+    root = Path(root)
+    models = [str(root / "runs" / "demo" / phase / "export") for phase in ("context", "decay")]
+    demo_config = config.model_copy(update={"evaluate": demo_evaluate_config(config.evaluate)})
+    return run_evaluation(models, list(ALL_TASKS), str(root / "eval"), demo_config)

@@ -1,0 +1,109 @@
+"""The Ray Data loader path: packed shards as a Ray dataset, batched on every Ray Train worker.
+
+Same order and batches as `training.data.PackedShardLoader` (same seed, batch size, world size),
+so a run can move between the two paths. The order is fixed on the driver, the ranks slice it:
+
+    ds = ordered_dataset(read_packed("tokens/general-128"), seed=0, epochs=range(0, 3))
+    trainer = TorchTrainer(..., datasets={"train": ds}, dataset_config=data_config())
+    # on each worker:
+    for batch in iter_rank_batches(ray.train.get_dataset_shard("train"), 32, rank, world_size): ...
+
+`ordered_dataset` numbers every row with its `position` in the seeded epoch order (one copy per
+epoch) and sorts by it; `data_config()` gives every worker the whole ordered stream (no
+`streaming_split`, whose block assignment is not deterministic) with `preserve_order`; each worker's
+`iter_torch_batches` reads global batches of `batch_size * world_size` and keeps its own block.
+
+Resume by skip count: a run that consumed `k` global batches since the start of epoch `e0` builds
+`ordered_dataset(..., epochs=range(e0, ...), skip_sequences=k * batch_size * world_size)`; the
+skipped rows are filtered out before batching, and what follows is exactly what was not yet seen.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import ray
+import torch
+from ray.data import DataIterator, Dataset, ExecutionOptions
+
+from training.data import COLUMNS, epoch_order, shard_files
+
+
+def read_packed(path: str | Path, split: str = "train") -> Dataset:
+    """The packed shards of one split as a Ray dataset."""
+    return ray.data.read_parquet([str(f) for f in shard_files(path, split)], columns=COLUMNS)
+
+
+def _add_positions(batch: pa.Table, positions: list[np.ndarray], epochs: list[int],
+                   num_sequences: int, skip: int) -> pa.Table:
+    # One copy of the batch per epoch; position = k * N + place of seq_index in epoch k's order.
+    seq_index = batch.column("seq_index").to_numpy()
+    copies = []
+    for k, epoch in enumerate(epochs):
+        pos = k * num_sequences + positions[k][seq_index]
+        keep = np.nonzero(pos >= skip)[0]
+        copy = batch.take(pa.array(keep)).append_column("position", pa.array(pos[keep]))
+        copies.append(copy.append_column("epoch", pa.array(np.full(len(keep), epoch, dtype=np.int64))))
+    return pa.concat_tables(copies)
+
+
+def ordered_dataset(
+    ds: Dataset, seed: int = 0, epochs: range | int = 1, shuffle: bool = True, skip_sequences: int = 0,
+) -> Dataset:
+    """Rows in the deterministic order of `epochs` (an int n means range(n)), minus the first
+    `skip_sequences` of that order; adds `position` and `epoch` columns."""
+    epochs = list(range(epochs) if isinstance(epochs, int) else epochs)
+    num_sequences = ds.count()
+    positions = []
+    for epoch in epochs:  # inverse permutation: seq_index -> place in the epoch's order
+        order = epoch_order(num_sequences, seed, epoch, shuffle)
+        inverse = np.empty(num_sequences, dtype=np.int64)
+        inverse[order] = np.arange(num_sequences)
+        positions.append(inverse)
+    ordered = ds.map_batches(
+        _add_positions,
+        batch_format="pyarrow",
+        fn_kwargs={"positions": positions, "epochs": epochs, "num_sequences": num_sequences,
+                   "skip": skip_sequences},
+    ).sort("position")
+    ordered.context.execution_options.preserve_order = True  # iterate in sorted order on the driver too
+    return ordered
+
+
+def data_config() -> Any:
+    """Ray Train DataConfig: each worker gets the whole ordered dataset, in order."""
+    from ray.train import DataConfig
+
+    return DataConfig(datasets_to_split=[], execution_options=ExecutionOptions(preserve_order=True))
+
+
+def collate_rank_block(batch: dict[str, np.ndarray], batch_size: int, rank: int) -> dict[str, torch.Tensor]:
+    """collate_fn: keep this rank's block of a global batch; same dict as PackedShardLoader."""
+    block = slice(rank * batch_size, (rank + 1) * batch_size)
+    rows = list(batch["seq_lens"][block])
+    seq_lens = np.zeros((len(rows), max((len(r) for r in rows), default=0)), dtype=np.int32)
+    for i, r in enumerate(rows):
+        seq_lens[i, : len(r)] = r
+    return {
+        "input_ids": torch.from_numpy(np.stack(list(batch["input_ids"][block])).astype(np.int64)),
+        "seq_lens": torch.from_numpy(seq_lens),
+        "pad_len": torch.from_numpy(batch["pad_len"][block].astype(np.int32)),
+        "seq_index": torch.from_numpy(batch["seq_index"][block].astype(np.int64)),
+    }
+
+
+def iter_rank_batches(
+    data: DataIterator | Dataset, batch_size: int, rank: int = 0, world_size: int = 1, drop_last: bool = True,
+) -> Iterator[dict[str, torch.Tensor]]:
+    """This rank's batches from an ordered dataset (or a Ray Train dataset shard of one)."""
+    collate = functools.partial(collate_rank_block, batch_size=batch_size, rank=rank)
+    for batch in data.iter_torch_batches(
+        batch_size=batch_size * world_size, collate_fn=collate, drop_last=drop_last, prefetch_batches=2,
+    ):
+        if len(batch["input_ids"]):
+            yield batch

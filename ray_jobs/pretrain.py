@@ -1,0 +1,231 @@
+"""Pretraining on Ray Train: one `TorchTrainer` per phase, FSDP2 on every worker, data from Ray Data.
+
+Each phase runs `training.trainer.Trainer` inside the Ray Train workers: Ray sets up the process group
+(gloo on CPU, NCCL on GPU), the Trainer shards the model with FSDP2 (`training.parallelize.apply_fsdp`;
+not `ray.train.torch.prepare_model`, which is DDP/FSDP1 and refuses CPU), reads its split of the Ray
+Data dataset, and saves DCP checkpoints in the run directory, each reported to Ray Train with
+`ray.train.report(..., checkpoint=...)`. When a worker dies, Ray Train restarts the group
+(`FailureConfig.max_failures`) and every worker resumes from `ray.train.get_checkpoint()`: model,
+optimizer, LR schedule, RNG and data position. `--resume` continues a stopped run from the latest
+checkpoint in the run directory. Phases chain: each starts from the previous phase's final checkpoint.
+
+    run_phase(config, "general", resume=False, workers=2, address=None)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import ray
+import ray.train
+import torch
+import yaml
+from ray.train import Checkpoint, FailureConfig, RunConfig, ScalingConfig
+from ray.train.torch import TorchConfig, TorchTrainer
+
+from ray_jobs.runtime import ray_runtime
+from training.checkpoint import latest_checkpoint
+from training.config import PhaseConfig, PretrainConfig, load_phase, resolve_data_path, resolve_run_dir
+from training.trainer import Trainer, TrainerHooks, previous_phase_checkpoint
+
+logger = logging.getLogger(__name__)
+
+DEMO_PHASES = {name: f"demo-{name}.yaml" for name in ("general", "context", "decay")}
+RESOLVED_CONFIG_NAME = "config.resolved.yaml"
+
+
+class RayShardBatches:
+    """Packed micro batches from a Ray Train dataset shard; resumable by epoch and batches consumed.
+
+    Ray Data yields numpy batches whose `seq_lens` rows differ in length, so they are zero-padded here
+    to the batch's widest row. Resuming skips the batches already consumed in the current epoch.
+    """
+
+    def __init__(self, shard, batch_size: int, seed: int = 0, shuffle_buffer: int | None = 64):
+        self.shard, self.batch_size, self.seed, self.shuffle_buffer = shard, batch_size, seed, shuffle_buffer
+        self.epoch, self.consumed = 0, 0
+
+    def __iter__(self):
+        skip = self.consumed
+        batches = self.shard.iter_batches(
+            batch_size=self.batch_size, batch_format="numpy", drop_last=True,
+            local_shuffle_buffer_size=self.shuffle_buffer, local_shuffle_seed=self.seed + self.epoch,
+        )
+        for i, batch in enumerate(batches):
+            if i < skip:
+                continue
+            self.consumed = i + 1
+            yield collate(batch)
+        self.epoch, self.consumed = self.epoch + 1, 0
+
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": self.epoch, "consumed": self.consumed}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.epoch, self.consumed = int(state["epoch"]), int(state["consumed"])
+
+
+def collate(batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+    seq_lens = [np.asarray(row, dtype=np.int32) for row in batch["seq_lens"]]
+    padded = np.zeros((len(seq_lens), max(len(row) for row in seq_lens)), dtype=np.int32)
+    for i, row in enumerate(seq_lens):
+        padded[i, : len(row)] = row
+    return {
+        "input_ids": torch.from_numpy(np.stack([np.asarray(row, dtype=np.int64) for row in batch["input_ids"]])),
+        "seq_lens": torch.from_numpy(padded),
+        "pad_len": torch.from_numpy(np.array(batch["pad_len"], dtype=np.int32)),
+    }
+
+
+class RayMetricsSink:
+    """Forward each logged value to a `ray.util.metrics.Gauge` (Prometheus, then Grafana)."""
+
+    def __init__(self, phase: str, rank: int):
+        self.tags = {"phase": phase, "rank": str(rank)}
+        self.gauges: dict[str, Any] = {}
+
+    def __call__(self, step: int, values: dict[str, float]) -> None:
+        from ray.util.metrics import Gauge
+
+        for key, value in {"step": step, **values}.items():
+            if value is None:
+                continue
+            if key not in self.gauges:
+                self.gauges[key] = Gauge(f"rexbert_pretrain_{key}", description=f"pretraining {key}",
+                                         tag_keys=("phase", "rank"))
+            self.gauges[key].set(float(value), tags=self.tags)
+
+
+def _train_worker(loop_config: dict[str, Any]) -> None:
+    """One Ray Train worker: build the Trainer, restore, train, export."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    torch.set_num_threads(loop_config["threads"])
+    pretrain = PretrainConfig.model_validate(loop_config["pretrain"])
+    phase = PhaseConfig.model_validate(loop_config["phase"])
+    rank = ray.train.get_context().get_world_rank()
+
+    def report(step: int, path: Path, metrics: dict[str, Any]) -> None:
+        checkpoint = Checkpoint.from_directory(str(path)) if rank == 0 else None
+        ray.train.report(metrics, checkpoint=checkpoint, checkpoint_dir_name=path.name)
+
+    batches = RayShardBatches(ray.train.get_dataset_shard("train"), pretrain.data.micro_batch_size,
+                              seed=loop_config["seed"], shuffle_buffer=64 if pretrain.data.shuffle else None)
+    trainer = Trainer(pretrain, phase, loop_config["phase_dir"], loop_config["data_dir"], seed=loop_config["seed"],
+                      batches=batches, init_from=loop_config["init_from"],
+                      hooks=TrainerHooks(on_checkpoint=report, sinks=[RayMetricsSink(phase.name, rank)]))
+    restored = ray.train.get_checkpoint()
+    if restored is not None:  # Ray Train restarted us after a failure
+        with restored.as_directory() as path:
+            trainer.resume(path)
+        logger.info("rank %d resumed from Ray Train checkpoint at step %d", rank, trainer.step)
+    elif loop_config["resume"]:
+        trainer.resume()
+    summary = trainer.train()
+    summary["export"] = str(trainer.export()) if loop_config["export"] else None
+    if rank == 0:
+        summary["restored_from_ray_checkpoint"] = restored is not None
+        (Path(loop_config["phase_dir"]) / "summary.json").write_text(json.dumps(summary, indent=2))
+    trainer.close()
+
+
+def write_resolved(config: Any, out_dir: Path) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / RESOLVED_CONFIG_NAME).write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
+
+
+def run_phase(config: Any, phase: str, resume: bool = False, workers: int | None = None,
+              address: str | None = None, export: bool = True) -> dict[str, Any]:
+    """Train one phase on Ray Train; returns its summary (losses, tokens/s, export folder).
+
+    Args:
+        config: the whole run config (`infra.config.RexbertConfig`): uses `pretrain`, `run`, `ray`.
+        resume: continue from the latest checkpoint of this phase in the run directory.
+        workers: Ray Train workers (FSDP2 ranks); None: `pretrain.workers`.
+        address: Ray cluster to join; None: `ray.address` (None there starts a local cluster).
+    """
+    pretrain: PretrainConfig = config.pretrain
+    phase_config = load_phase(pretrain, phase)
+    run_dir = resolve_run_dir(pretrain, config.run.output, config.run.name).resolve()
+    phase_dir = run_dir / phase
+    data_dir = resolve_data_path(pretrain, phase_config, config.run.output).resolve()
+    if not resume and latest_checkpoint(phase_dir / "checkpoints") is not None:
+        raise FileExistsError(f"{phase_dir} already has checkpoints: pass --resume or choose another run name")
+    init_from = previous_phase_checkpoint(run_dir, phase_config)
+    write_resolved(config, phase_dir)
+    workers = workers or pretrain.workers
+    ray_config = config.ray.model_copy(update={"address": address}) if address else config.ray
+
+    with ray_runtime(ray_config):
+        dataset = ray.data.read_parquet(str(data_dir / "train"))
+        trainer = TorchTrainer(
+            _train_worker,
+            train_loop_config={
+                "pretrain": pretrain.model_dump(mode="json"), "phase": phase_config.model_dump(mode="json"),
+                "phase_dir": str(phase_dir), "data_dir": str(data_dir), "seed": config.run.seed,
+                "init_from": str(init_from) if init_from else None, "resume": resume, "export": export,
+                "threads": max(1, int(pretrain.cpus_per_worker)),
+            },
+            scaling_config=ScalingConfig(num_workers=workers, use_gpu=pretrain.use_gpu,
+                                         resources_per_worker={"CPU": pretrain.cpus_per_worker}),
+            torch_config=TorchConfig(backend="nccl" if pretrain.use_gpu else "gloo"),
+            datasets={"train": dataset},
+            run_config=RunConfig(
+                name=f"{config.run.name}-{phase}-{time.strftime('%Y%m%d-%H%M%S')}",
+                storage_path=str(phase_dir / "ray"),
+                failure_config=FailureConfig(max_failures=pretrain.checkpoint.max_failures),
+            ),
+        )
+        started = time.perf_counter()
+        result = trainer.fit()
+    if result.error is not None:
+        raise RuntimeError(f"phase {phase!r} failed") from result.error
+    summary = json.loads((phase_dir / "summary.json").read_text())
+    summary.update(seconds=round(time.perf_counter() - started, 2), workers=workers,
+                   ray_checkpoint=result.checkpoint.path if result.checkpoint else None)
+    logger.info("phase %s done: %d steps, final loss %.4f", phase, summary["steps"], summary["final_loss"])
+    return summary
+
+
+def run_all_phases(config: Any, resume: bool = False, workers: int | None = None, address: str | None = None,
+                   phases: list[str] | None = None) -> dict[str, Any]:
+    """Every phase in config order (or `phases`), each from the previous one's final checkpoint."""
+    names = phases or list(config.pretrain.phases)
+    ray_config = config.ray.model_copy(update={"address": address}) if address else config.ray
+    with ray_runtime(ray_config):  # one cluster for all phases
+        return {name: run_phase(config, name, resume=resume, workers=workers, address=address) for name in names}
+
+
+def run_demo(config: Any, root: Path) -> dict[str, Any]:
+    """Demo stage: the tiny preset through the three demo phases on 2 Ray workers (FSDP2, gloo).
+
+    Reads `root/tokens/{general-128,context-256,decay-256}`; writes `root/runs/demo/<phase>/` with
+    checkpoints, TensorBoard logs, metrics.jsonl, the resolved config and an HF export.
+    """
+    root = Path(root).resolve()
+    run_dir = root / "runs" / "demo"
+    if run_dir.exists():  # the demo always starts fresh
+        shutil.rmtree(run_dir)
+    p = config.pretrain
+    pretrain = p.model_copy(update={
+        "run_dir": str(run_dir), "phases": dict(DEMO_PHASES), "workers": 2, "use_gpu": False,
+        "cpus_per_worker": min(p.cpus_per_worker, 0.5),
+        "model": p.model.model_copy(update={"preset": "tiny"}),
+        "data": p.data.model_copy(update={"root": str(root / "tokens"), "micro_batch_size": 2}),
+        "checkpoint": p.checkpoint.model_copy(update={"interval": 2, "keep_latest_k": 2}),
+        "metrics": p.metrics.model_copy(update={"log_interval": 1, "progress": False}),
+    })
+    demo_config = config.model_copy(update={"pretrain": pretrain})
+    write_resolved(demo_config, run_dir)
+    phases = run_all_phases(demo_config)
+    return {
+        "run_dir": str(run_dir),
+        "phases": {name: {k: s.get(k) for k in ("steps", "final_loss", "tokens_per_s", "seq_len",
+                                               "rope_theta_global", "export", "seconds")}
+                   for name, s in phases.items()},
+    }

@@ -1,0 +1,415 @@
+"""Ray Data jobs: train the tokenizer from a corpus, and pack corpora into mixed training shards.
+
+    pack([("general", "general/corpus", 0.7), ("ecom", "ecom/corpus", 0.3)], "tokenizer", 256, "tokens/ctx")
+
+writes `tokens/ctx/{train,validation}/part-00000.parquet`, `tokens/ctx/tokenizer/`, `manifest.json`
+and `config.resolved.yaml`. Reading and batch tokenization run on Ray Data (`read_parquet` /
+`read_json` + `map_batches`); packing then streams the tokenized documents in their input order
+through `training.packing.SequencePacker` on the driver, so the shards do not depend on how Ray
+happened to split the work (same input + seed = same shards, on any cluster). Mixing follows
+`training.packing.plan_mixture`. Shard columns: see `SHARD_SCHEMA`.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute  # noqa: F401  (pa.compute)
+import pyarrow.parquet as pq
+import ray
+import xxhash
+import yaml
+from tokenizers import Tokenizer
+from tqdm import tqdm
+
+from training.packing import MIN_DOCUMENT_TOKENS, PackedSequence, SequencePacker, plan_mixture
+from training.tokenizer import boundary_token_ids, load_tokenizer, train_tokenizer
+
+SPLITS = ("train", "validation")
+SHARD_SCHEMA = pa.schema(
+    [
+        ("input_ids", pa.list_(pa.int32())),  # exactly seq_len ids
+        ("seq_lens", pa.list_(pa.int32())),  # segment lengths, sum == seq_len
+        ("pad_len", pa.int32()),  # trailing [PAD] tokens (last segment), 0 almost always
+        ("source", pa.string()),  # mixture component name
+        ("seq_index", pa.int64()),  # position in the deterministic mixed order of this split
+        ("doc_ids", pa.list_(pa.string())),  # doc_id per segment ("" for padding)
+    ]
+)
+JSON_SUFFIXES = (".jsonl", ".json", ".jsonl.gz", ".json.gz")
+
+
+def corpus_files(path: str | Path) -> tuple[str, list[str]]:
+    """('parquet' | 'json', sorted files) of a corpus folder (or a single file); other files are ignored."""
+    path = Path(path)
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    files = [p for p in files if not p.name.startswith(("_", "."))]
+    parquet = [str(p) for p in files if p.name.endswith(".parquet")]
+    jsonl = [str(p) for p in files if p.name.endswith(JSON_SUFFIXES) and p.name != "manifest.json"]
+    if parquet:
+        return "parquet", parquet
+    if jsonl:
+        return "json", jsonl
+    raise FileNotFoundError(f"no .parquet or .jsonl corpus files under {path}")
+
+
+def read_corpus(path: str | Path) -> ray.data.Dataset:
+    """A corpus folder as a Ray dataset with `text` (and `doc_id` when the corpus has it)."""
+    kind, files = corpus_files(path)
+    if kind == "json":
+        return ray.data.read_json(files)
+    names = pq.read_schema(files[0]).names
+    if "text" not in names:
+        raise ValueError(f"corpus {path} has no `text` column (columns: {names})")
+    return ray.data.read_parquet(files, columns=[c for c in ("doc_id", "text") if c in names])
+
+
+def document_split(doc_id: str, validation_fraction: float) -> str:
+    """'validation' for a stable `validation_fraction` of doc_ids (seed-independent, so every token set
+    built from the same corpus holds out the same documents), else 'train'."""
+    return "validation" if xxhash.xxh64_intdigest(doc_id) < validation_fraction * 2**64 else "train"
+
+
+@functools.lru_cache(maxsize=2)
+def _backend(tokenizer_json: str) -> Tokenizer:
+    return Tokenizer.from_str(tokenizer_json)
+
+
+def tokenize_batch(batch: pa.Table, tokenizer_json: str, validation_fraction: float, source: str) -> pa.Table:
+    """Ray Data batch function: encode texts (no specials), assign the split, mark skips with a reason."""
+    texts = batch.column("text").to_pylist()
+    ids = batch.column("doc_id").to_pylist() if "doc_id" in batch.column_names else [None] * len(texts)
+    reasons: list[str | None] = [None if t is not None and t.strip() else "empty_text" for t in texts]
+    doc_ids = [
+        str(d) if d not in (None, "") else "sha1:" + hashlib.sha1((t or "").encode()).hexdigest()
+        for d, t in zip(ids, texts, strict=True)
+    ]
+    todo = [i for i, r in enumerate(reasons) if r is None]
+    encodings = _backend(tokenizer_json).encode_batch([texts[i] for i in todo], add_special_tokens=False)
+    token_lists: list[list[int]] = [[] for _ in texts]
+    for i, enc in zip(todo, encodings, strict=True):
+        token_lists[i] = enc.ids
+        if len(enc.ids) < MIN_DOCUMENT_TOKENS:
+            reasons[i] = "too_short"
+    lengths = np.array([len(t) for t in token_lists], dtype=np.int32)
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
+    flat = np.fromiter((x for t in token_lists for x in t), dtype=np.int32, count=int(offsets[-1]))
+    return pa.table(
+        {
+            "doc_id": pa.array(doc_ids, pa.string()),
+            "split": pa.array([document_split(d, validation_fraction) for d in doc_ids], pa.string()),
+            "token_ids": pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat)),
+            "skip_reason": pa.array(reasons, pa.string()),
+            "source": pa.array([source] * len(texts), pa.string()),
+        }
+    )
+
+
+def tokenize_corpora(
+    corpora: dict[str, str | Path], tokenizer_json: str, validation_fraction: float, batch_size: int
+) -> dict[str, list[pa.Table]]:
+    """Tokenized batches of each corpus, in input order, from ONE Ray Data execution over all of them.
+
+    Batches run in parallel; `preserve_order` keeps the output order equal to the input order.
+    """
+    ctx = ray.data.DataContext.get_current()
+    previous, ctx.execution_options.preserve_order = ctx.execution_options.preserve_order, True
+    try:
+        parts = [
+            read_corpus(path).map_batches(
+                tokenize_batch,
+                batch_format="pyarrow",
+                batch_size=batch_size,
+                fn_kwargs={"tokenizer_json": tokenizer_json, "validation_fraction": validation_fraction,
+                           "source": name},
+            )
+            for name, path in corpora.items()
+        ]
+        ds = parts[0].union(*parts[1:]) if len(parts) > 1 else parts[0]
+        tables: dict[str, list[pa.Table]] = {name: [] for name in corpora}
+        with tqdm(desc="tokenize", unit="doc") as bar:
+            for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
+                for name in set(batch.column("source").to_pylist()):
+                    rows = batch.filter(pa.compute.equal(batch.column("source"), name))
+                    tables[name].append(rows)
+                bar.update(batch.num_rows)
+        return tables
+    finally:
+        ctx.execution_options.preserve_order = previous
+
+
+def _cache_key(path: str | Path, tokenizer_json: str, validation_fraction: float) -> tuple:
+    return (str(Path(path).resolve()), xxhash.xxh64_hexdigest(tokenizer_json), validation_fraction)
+
+
+def tokenize_cached(
+    corpora: dict[str, str | Path], tokenizer_json: str, validation_fraction: float, batch_size: int,
+    cache: dict[tuple, list[pa.Table]] | None,
+) -> dict[str, list[pa.Table]]:
+    """`tokenize_corpora`, reusing corpora already tokenized (same path, tokenizer, split) in `cache`."""
+    cache = {} if cache is None else cache
+    keys = {name: _cache_key(path, tokenizer_json, validation_fraction) for name, path in corpora.items()}
+    todo = {name: path for name, path in corpora.items() if keys[name] not in cache}
+    if todo:
+        for name, tables in tokenize_corpora(todo, tokenizer_json, validation_fraction, batch_size).items():
+            cache[keys[name]] = tables
+    return {name: cache[keys[name]] for name in corpora}
+
+
+def pack_source(
+    name: str, tables: Sequence[pa.Table], ids: dict[str, int], seq_len: int
+) -> tuple[dict[str, list[PackedSequence]], dict[str, Any]]:
+    """Pack one tokenized corpus, each split on its own; returns sequences and the source's counts."""
+    packers = {s: SequencePacker(seq_len, ids["cls"], ids["sep"], ids["pad"]) for s in SPLITS}
+    sequences: dict[str, list[PackedSequence]] = {s: [] for s in SPLITS}
+    skipped: Counter[str] = Counter()
+    documents_in = 0
+    for batch in tqdm(tables, desc=f"pack {name}", unit="batch"):
+        tokens = batch.column("token_ids").combine_chunks()
+        offsets, values = tokens.offsets.to_numpy(), tokens.values.to_numpy()
+        rows = zip(batch.column("doc_id").to_pylist(), batch.column("split").to_pylist(),
+                   batch.column("skip_reason").to_pylist(), strict=True)
+        for i, (doc_id, split, reason) in enumerate(rows):
+            documents_in += 1
+            if reason is not None:
+                skipped[reason] += 1
+                continue
+            sequences[split] += packers[split].add(doc_id, values[offsets[i] : offsets[i + 1]])
+    for split in SPLITS:
+        sequences[split] += packers[split].finish()
+    stats = {s: packers[s].stats for s in SPLITS}
+    total = stats["train"] + stats["validation"]
+    counts = {
+        "documents_in": documents_in,
+        "documents_skipped": dict(sorted(skipped.items())),
+        "documents_packed": total.documents,
+        "split_documents": total.split_documents,
+        "chunks_from_split_documents": total.chunks_from_split_documents,
+        "packed": {s: stats[s].as_dict() for s in SPLITS},
+    }
+    if documents_in != total.documents + sum(skipped.values()):
+        raise AssertionError(f"{name}: documents in != packed + skipped ({counts})")
+    return sequences, counts
+
+
+def write_split(
+    out_dir: Path, chosen: Sequence[tuple[str, PackedSequence]], seq_len: int, rows_per_shard: int
+) -> list[str]:
+    """Write (source, sequence) pairs in order as `part-XXXXX.parquet`; seq_index = position."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = []
+    for part, start in enumerate(range(0, max(len(chosen), 1), rows_per_shard)):
+        rows = chosen[start : start + rows_per_shard]
+        flat_lens = [n for _, s in rows for n in s.seq_lens]
+        lens_offsets = np.concatenate([[0], np.cumsum([len(s.seq_lens) for _, s in rows])]).astype(np.int32)
+        ids = np.concatenate([s.input_ids for _, s in rows]) if rows else np.zeros(0, np.int32)
+        table = pa.table(
+            {
+                "input_ids": pa.ListArray.from_arrays(
+                    pa.array(np.arange(len(rows) + 1, dtype=np.int32) * seq_len), pa.array(ids)
+                ),
+                "seq_lens": pa.ListArray.from_arrays(pa.array(lens_offsets), pa.array(flat_lens, pa.int32())),
+                "pad_len": pa.array([s.pad_len for _, s in rows], pa.int32()),
+                "source": pa.array([src for src, _ in rows], pa.string()),
+                "seq_index": pa.array(np.arange(start, start + len(rows), dtype=np.int64)),
+                "doc_ids": pa.array([s.doc_ids for _, s in rows], pa.list_(pa.string())),
+            },
+            schema=SHARD_SCHEMA,
+        )
+        name = f"part-{part:05d}.parquet"
+        pq.write_table(table, out_dir / name, compression="zstd")
+        files.append(f"{out_dir.name}/{name}")
+    return files
+
+
+def _token_counts(chosen: Sequence[tuple[str, PackedSequence]]) -> dict[str, dict[str, int]]:
+    counts: dict[str, dict[str, int]] = {}
+    for source, seq in chosen:
+        c = counts.setdefault(source, {"sequences": 0, "real": 0, "pad": 0})
+        c["sequences"] += 1
+        c["real"] += len(seq.input_ids) - seq.pad_len
+        c["pad"] += seq.pad_len
+    return counts
+
+
+def _save_config(config: Any, out_dir: Path) -> None:
+    # Same file as infra.config.write_resolved_config (ray_jobs may not import infra).
+    data = config.model_dump(mode="json") if hasattr(config, "model_dump") else dict(config)
+    (out_dir / "config.resolved.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+def pack(
+    corpora: Sequence[tuple[str, str | Path, float]],
+    tokenizer: str | Path,
+    seq_len: int,
+    output: str | Path,
+    seed: int = 0,
+    validation_fraction: float = 0.05,
+    num_sequences: int | None = None,
+    token_budget: int | None = None,
+    batch_size: int = 256,
+    rows_per_shard: int = 4096,
+    config: Any = None,
+    cache: dict[tuple, list[pa.Table]] | None = None,
+) -> dict[str, Any]:
+    """Tokenize, pack and mix weighted corpora into `output/{train,validation}/`; returns the manifest.
+
+    Train: each source's share of sequences follows its weight (see `plan_mixture`); `num_sequences`
+    or `token_budget` fix the size (repeating a source when needed), else it is the largest mix with
+    no repetition. Validation: every packed validation sequence of every source, interleaved by seed.
+    `cache` (any dict, kept by the caller) lets several packs over the same corpora tokenize them once.
+    """
+    started = time.perf_counter()
+    names = [name for name, _, _ in corpora]
+    if len(set(names)) != len(names):
+        raise ValueError(f"source names must be unique, got {names}")
+    if token_budget is not None and num_sequences is None:
+        num_sequences = -(-token_budget // seq_len)
+    output = Path(output)
+    output.mkdir(parents=True, exist_ok=True)
+    tok = load_tokenizer(tokenizer)
+    tok.save_pretrained(str(output / "tokenizer"))
+    ids = boundary_token_ids(tok)
+    tokenizer_json = tok.backend_tokenizer.to_str()
+
+    paths = {name: path for name, path, _ in corpora}
+    tokenized = tokenize_cached(paths, tokenizer_json, validation_fraction, batch_size, cache)
+    packed, sources = {}, {}
+    for name, path, weight in corpora:
+        packed[name], counts = pack_source(name, tokenized[name], ids, seq_len)
+        sources[name] = {"path": str(path), "weight": weight, **counts}
+    splits = {}
+    for split, plan_seed, size in (("train", seed, num_sequences), ("validation", seed + 1, None)):
+        available = [len(packed[n][split]) for n in names]
+        if split == "train":
+            plan = plan_mixture(available, [w for _, _, w in corpora], plan_seed, size)
+        else:  # all of it, weight = supply, so nothing is repeated or left out
+            plan = plan_mixture(available, available, plan_seed) if sum(available) else None
+        chosen = [(names[s], packed[names[s]][split][i]) for s, i in (plan.order if plan else [])]
+        for k, name in enumerate(names):
+            sources[name].setdefault("mixture", {})[split] = {
+                "available_sequences": available[k],
+                "selected_sequences": plan.selected[k] if plan else 0,
+                "repeats": round(plan.repeats(k), 4) if plan else 0.0,
+                "unused_sequences": plan.unused(k) if plan else 0,
+            }
+        files = write_split(output / split, chosen, seq_len, rows_per_shard)
+        tokens = _token_counts(chosen)
+        splits[split] = {
+            "sequences": len(chosen),
+            "tokens_real": sum(c["real"] for c in tokens.values()),
+            "tokens_pad": sum(c["pad"] for c in tokens.values()),
+            "tokens_per_source": tokens,
+            "files": files,
+        }
+    manifest = {
+        "stage": "tokenize.pack",
+        "seq_len": seq_len,
+        "seed": seed,
+        "validation_fraction": validation_fraction,
+        "num_sequences": num_sequences,
+        "token_budget": token_budget,
+        "tokenizer": {"source": str(tokenizer), "path": "tokenizer", "vocab_size": len(tok), **ids,
+                      "mask": tok.mask_token_id},
+        "sources": sources,
+        "splits": splits,
+        "documents_in": sum(s["documents_in"] for s in sources.values()),
+        "documents_packed": sum(s["documents_packed"] for s in sources.values()),
+        "seconds": round(time.perf_counter() - started, 3),
+        "versions": {"ray": ray.__version__, "pyarrow": pa.__version__},
+    }
+    (output / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    if config is not None:
+        _save_config(config, output)
+    return manifest
+
+
+def iter_corpus_texts(paths: Sequence[str | Path], counts: Counter[str]) -> Iterator[str]:
+    """Texts of several corpora, read with Ray Data; counts documents read and empty ones skipped."""
+    parts = [read_corpus(path).select_columns(["text"]) for path in paths]
+    ds = parts[0].union(*parts[1:]) if len(parts) > 1 else parts[0]
+    for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
+        for text in batch.column("text").to_pylist():
+                counts["documents_in"] += 1
+                if text is None or not text.strip():
+                    counts["skipped_empty_text"] += 1
+                    continue
+                counts["documents_used"] += 1
+                yield text
+
+
+def train_tokenizer_job(
+    corpora: Sequence[str | Path], output_dir: str | Path, vocab_size: int = 50368, min_frequency: int = 2,
+    config: Any = None,
+) -> Path:
+    """Train the BPE tokenizer on the texts of `corpora` and write it with a manifest."""
+    started = time.perf_counter()
+    counts: Counter[str] = Counter()
+    out = train_tokenizer(iter_corpus_texts(corpora, counts), output_dir, vocab_size, min_frequency)
+    backend = load_tokenizer(out).backend_tokenizer
+    padded = sum(1 for t in backend.get_vocab(with_added_tokens=True) if t.startswith("[unused"))
+    manifest = {
+        "stage": "tokenize.train_tokenizer",
+        "corpora": [str(p) for p in corpora],
+        **{k: counts[k] for k in ("documents_in", "documents_used", "skipped_empty_text")},
+        "vocab_size": vocab_size,
+        "bpe_vocab": vocab_size - padded,
+        "padding_tokens": padded,
+        "min_frequency": min_frequency,
+        "special_tokens": {"[UNK]": 0, "[CLS]": 1, "[SEP]": 2, "[PAD]": 3, "[MASK]": 4},
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    if config is not None:
+        _save_config(config, out)
+    return out
+
+
+DEMO_TOKEN_SETS = {
+    # name: (seq_len, [(source, weight)]) -- the paper's three phases at toy length
+    "general-128": (128, [("general", 1.0)]),
+    "context-256": (256, [("general", 0.7), ("ecom", 0.3)]),
+    "decay-256": (256, [("ecom", 0.8), ("general", 0.2)]),
+}
+
+
+def run_demo(config: Any, root: Path) -> dict[str, Any]:
+    """Demo stage: tokenizer from `root/{general,ecom}/corpus`, then the three token sets in `root/tokens/`."""
+    from ray_jobs.runtime import init_ray
+
+    init_ray(config.ray)  # no-op when Ray is already up; a cluster started here is reused by later stages
+    root = Path(root)
+    corpora = {"general": root / "general" / "corpus", "ecom": root / "ecom" / "corpus"}
+    t = config.tokenize
+    tokenizer_dir = train_tokenizer_job(
+        list(corpora.values()), root / "tokenizer", t.vocab_size, t.min_frequency, config=config
+    )
+    result: dict[str, Any] = {"tokenizer": str(tokenizer_dir), "tokens": {}}
+    # Both corpora tokenized in one Ray Data execution, reused by all three sets.
+    cache: dict[tuple, list[pa.Table]] = {}
+    tokenizer_json = load_tokenizer(tokenizer_dir).backend_tokenizer.to_str()
+    tokenize_cached(corpora, tokenizer_json, t.validation_fraction, t.batch_size, cache)
+    for name, (seq_len, mix) in DEMO_TOKEN_SETS.items():
+        manifest = pack(
+            [(source, corpora[source], weight) for source, weight in mix],
+            tokenizer_dir, seq_len, root / "tokens" / name, seed=config.run.seed,
+            validation_fraction=t.validation_fraction, num_sequences=t.num_sequences,
+            token_budget=t.token_budget, batch_size=t.batch_size, rows_per_shard=t.rows_per_shard,
+            config=config, cache=cache,
+        )
+        result["tokens"][name] = {
+            "path": str(root / "tokens" / name),
+            "seq_len": seq_len,
+            "train_sequences": manifest["splits"]["train"]["sequences"],
+            "validation_sequences": manifest["splits"]["validation"]["sequences"],
+        }
+    return result

@@ -1,0 +1,194 @@
+"""Classify + filter stage on Spark: e-commerce score, category, quality signals and a drop reason per row.
+
+Reads `extracted/` Parquet and writes `filtered/` with EVERY input row plus `ecom_score`, `category`,
+the quality signal columns and `filter_reason` (null when kept), so each dropped document keeps its
+reason. The decisions are `corpus.quality.DocumentFilter` (datatrove's filters) and
+`corpus.classify.EcomClassifier` (fastText), run unchanged inside `mapInArrow` partitions.
+
+    spark-submit spark_jobs/filter.py --input OUT/extracted --output OUT/filtered --classifier model.bin
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from pyspark import SparkFiles
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from corpus.config import CorpusConfig
+from corpus.manifest import build_manifest, write_manifest
+from corpus.quality import SIGNAL_COLUMNS
+from corpus.stats import StageStats
+from spark_jobs.output import atomic_output, is_remote
+
+ERROR_PREFIX = "error_"
+_SIGNAL_TYPES = {"word_count": T.LongType(), "stop_word_count": T.LongType()}
+
+
+def read_parquet_dir(spark: SparkSession, path: str) -> DataFrame:
+    """A stage folder's Parquet (its manifest.json and config beside the data are skipped)."""
+    return spark.read.option("pathGlobFilter", "*.parquet").parquet(path)
+
+
+def filter_schema(input_schema: T.StructType) -> T.StructType:
+    added = [T.StructField("ecom_score", T.DoubleType()), T.StructField("category", T.StringType())]
+    added += [T.StructField(c, _SIGNAL_TYPES.get(c, T.DoubleType())) for c in SIGNAL_COLUMNS]
+    added.append(T.StructField("filter_reason", T.StringType()))
+    names = {f.name for f in added}
+    return T.StructType([f for f in input_schema.fields if f.name not in names] + added)
+
+
+def _product_text(product: dict | None) -> str:
+    if not product:
+        return ""
+    return " ".join(str(product.get(k) or "") for k in ("name", "brand", "description"))
+
+
+def make_partition_fn(config: CorpusConfig, model_name: str | None, labels: dict[str, str], schema: T.StructType):
+    """The per-partition function: load the model and datatrove filters once, then decide row by row."""
+    filter_config = config.filter
+    field_names = schema.fieldNames()
+
+    def run(batches):
+        import pyarrow as pa
+
+        from corpus.categories import categorize
+        from corpus.classify import EcomClassifier, page_features
+        from corpus.quality import DocumentFilter, quality_signals
+
+        classifier = EcomClassifier(SparkFiles.get(model_name)) if model_name else None
+        decide = DocumentFilter(filter_config)
+        arrow_schema = None
+        for batch in batches:
+            rows = batch.to_pylist()
+            scores: list[float | None] = [None] * len(rows)
+            if classifier is not None:
+                scores = classifier.score_lines(
+                    [page_features(r.get("text"), r.get("url"), r.get("title"), r.get("product")) for r in rows]
+                )
+            for row, score in zip(rows, scores, strict=True):
+                text = row.get("text") or ""
+                row["ecom_score"] = score
+                try:
+                    label = labels.get(row.get("url") or "") or labels.get(row.get("doc_id") or "")
+                    row["category"] = label or (
+                        categorize(row.get("title"), text, _product_text(row.get("product"))) if text else None
+                    )
+                    row.update(quality_signals(text))
+                    verdict = decide.decide(text, row.get("lang"), row.get("lang_score"), score, row.get("doc_id"))
+                    row["filter_reason"] = verdict.reason
+                    if verdict.reason is None:
+                        row["text"] = verdict.text
+                except Exception as exc:  # one bad document is counted, never the end of the job
+                    row.update({c: None for c in SIGNAL_COLUMNS})
+                    row["filter_reason"] = f"{ERROR_PREFIX}{type(exc).__name__.lower()}"
+            if arrow_schema is None:
+                from pyspark.sql.pandas.types import to_arrow_schema
+
+                arrow_schema = to_arrow_schema(schema)
+            yield pa.RecordBatch.from_pylist([{k: r.get(k) for k in field_names} for r in rows], schema=arrow_schema)
+
+    return run
+
+
+def resolve_classifier(config: CorpusConfig, classifier: str | None) -> str | None:
+    model = classifier or config.filter.classifier
+    if config.filter.ecommerce_filter and model is None:
+        raise ValueError(
+            "the e-commerce filter is on but no classifier was given: pass --classifier MODEL.bin "
+            "(train one with `rexbert corpus train-classifier`) or set corpus.filter.ecommerce_filter=false"
+        )
+    if model is not None and not is_remote(model) and not Path(model).is_file():
+        raise FileNotFoundError(f"classifier model not found: {model}")
+    return model
+
+
+def stats_from_reasons(counts: dict[str | None, int], seconds: float = 0.0) -> StageStats:
+    """Stage counts from a filter_reason histogram: null is kept, error_* are errors, the rest filtered."""
+    stats = StageStats(seconds=seconds)
+    for reason, n in counts.items():
+        stats.input += n
+        if reason is None:
+            stats.kept += n
+        elif reason.startswith(ERROR_PREFIX):
+            stats.error(reason.removeprefix(ERROR_PREFIX), n)
+        else:
+            stats.drop(reason, n)
+    return stats
+
+
+def run_filter(
+    spark: SparkSession, input: str, output: str, config: CorpusConfig, classifier: str | None = None
+) -> dict[str, Any]:
+    """Score, categorise and filter `input` (extracted/ Parquet) into `output` (filtered/); returns the manifest."""
+    from corpus.categories import load_category_labels
+
+    start = time.perf_counter()
+    config = config if isinstance(config, CorpusConfig) else CorpusConfig.model_validate(config)
+    model = resolve_classifier(config, classifier)
+    model_name = None
+    if model is not None:
+        spark.sparkContext.addFile(str(model))
+        model_name = Path(str(model)).name
+    labels = load_category_labels(config.filter.category_labels) if config.filter.category_labels else {}
+    df = read_parquet_dir(spark, input)
+    n_input = df.count()
+    parallelism = spark.sparkContext.defaultParallelism
+    if df.rdd.getNumPartitions() < parallelism:
+        df = df.repartition(parallelism)
+    schema = filter_schema(df.schema)
+    out_df = df.mapInArrow(make_partition_fn(config, model_name, labels, schema), schema)
+    with atomic_output(output) as staging:
+        out_df.write.mode("overwrite").parquet(staging)
+        written = read_parquet_dir(spark, staging)
+        reasons = {r["filter_reason"]: r["count"] for r in written.groupBy("filter_reason").count().collect()}
+        stats = stats_from_reasons(reasons, time.perf_counter() - start)
+        if stats.input != n_input:
+            raise RuntimeError(f"filter wrote {stats.input} rows for {n_input} input rows")
+        manifest = build_manifest(
+            "filter",
+            stats,
+            config=config.filter,
+            inputs=[input],
+            outputs={"path": output, "rows": stats.input},
+            extra={
+                "classifier": str(model) if model else None,
+                "ecommerce_filter": config.filter.ecommerce_filter,
+                "ecommerce_threshold": config.filter.ecommerce_threshold,
+                "docs_per_s": round(stats.input / max(stats.seconds, 1e-9), 2),
+            },
+        )
+        write_manifest(staging, manifest)
+    return manifest
+
+
+def reason_counts(manifest: dict) -> Counter:
+    counts = manifest["counts"]
+    return Counter(counts.get("filtered", {})) + Counter(counts.get("errors", {}))
+
+
+def main(argv: list[str] | None = None) -> None:
+    from infra.config import load_config
+    from spark_jobs.session import spark_session_from_config
+
+    parser = argparse.ArgumentParser(description="Classify + filter stage (extracted/ -> filtered/).")
+    parser.add_argument("--input", required=True)
+    parser.add_argument("--output", required=True)
+    parser.add_argument("--classifier", default=None)
+    parser.add_argument("--config", default=None)
+    args, overrides = parser.parse_known_args(argv)
+    config = load_config(args.config, overrides)
+    spark = spark_session_from_config("rexbert-filter", config.spark, args.output)
+    manifest = run_filter(spark, args.input, args.output, config.corpus, args.classifier)
+    print(manifest["counts"])
+    spark.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,96 @@
+"""The fastText e-commerce classifier: features, the JSONL path, and held-out precision / recall on wcxb-dev."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from corpus.classify import (
+    EcomClassifier,
+    PageExample,
+    load_labeled_jsonl,
+    load_labeled_pages,
+    page_features,
+    split_by_domain,
+    train_classifier,
+)
+
+_SHOP = ["jacket", "shoes", "serum", "laptop", "sofa", "coffee", "tent", "lego", "headphones", "dress"]
+_PROSE = ["history", "council", "research", "election", "weather", "python", "function", "thread", "museum"]
+
+
+def labeled_rows(n: int = 120, seed: int = 0) -> list[dict]:
+    """Small shop pages and non-shop pages in the `{"text", "label", "url"}` JSONL shape."""
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        if i % 2 == 0:
+            item = rng.choice(_SHOP)
+            text = (f"{item.title()} model {rng.randint(10, 99)}\n${rng.randint(5, 500)}.99\nIn stock\n"
+                    f"Add to cart\nFree shipping on orders over $50\nSKU: {rng.randint(1000, 9999)}\n"
+                    f"Select size\nCustomer reviews ({rng.randint(1, 300)})\nThis {item} is made to last.")
+            rows.append({"text": text, "label": "ecommerce", "url": f"https://shop{i % 17}.example/products/{item}-{i}"})
+        else:
+            words = [rng.choice(_PROSE) for _ in range(40)]
+            text = ("The report says " + " ".join(words) + ". We think the results were clear, and they said "
+                    "the council will publish more next week.")
+            rows.append({"text": text, "label": "non_ecommerce", "url": f"https://news{i % 13}.example/2026/story-{i}"})
+    return rows
+
+
+def write_jsonl(rows: list[dict], path: Path) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_features_carry_url_title_and_structural_signals():
+    line = page_features("Add to cart\n$19.99\nIn stock", "https://shop.example/products/red-shoe", "Red Shoe",
+                         {"name": "Red Shoe", "price": "19.99", "brand": None})
+    tokens = line.split()
+    assert "__sig_markup_yes" in tokens and "__sig_field_price" in tokens
+    assert "__sig_price_1" in tokens and "__sig_cart_1" in tokens and "__sig_stock_1" in tokens
+    assert {"u_products", "u_red", "t_red", "p_shoe"} <= set(tokens)
+    assert "__sig_markup_no" in page_features("", None, None, None).split()
+
+
+def test_split_by_domain_keeps_each_domain_on_one_side():
+    examples = [PageExample(text="x", label=i % 2 == 0, domain=f"d{i % 20}.example") for i in range(200)]
+    train, test = split_by_domain(examples, 0.25, seed=0)
+    assert train and test and len(train) + len(test) == 200
+    assert not {e.domain for e in train} & {e.domain for e in test}
+
+
+def test_jsonl_path_trains_and_scores(tmp_path):
+    path = write_jsonl(labeled_rows(), tmp_path / "labeled.jsonl")
+    examples = load_labeled_jsonl(path)
+    assert sum(e.label for e in examples) == 60 and examples[0].domain == "shop0.example"
+    metrics = train_classifier(examples, tmp_path / "model.bin", test_fraction=0.3)
+    print(f"jsonl held-out: precision {metrics['precision']} recall {metrics['recall']}")
+    assert metrics["precision"] >= 0.9 and metrics["recall"] >= 0.9
+    clf = EcomClassifier(tmp_path / "model.bin")
+    shop = clf.score("Add to cart\n$49.99\nIn stock\nFree shipping", "https://new.example/products/boots")
+    news = clf.score("The council said the research was published after the election.", "https://paper.example/news")
+    assert 0.0 <= news < 0.5 <= shop <= 1.0
+
+
+def test_jsonl_with_a_bad_line_names_the_line(tmp_path):
+    path = tmp_path / "bad.jsonl"
+    path.write_text('{"text": "a", "label": "ecommerce"}\n{"text": "no label"}\n')
+    with pytest.raises(ValueError, match=":2:"):
+        load_labeled_jsonl(path)
+
+
+@pytest.mark.shared_data
+def test_wcxb_subset_held_out_precision_and_recall(shared_data, tmp_path):
+    examples = load_labeled_pages(shared_data / "pages" / "wcxb-dev", limit=160, progress=False)
+    assert {e.page_type for e in examples} <= {"product", "collection", "article", "documentation", "forum",
+                                                 "service"}
+    metrics = train_classifier(examples, tmp_path / "wcxb.bin", test_fraction=0.3)
+    print(f"wcxb-dev subset held-out: precision {metrics['precision']} recall {metrics['recall']} "
+          f"({metrics['test_pages']} pages, {metrics['test_domains']} domains)")
+    assert metrics["test_domains"] > 5
+    # A 160-page subset is small; the full-size numbers are in bench/results/classifier.json.
+    assert metrics["precision"] >= 0.6 and metrics["recall"] >= 0.6

@@ -1,0 +1,81 @@
+"""Pretraining on a real local Ray cluster: 2 Train workers, FSDP2 over gloo, data from Ray Data."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from infra.config import load_config
+from ray_jobs.pretrain import DEMO_PHASES, run_demo, run_phase
+from tests.training.shard_fixtures import demo_tokens  # noqa: F401  (session fixture)
+from training.checkpoint import available_steps
+
+pytestmark = [pytest.mark.ray, pytest.mark.shared_data]
+
+
+def job_config(tmp_path, demo_root, **pretrain):
+    return load_config(None, {
+        "run": {"name": "t", "output": str(tmp_path)},
+        "pretrain": {"phases": dict(DEMO_PHASES), "data": {"root": str(demo_root / "tokens"), "micro_batch_size": 2},
+                     "metrics": {"log_interval": 1, "progress": False}, **pretrain},
+    })
+
+
+def test_three_phases_chain_on_two_workers_with_fsdp_and_export_each(ray_cluster, demo_tokens):  # noqa: F811
+    from transformers import AutoModelForMaskedLM
+
+    summary = run_demo(load_config(), demo_tokens)
+
+    run_dir = demo_tokens / "runs" / "demo"
+    phases = summary["phases"]
+    assert list(phases) == ["general", "context", "decay"]
+    expected = {"general": (128, 10_000.0), "context": (256, 160_000.0), "decay": (256, 160_000.0)}
+    for name, (seq_len, theta) in expected.items():
+        phase_dir = run_dir / name
+        detail = json.loads((phase_dir / "summary.json").read_text())
+        assert detail["world_size"] == 2 and detail["steps"] == detail["total_steps"] == phases[name]["steps"]
+        assert (phases[name]["seq_len"], phases[name]["rope_theta_global"]) == (seq_len, theta)
+        assert detail["rope_theta_local"] == 10_000.0
+        assert available_steps(phase_dir / "checkpoints")
+        assert list((phase_dir / "tb").glob("events.out.tfevents.*"))
+        assert (phase_dir / "metrics.jsonl").is_file() and (phase_dir / "config.resolved.yaml").is_file()
+        model = AutoModelForMaskedLM.from_pretrained(phase_dir / "export")
+        assert model.config.rope_parameters["full_attention"]["rope_theta"] == theta
+        assert (phase_dir / "export" / "tokenizer.json").is_file()
+    # each phase starts from the previous phase's final checkpoint
+    general_last = available_steps(run_dir / "general" / "checkpoints")[-1]
+    context = json.loads((run_dir / "context" / "summary.json").read_text())
+    assert context["init_from"].endswith(f"general/checkpoints/step-{general_last:08d}")
+    decay = json.loads((run_dir / "decay" / "summary.json").read_text())
+    assert decay["init_from"].startswith(str(run_dir / "context"))
+    # decay masks 15%, and the weights carried over: its first loss is far below a fresh model's ln(V)
+    assert phases["decay"]["final_loss"] < json.loads((run_dir / "general" / "summary.json").read_text())["losses"][0]
+
+
+def test_killed_worker_restarts_from_the_last_checkpoint_and_finishes(ray_cluster, demo_tokens, tmp_path):  # noqa: F811
+    marker = tmp_path / "killed-once"
+    config = job_config(tmp_path, demo_tokens, checkpoint={"interval": 2, "max_failures": 2},
+                        fault_injection={"step": 3, "rank": 1, "marker": str(marker)},
+                        phase_overrides={"general": {"max_steps": 4}})
+    summary = run_phase(config, "general", workers=2)
+
+    assert marker.read_text().startswith("rank 1 died at step 3")
+    assert summary["restored_from_ray_checkpoint"] is True
+    assert summary["steps"] == 4 and len(summary["losses"]) == 2  # steps 3 and 4 ran again after step 2
+    logged = [json.loads(line)["step"] for line in (tmp_path / "runs" / "t" / "general" / "metrics.jsonl").open()]
+    assert logged == [1, 2, 3, 3, 4]  # step 3 ran, the worker died, training resumed at step 2
+
+
+@pytest.mark.heavy
+def test_stopped_ray_run_resumes_from_its_checkpoint(ray_cluster, demo_tokens, tmp_path):  # noqa: F811
+    config = job_config(tmp_path, demo_tokens, checkpoint={"interval": 2},
+                        phase_overrides={"general": {"max_steps": 2}})
+    first = run_phase(config, "general", workers=2, export=False)
+    config = job_config(tmp_path, demo_tokens, checkpoint={"interval": 2},
+                        phase_overrides={"general": {"max_steps": 4}})
+    with pytest.raises(FileExistsError):
+        run_phase(config, "general", workers=2)
+    resumed = run_phase(config, "general", resume=True, workers=2)
+    assert first["steps"] == 2 and resumed["steps"] == 4 and len(resumed["losses"]) == 2
+    assert resumed["restored_from_ray_checkpoint"] is False

@@ -1,0 +1,184 @@
+"""The Ray Data tokenize jobs end to end on real page texts: run_demo, shards, manifest, loaders, CLI."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
+
+from infra.config import load_config
+from ray_jobs.loader import iter_rank_batches, ordered_dataset, read_packed
+from ray_jobs.tokenize import document_split, pack, run_demo
+from tests.training.test_tokenizer import wcxb_documents, write_corpus
+from training.data import PackedShardLoader
+from training.tokenizer import load_tokenizer
+
+pytestmark = [pytest.mark.ray, pytest.mark.shared_data]
+
+
+@pytest.fixture(scope="module")
+def demo(ray_cluster, shared_data, tmp_path_factory) -> tuple[Path, dict, dict[str, dict]]:
+    """run_demo over a general corpus (non-shop pages, plus an empty and a 1-token document) and an
+    e-commerce corpus (product and collection pages)."""
+    root = tmp_path_factory.mktemp("demo")
+    general = wcxb_documents(shared_data, 40, ecom=False, max_chars=3000)
+    general += [dict(general[0], doc_id="empty", text="  \n"), dict(general[0], doc_id="tiny", text="ok")]
+    write_corpus(root / "general" / "corpus", general)
+    write_corpus(root / "ecom" / "corpus", wcxb_documents(shared_data, 24, ecom=True, max_chars=3000))
+    config = load_config(overrides={"tokenize": {"vocab_size": 512, "validation_fraction": 0.2}})
+    result = run_demo(config, root)
+    texts = {row["doc_id"]: row["text"] for row in general + wcxb_documents(shared_data, 24, ecom=True, max_chars=3000)}
+    return root, result, texts
+
+
+def read_split(token_set: Path, split: str) -> pa.Table:
+    return pa.concat_tables(pq.read_table(f) for f in sorted((token_set / split).glob("part-*.parquet")))
+
+
+def test_run_demo_writes_tokenizer_and_the_three_token_sets(demo):
+    root, result, _ = demo
+    assert result["tokenizer"] == str(root / "tokenizer")
+    assert set(result["tokens"]) == {"general-128", "context-256", "decay-256"}
+    tok = load_tokenizer(root / "tokenizer")
+    assert len(tok) == 512
+    for name in result["tokens"]:
+        assert (root / "tokens" / name / "manifest.json").is_file()
+        assert (root / "tokens" / name / "config.resolved.yaml").is_file()
+        assert len(load_tokenizer(root / "tokens" / name / "tokenizer")) == 512
+
+
+@pytest.mark.parametrize("name, seq_len", [("general-128", 128), ("context-256", 256), ("decay-256", 256)])
+def test_shards_have_exact_lengths_and_consistent_boundaries(demo, name, seq_len):
+    root, _, _ = demo
+    for split in ("train", "validation"):
+        table = read_split(root / "tokens" / name, split)
+        assert table.column("seq_index").to_pylist() == list(range(table.num_rows))
+        for ids, lens, pad_len, doc_ids in zip(*(table.column(c).to_pylist() for c in
+                                                 ("input_ids", "seq_lens", "pad_len", "doc_ids")), strict=True):
+            assert len(ids) == seq_len and sum(lens) == seq_len and len(doc_ids) == len(lens)
+            start = 0
+            for length, doc_id in zip(lens, doc_ids, strict=True):
+                segment = ids[start : start + length]
+                if doc_id:
+                    assert segment[0] == 1 and segment[-1] == 2
+                else:  # the padding segment: last, all [PAD], pad_len long
+                    assert set(segment) == {3} and length == pad_len and start + length == seq_len
+                start += length
+
+
+def test_manifest_counts_add_up_and_equal_the_shards(demo):
+    root, _, _ = demo
+    manifest = json.loads((root / "tokens" / "context-256" / "manifest.json").read_text())
+    general = manifest["sources"]["general"]
+    assert general["documents_skipped"] == {"empty_text": 1, "too_short": 1}
+    for source in manifest["sources"].values():
+        assert source["documents_in"] == source["documents_packed"] + sum(source["documents_skipped"].values())
+        packed = source["packed"]
+        assert source["documents_packed"] == packed["train"]["documents"] + packed["validation"]["documents"]
+    for split, counts in manifest["splits"].items():
+        table = read_split(root / "tokens" / "context-256", split)
+        assert counts["sequences"] == table.num_rows
+        pad = np.array(table.column("pad_len").to_pylist())
+        sources = np.array(table.column("source").to_pylist())
+        for name, c in counts["tokens_per_source"].items():
+            mine = sources == name
+            assert c["sequences"] == mine.sum()
+            assert c["pad"] == pad[mine].sum() and c["real"] == 256 * mine.sum() - pad[mine].sum()
+            assert manifest["sources"][name]["mixture"][split]["selected_sequences"] == mine.sum()
+
+
+def test_mixture_shares_follow_the_weights(demo):
+    root, _, _ = demo
+    for name, weights in {"context-256": {"general": 0.7, "ecom": 0.3},
+                          "decay-256": {"ecom": 0.8, "general": 0.2}}.items():
+        sources = Counter(read_split(root / "tokens" / name, "train").column("source").to_pylist())
+        total = sum(sources.values())
+        for source, weight in weights.items():
+            assert abs(sources[source] - weight * total) <= 1
+
+
+def test_packed_documents_decode_back_to_their_normalised_text(demo):
+    root, _, texts = demo
+    tok = load_tokenizer(root / "tokenizer")
+    table = read_split(root / "tokens" / "general-128", "train")
+    tokens: dict[str, list[int]] = defaultdict(list)
+    for ids, lens, doc_ids in zip(*(table.column(c).to_pylist() for c in ("input_ids", "seq_lens", "doc_ids")),
+                                  strict=True):
+        start = 0
+        for length, doc_id in zip(lens, doc_ids, strict=True):
+            if doc_id:
+                tokens[doc_id] += ids[start + 1 : start + length - 1]  # chunks in order, frame removed
+            start += length
+    split_docs = json.loads((root / "tokens" / "general-128" / "manifest.json").read_text())
+    assert split_docs["sources"]["general"]["split_documents"] > 0
+    for doc_id, ids in tokens.items():
+        expected = tok(texts[doc_id], add_special_tokens=False)["input_ids"]
+        assert ids == expected  # long documents rejoin into the original token stream
+        assert tok.decode(ids) == tok.decode(tok(texts[doc_id])["input_ids"], skip_special_tokens=True)
+
+
+def test_validation_split_is_by_doc_id_and_disjoint(demo):
+    root, _, _ = demo
+    docs = {s: {d for row in read_split(root / "tokens" / "general-128", s).column("doc_ids").to_pylist()
+                for d in row if d} for s in ("train", "validation")}
+    assert docs["validation"] and not docs["train"] & docs["validation"]
+    assert all(document_split(d, 0.2) == "validation" for d in docs["validation"])
+
+
+def test_same_seed_same_shards_other_seed_other_order_and_upsampling_is_recorded(demo, tmp_path):
+    root, _, _ = demo
+    corpora = [("general", root / "general" / "corpus", 0.5), ("ecom", root / "ecom" / "corpus", 0.5)]
+    cache: dict = {}
+    args = dict(tokenizer=root / "tokenizer", seq_len=128, validation_fraction=0.2, cache=cache)
+    pack(corpora, output=tmp_path / "a", seed=7, **args)
+    pack(corpora, output=tmp_path / "b", seed=7, **args)
+    pack(corpora, output=tmp_path / "c", seed=8, **args)
+    a, b, c = (read_split(tmp_path / x, "train") for x in "abc")
+    assert a.equals(b) and not a.equals(c)
+    big = pack(corpora, output=tmp_path / "big", seed=7, num_sequences=2000, **args)
+    ecom = big["sources"]["ecom"]["mixture"]["train"]
+    assert ecom["selected_sequences"] == 1000 and ecom["repeats"] > 1
+
+
+def test_ray_loader_matches_plain_loader_per_rank_and_resumes_by_skip_count(demo):
+    root, _, _ = demo
+    path = root / "tokens" / "context-256"
+    ds = ordered_dataset(read_packed(path), seed=3, epochs=1)
+    for rank in range(2):
+        plain = [b["seq_index"].tolist() for b in PackedShardLoader(str(path), 4, rank, 2, seed=3)]
+        ray_batches = list(iter_rank_batches(ds, 4, rank, 2))
+        assert [b["seq_index"].tolist() for b in ray_batches] == plain
+        first = ray_batches[0]
+        assert first["input_ids"].shape == (4, 256) and (first["seq_lens"].sum(1) == 256).all()
+    skipped = ordered_dataset(read_packed(path), seed=3, epochs=1, skip_sequences=3 * 4 * 2)
+    resumed = [b["seq_index"].tolist() for b in iter_rank_batches(skipped, 4, 1, 2)]
+    assert resumed == [b["seq_index"].tolist() for b in PackedShardLoader(str(path), 4, 1, 2, seed=3)][3:]
+
+
+def test_cli_trains_a_tokenizer_and_packs_a_jsonl_corpus(demo, tmp_path):
+    from infra.cli import app
+
+    root, _, texts = demo
+    jsonl = tmp_path / "notes"
+    jsonl.mkdir()
+    (jsonl / "notes.jsonl").write_text("\n".join(json.dumps({"text": t}) for t in list(texts.values())[:10]))
+    runner = CliRunner()
+    result = runner.invoke(app, ["tokenize", "train-tokenizer", "--corpus", str(jsonl), "--output",
+                                 str(tmp_path / "tok"), "--vocab-size", "384"])
+    assert result.exit_code == 0, result.output
+    assert len(load_tokenizer(tmp_path / "tok")) == 384
+    result = runner.invoke(app, [
+        "tokenize", "pack", "--corpus", str(jsonl), "--corpus", str(root / "ecom" / "corpus"),
+        "--weight", "0.5", "--weight", "0.5", "--tokenizer", str(tmp_path / "tok"),
+        "--seq-len", "64", "--output", str(tmp_path / "out"), "--tokenize.validation_fraction=0",
+    ])
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert set(manifest["sources"]) == {"notes", "ecom"} and manifest["splits"]["validation"]["sequences"] == 0
+    assert manifest["sources"]["notes"]["documents_packed"] == 10

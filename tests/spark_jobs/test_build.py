@@ -1,0 +1,81 @@
+"""`build_corpus` end to end on the real WARCs plus a small generated crawl: counts add up across stages."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from corpus.manifest import read_manifest
+from corpus.sample_data import generate_sample_crawl
+from infra.config import load_config
+from spark_jobs.build import STAGES, build_corpus
+from spark_jobs.filter import read_parquet_dir
+from spark_jobs.train_classifier import train_demo_classifier
+
+pytestmark = [pytest.mark.spark, pytest.mark.shared_data]
+
+
+def _adds_up(counts: dict) -> bool:
+    return counts["input"] == (
+        counts["kept"] + sum(counts["filtered"].values()) + counts["duplicates"] + sum(counts["errors"].values())
+    )
+
+
+@pytest.fixture(scope="module")
+def built(spark, shared_data, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("build")
+    config = load_config(None, {"run": {"seed": 3}})
+    generate_sample_crawl(tmp / "crawl", docs=60, seed=3, progress=False)
+    classifier = train_demo_classifier(spark, config, tmp / "classifier", docs=80)
+    inputs = sorted(str(p) for p in (tmp / "crawl").glob("*.warc.gz"))
+    inputs += sorted(str(p) for p in (shared_data / "warc").glob("*.warc.gz"))
+    manifest = build_corpus(inputs, str(tmp / "out"), config, classifier["model"], spark=spark)
+    return tmp / "out", manifest, classifier
+
+
+def test_manifest_adds_up_within_and_across_stages(built):
+    out, manifest, _ = built
+    assert _adds_up(manifest["counts"])
+    assert json.loads((out / "manifest.json").read_text())["counts"] == manifest["counts"]
+    stage_counts = {name: read_manifest(out / name)["counts"] for name in STAGES}
+    for name, counts in stage_counts.items():
+        assert _adds_up(counts), name
+    assert stage_counts["filtered"]["input"] == stage_counts["extracted"]["kept"]
+    assert stage_counts["deduped"]["input"] == stage_counts["filtered"]["kept"]
+    assert stage_counts["corpus"]["kept"] == manifest["counts"]["kept"] > 0
+    assert stage_counts["extracted"]["errors"], "the clipped WARC and the crawl defects are counted as errors"
+    funnel = [step["documents"] for step in manifest["funnel"]]
+    assert funnel == sorted(funnel, reverse=True)
+
+
+def test_corpus_holds_only_kept_non_duplicate_documents(spark, built):
+    out, manifest, _ = built
+    corpus = read_parquet_dir(spark, str(out / "corpus"))
+    assert corpus.columns == ["doc_id", "url", "text", "ecom_score", "category", "source"]
+    ids = {r["doc_id"] for r in corpus.select("doc_id").collect()}
+    assert len(ids) == manifest["counts"]["kept"]
+    filtered = read_parquet_dir(spark, str(out / "filtered"))
+    kept = {r["doc_id"] for r in filtered.where("filter_reason IS NULL").select("doc_id").collect()}
+    dups = {r["doc_id"] for r in read_parquet_dir(spark, str(out / "deduped")).where("is_duplicate")
+            .select("doc_id").collect()}
+    assert ids == kept - dups
+    threshold = manifest["config"]["corpus"]["filter"]["ecommerce_threshold"]
+    assert min(r["ecom_score"] for r in corpus.select("ecom_score").collect()) >= threshold
+
+
+def test_report_files_exist(built):
+    out, manifest, _ = built
+    report = out / "report"
+    for name in ("index.html", "funnel.png", "reasons.png", "categories.png", "ecom_score.png",
+                 "quality_signals.png"):
+        assert (report / name).stat().st_size > 0, name
+    assert "Funnel" in (report / "index.html").read_text()
+    assert Path(manifest["report"]) == report / "index.html"
+
+
+def test_demo_classifier_separates_generated_shop_pages(built):
+    _, _, classifier = built
+    print(f"demo classifier held-out: precision {classifier['precision']} recall {classifier['recall']}")
+    assert classifier["precision"] >= 0.8 and classifier["recall"] >= 0.8

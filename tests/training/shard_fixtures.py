@@ -1,0 +1,104 @@
+"""Packed token shards for the pretraining tests, made from real pages of ../shared/data.
+
+The main content of WCXB pages (e-commerce: product and collection pages; general: articles,
+documentation, forums, services) is tokenized with a small BPE tokenizer trained here, packed with
+`training.packing.SequencePacker`, mixed by weight, and written in the tokenize stage's layout:
+`DIR/{train,validation}/part-00000.parquet`, `DIR/tokenizer/`, `DIR/manifest.json`.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from training.packing import SequencePacker
+from training.tokenizer import load_tokenizer, train_tokenizer
+
+ECOM_TYPES = {"product", "collection"}
+GENERAL_TYPES = {"article", "documentation", "forum", "service"}
+# The demo's token sets: folder -> (seq_len, mixture)
+TOKEN_SETS = {
+    "general-128": (128, {"general": 1.0}),
+    "context-256": (256, {"general": 0.7, "ecom": 0.3}),
+    "decay-256": (256, {"ecom": 0.8, "general": 0.2}),
+}
+
+
+def read_texts(shared_data: Path, per_kind: int = 60) -> dict[str, list[str]]:
+    pages = shared_data / "pages" / "wcxb-dev"
+    texts: dict[str, list[str]] = {"ecom": [], "general": []}
+    with (pages / "labels.csv").open() as f:
+        for row in csv.DictReader(f):
+            page_type = row["page_type"]
+            kind = "ecom" if page_type in ECOM_TYPES else "general" if page_type in GENERAL_TYPES else None
+            if kind is None or len(texts[kind]) >= per_kind:
+                continue
+            truth = json.loads((pages / "ground-truth" / f"{row['file_id']}.json").read_text())
+            text = (truth["ground_truth"].get("main_content") or "").strip()
+            if len(text) > 200:
+                texts[kind].append(text[:4000])
+    return texts
+
+
+def _pack(tokenizer, texts: list[str], seq_len: int) -> list:
+    packer = SequencePacker(seq_len, tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.pad_token_id)
+    sequences = []
+    for i, text in enumerate(texts):
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        if len(ids) >= 3:
+            sequences += packer.add(str(i), ids)
+    return sequences + packer.finish()
+
+
+def _write(rows: list[tuple[str, object]], path: Path) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    table = pa.table({
+        "input_ids": pa.array([s.input_ids.tolist() for _, s in rows], pa.list_(pa.int32())),
+        "seq_lens": pa.array([list(s.seq_lens) for _, s in rows], pa.list_(pa.int32())),
+        "pad_len": pa.array([s.pad_len for _, s in rows], pa.int32()),
+        "source": pa.array([name for name, _ in rows], pa.string()),
+        "seq_index": pa.array(range(len(rows)), pa.int64()),
+    })
+    pq.write_table(table, path / "part-00000.parquet", compression="zstd")
+
+
+def write_token_set(out: Path, tokenizer_dir: Path, texts: dict[str, list[str]], seq_len: int,
+                    mixture: dict[str, float], seed: int = 0) -> Path:
+    tokenizer = load_tokenizer(tokenizer_dir)
+    tokenizer.save_pretrained(str(out / "tokenizer"))
+    rng = np.random.default_rng(seed)
+    splits = {}
+    for split in ("train", "validation"):
+        rows = []
+        for name in mixture:
+            pool = texts[name][:-5] if split == "train" else texts[name][-5:]
+            rows += [(name, s) for s in _pack(tokenizer, pool, seq_len)][: None if split == "validation" else
+                                                                        max(4, int(400 * mixture[name]))]
+        rows = [rows[i] for i in rng.permutation(len(rows))]
+        _write(rows, out / split)
+        splits[split] = {"sequences": len(rows)}
+    manifest = {"stage": "tokenize.pack", "seq_len": seq_len, "seed": seed,
+                "tokenizer": {"path": "tokenizer", "vocab_size": len(tokenizer)},
+                "sources": {name: {"weight": w} for name, w in mixture.items()}, "splits": splits}
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    return out
+
+
+def make_demo_tokens(root: Path, shared_data: Path) -> Path:
+    """`root/tokenizer/` and `root/tokens/{general-128,context-256,decay-256}/`, as the demo's tokenize stage."""
+    texts = read_texts(shared_data)
+    tokenizer_dir = train_tokenizer(texts["general"] + texts["ecom"], root / "tokenizer", vocab_size=512)
+    for name, (seq_len, mixture) in TOKEN_SETS.items():
+        write_token_set(root / "tokens" / name, tokenizer_dir, texts, seq_len, mixture)
+    return root
+
+
+@pytest.fixture(scope="session")
+def demo_tokens(shared_data, tmp_path_factory) -> Path:
+    return make_demo_tokens(tmp_path_factory.mktemp("pretrain-demo"), shared_data)

@@ -1,0 +1,191 @@
+"""Task readers on the real shared data, their error messages, and each task's metric on tiny models."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from training.eval_config import DataLimits, EvaluateConfig
+from training.tasks import TASKS, ModelFolderError, TaskDataError, TrialParams, check_encoder, parse_task_spec
+from training.tasks.attribute_tagging import match_spans
+from training.tasks.similarity import cosent_loss, read_esci_file
+
+pytestmark = pytest.mark.shared_data
+
+QUICK = EvaluateConfig(max_seq_length=64, limits=DataLimits(train=32, eval=24, pages_per_class=1, pages=12, texts=40))
+
+
+@pytest.fixture(scope="module")
+def tiny_models(shared_data, tmp_path_factory) -> tuple[Path, Path]:
+    """(general, ecom): same tokenizer, random init vs. briefly MLM-trained on offer titles."""
+    from training.tasks.tiny_models import build_tiny_pair
+
+    torch.set_num_threads(1)
+    return build_tiny_pair(shared_data, tmp_path_factory.mktemp("tiny-models"), mlm_steps=120)
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("task-cache")
+
+
+def test_product_matching_reads_wdc_computers_with_both_labels(shared_data, cache_dir):
+    data = TASKS["product-matching"].load(None, QUICK, cache_dir)
+    assert data.info["read"] == {"train": 2231, "valid": 536, "test": 1098}
+    assert data.sizes() == {"train": 32, "valid": 24, "test": 24}
+    assert {e.label for e in data.train} == {0, 1}
+    assert not data.train[0].text.startswith("COL")
+
+
+def test_product_matching_path_selects_category(shared_data, cache_dir):
+    task, path = parse_task_spec(f"product-matching:{shared_data}/eval/wdc-products/cameras")
+    assert task.load(path, QUICK, cache_dir).info["read"] == {"train": 1409, "valid": 392, "test": 1057}
+
+
+def test_malformed_wdc_line_names_file_and_line(tmp_path, cache_dir):
+    good = "COL title VAL a\tCOL title VAL b\t1\nCOL title VAL c\tCOL title VAL d\t0\n"
+    for name in ("valid.txt.small", "test.txt"):
+        (tmp_path / name).write_text(good)
+    (tmp_path / "train.txt.small").write_text(good + "COL title VAL only one field\n")
+    with pytest.raises(TaskDataError, match=r"train\.txt\.small:3: expected 3 tab-separated fields"):
+        TASKS["product-matching"].load(str(tmp_path), QUICK, cache_dir)
+    (tmp_path / "train.txt.small").write_text(good + "COL title VAL x\tCOL title VAL y\t2\n")
+    with pytest.raises(TaskDataError, match=r"train\.txt\.small:3: label '2' does not fit product-matching"):
+        TASKS["product-matching"].load(str(tmp_path), QUICK, cache_dir)
+
+
+def test_missing_task_file_is_named(tmp_path, cache_dir):
+    with pytest.raises(TaskDataError, match="train.txt.small"):
+        (tmp_path / "valid.txt.small").write_text("")
+        TASKS["product-matching"].load(str(tmp_path), QUICK, cache_dir)
+
+
+def test_page_type_split_keeps_each_domain_on_one_side(shared_data, cache_dir):
+    data = TASKS["page-type"].load(None, QUICK, cache_dir)
+    assert len(data.info["labels"]) == 7 and data.info["no_domain"] == 3
+    assert all(n == 1 for split in data.info["per_class"].values() for n in split.values())
+    assert all(e.text for e in data.train + data.valid + data.test)
+    # domains behind the chosen pages: recompute from labels.csv and check disjointness
+    from training.tasks.base import split_of
+    from training.tasks.page_type import read_labels
+
+    sides: dict[str, set[str]] = {}
+    for row in read_labels(shared_data / "pages/wcxb-dev/labels.csv"):
+        sides.setdefault(row["split_key"], set()).add(split_of(row["split_key"]))
+    assert all(len(s) == 1 for s in sides.values())
+
+
+def test_page_type_bad_labels_file_names_file_and_line(tmp_path, cache_dir):
+    (tmp_path / "labels.csv").write_text("file_id,page_type,url\n0001,product,https://a.com/x\n")
+    with pytest.raises(TaskDataError, match=r"labels\.csv:1: header lacks column\(s\) domain"):
+        TASKS["page-type"].load(str(tmp_path), QUICK, cache_dir)
+    (tmp_path / "labels.csv").write_text("file_id,page_type,domain,url\n0001,product,a.com,u\n0002,,b.com,u\n")
+    with pytest.raises(TaskDataError, match=r"labels\.csv:3: empty field\(s\) page_type"):
+        TASKS["page-type"].load(str(tmp_path), QUICK, cache_dir)
+
+
+def test_span_rule_is_exact_first_occurrence_and_counts_misses():
+    from collections import Counter
+
+    counts: Counter = Counter()
+    text = "Acme Drill 12V, price 19.99 EUR (was 24.99); SKU AB-1; price 19.99"
+    record = {"price": ["19.99"], "sku": ["AB-1"], "brand": ["ACME"], "mpn": ["99"], "gtin": [""]}
+    spans = match_spans(text, record, ["price", "sku", "brand", "mpn", "gtin"], counts)
+    assert spans == [(22, 27, "price"), (49, 53, "sku")]
+    assert counts == Counter({"found/price": 1, "found/sku": 1, "not_found/brand": 1, "overlapping/mpn": 1,
+                              "not_a_string/gtin": 1})
+
+
+def test_attribute_tagging_counts_add_up_on_zyte_pages(shared_data, cache_dir):
+    data = TASKS["attribute-tagging"].load(None, QUICK, cache_dir)
+    truth = json.loads((shared_data / "pages/zyte-products/ground-truth.json").read_text())
+    keys = sorted(truth)[:12]
+    values = sum(len(truth[k].get(a, [])) for k in keys for a in QUICK.attributes)
+    assert sum(data.info["matching"].values()) == values
+    assert "price" in data.info["attributes"] and data.info["pages"] == 12
+    assert sum(len(p.spans) for p in data.train + data.valid + data.test) == sum(
+        v for k, v in data.info["matching"].items() if k.startswith("found/"))
+
+
+def test_esci_file_maps_labels_and_names_bad_line(tmp_path):
+    path = tmp_path / "esci.tsv"
+    path.write_text("query\tproduct_title\tesci_label\nusb cable\tUSB-C cable 1m\tE\nusb cable\tHDMI cable\tI\n")
+    assert [p.score for p in read_esci_file(path)] == [1.0, 0.0]
+    path.write_text(path.read_text() + "usb cable\tcharger\tX\n")
+    with pytest.raises(TaskDataError, match=r"esci\.tsv:4: esci_label 'X' does not fit similarity"):
+        read_esci_file(path)
+
+
+def test_fill_mask_reads_ecommerce_reference_texts(shared_data, cache_dir):
+    data = TASKS["fill-mask"].load(None, EvaluateConfig(), cache_dir)
+    assert data.info["texts"] > 150 and not data.train and data.valid and data.test
+
+
+def test_cosent_loss_prefers_cosines_ordered_like_labels():
+    labels = torch.tensor([1.0, 0.66, 0.0])
+    assert cosent_loss(torch.tensor([0.9, 0.5, 0.1]), labels) < cosent_loss(torch.tensor([0.1, 0.5, 0.9]), labels)
+
+
+def test_not_an_encoder_is_a_clear_error(tmp_path, tiny_models):
+    with pytest.raises(ModelFolderError, match="no config.json"):
+        check_encoder(tmp_path)
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "gpt2"}))
+    with pytest.raises(ModelFolderError, match="'gpt2' is not a bidirectional encoder"):
+        check_encoder(tmp_path)
+    assert check_encoder(tiny_models[1])["model_type"] == "modernbert"
+
+
+def test_fill_mask_needs_an_mlm_head(tmp_path, tiny_models):
+    from transformers import AutoModel, AutoTokenizer
+
+    AutoModel.from_pretrained(str(tiny_models[0])).save_pretrained(str(tmp_path))
+    AutoTokenizer.from_pretrained(str(tiny_models[0])).save_pretrained(str(tmp_path))
+    data = TASKS["fill-mask"].load(None, QUICK, tmp_path / "cache")
+    with pytest.raises(ModelFolderError, match="no MLM head"):
+        TASKS["fill-mask"].run(str(tmp_path), data, TrialParams(), QUICK)
+
+
+@pytest.mark.parametrize("name", ["product-matching", "page-type", "attribute-tagging", "similarity"])
+def test_finetuned_metric_is_reported_per_epoch(name, tiny_models, cache_dir):
+    task = TASKS[name]
+    data = task.load(None, QUICK, cache_dir)
+    reports: list[dict] = []
+    final = task.run(str(tiny_models[1]), data, TrialParams(learning_rate=5e-4, epochs=2, batch_size=8), QUICK,
+                     reports.append)
+    assert [r["epoch"] for r in reports] == [1, 2] and final is reports[-1]
+    for key in ("valid_score", "test_score"):
+        assert -1.0 <= final[key] <= 1.0
+    assert final["train_loss"] == final["train_loss"]  # not NaN
+    if name == "similarity":
+        assert "test_zero_shot" in final
+
+
+def test_mlm_trained_model_recovers_more_masked_tokens(tiny_models, cache_dir):
+    task = TASKS["fill-mask"]
+    data = task.load(None, QUICK, cache_dir)
+    general, ecom = (task.run(str(m), data, TrialParams(seed=0), QUICK) for m in tiny_models)
+    for metrics in (general, ecom):
+        assert metrics["test_acc_at_1"] <= metrics["test_acc_at_3"] <= metrics["test_acc_at_5"]
+        assert metrics["test_masked_tokens"] > 20
+    assert ecom["test_acc_at_5"] > general["test_acc_at_5"]
+
+
+def test_esci_file_is_split_by_query_and_hub_names_need_datasets(tmp_path, cache_dir):
+    import importlib.util
+
+    labels = "ESCI"
+    rows = [f"query {i % 40}\tproduct {i}\t{labels[i % 4]}" for i in range(200)]
+    path = tmp_path / "esci.tsv"
+    path.write_text("query\tproduct_title\tesci_label\n" + "\n".join(rows) + "\n")
+    data = TASKS["similarity"].load(str(path), EvaluateConfig(), cache_dir)
+    assert sum(data.sizes().values()) == 200 and data.info["kind"].startswith("esci file")
+    queries = {split: {p.a for p in getattr(data, split)} for split in ("train", "valid", "test")}
+    assert not queries["train"] & queries["test"] and not queries["valid"] & queries["test"]
+    if importlib.util.find_spec("datasets") is None:
+        with pytest.raises(TaskDataError, match="needs the `datasets` package"):
+            TASKS["similarity"].load("tasksource/esci", EvaluateConfig(), cache_dir)
+    with pytest.raises(TaskDataError, match="data path not found"):
+        TASKS["product-matching"].load(str(tmp_path / "missing"), EvaluateConfig(), cache_dir)

@@ -1,0 +1,165 @@
+"""Export a trained `ModernBertMLM` as a transformers `ModernBertForMaskedLM` folder, and load one back.
+
+The model uses transformers' parameter names, so an export is the state dict (without the tied
+`decoder.weight`, which transformers re-ties on load) in `model.safetensors`, a `ModernBertConfig`
+mirroring `ModelArgs` in `config.json`, and the tokenizer files. `AutoModelForMaskedLM.from_pretrained`
+loads the folder; `load_exported` turns it back into our model (to continue training from an export).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import asdict, fields
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from training.model import ModelArgs, ModernBertMLM
+
+ARGS_KEY = "rexbert_model_args"  # our ModelArgs, kept verbatim in config.json for `load_exported`
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "vocab.json",
+    "merges.txt",
+    "added_tokens.json",
+)
+
+
+def hf_config(args: ModelArgs):
+    """A `ModernBertConfig` with the same shape, RoPE thetas, window, global-layer pattern and tokens."""
+    from transformers import ModernBertConfig
+
+    layer_types = [
+        "full_attention" if i % args.global_attn_every_n_layers == 0 else "sliding_attention"
+        for i in range(args.n_layers)
+    ]
+    config = ModernBertConfig(
+        vocab_size=args.vocab_size,
+        hidden_size=args.dim,
+        intermediate_size=args.intermediate,
+        num_hidden_layers=args.n_layers,
+        num_attention_heads=args.n_heads,
+        hidden_activation="gelu",
+        classifier_activation="gelu",
+        max_position_embeddings=args.max_seq_len,
+        initializer_range=args.initializer_range,
+        initializer_cutoff_factor=args.initializer_cutoff_factor,
+        norm_eps=args.norm_eps,
+        norm_bias=False,
+        attention_bias=False,
+        mlp_bias=False,
+        decoder_bias=False,
+        classifier_bias=False,
+        local_attention=args.local_attention_window,
+        layer_types=layer_types,
+        rope_parameters={
+            "full_attention": {"rope_type": "default", "rope_theta": float(args.global_rope_theta)},
+            "sliding_attention": {"rope_type": "default", "rope_theta": float(args.local_rope_theta)},
+        },
+        pad_token_id=args.pad_token_id,
+        cls_token_id=args.cls_token_id,
+        sep_token_id=args.sep_token_id,
+        bos_token_id=args.cls_token_id,
+        eos_token_id=args.sep_token_id,
+        tie_word_embeddings=True,
+    )
+    config.architectures = ["ModernBertForMaskedLM"]
+    return config
+
+
+def export_hf(
+    model_or_state_dict: nn.Module | dict[str, torch.Tensor],
+    args: ModelArgs,
+    out_dir: str | Path,
+    tokenizer_dir: str | Path | None = None,
+) -> Path:
+    """Write `config.json`, `model.safetensors` and the tokenizer files into `out_dir`; returns it.
+
+    Args:
+        model_or_state_dict: our model (unsharded) or a full state dict with our (= HF) names; for an
+            FSDP2 model pass `training.parallelize.unwrap_state_dict_keys(model)` from every rank.
+        tokenizer_dir: folder written by `training.tokenizer.train_tokenizer` (or any HF tokenizer
+            folder); None writes the model alone.
+    """
+    from safetensors.torch import save_file
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    state = model_or_state_dict.state_dict() if isinstance(model_or_state_dict, nn.Module) else model_or_state_dict
+    state = {_clean_key(k): v for k, v in state.items()}
+    expected = _expected_keys(args)
+    missing, unexpected = expected - set(state), set(state) - expected
+    if missing or unexpected:
+        raise ValueError(f"state dict does not match the model args: missing {sorted(missing)[:5]}, "
+                         f"unexpected {sorted(unexpected)[:5]}")
+    tensors = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in state.items()}
+    save_file(tensors, str(out_dir / "model.safetensors"), metadata={"format": "pt"})
+
+    config = hf_config(args)
+    config_dict = config.to_dict()
+    config_dict[ARGS_KEY] = asdict(args)
+    (out_dir / "config.json").write_text(json.dumps(config_dict, indent=2, sort_keys=True) + "\n")
+
+    if tokenizer_dir is not None:
+        copied = [name for name in TOKENIZER_FILES if (Path(tokenizer_dir) / name).is_file()]
+        if "tokenizer.json" not in copied:
+            raise FileNotFoundError(f"{tokenizer_dir} holds no tokenizer.json")
+        for name in copied:
+            shutil.copy2(Path(tokenizer_dir) / name, out_dir / name)
+    return out_dir
+
+
+def _clean_key(key: str) -> str:
+    """Drop the prefixes that torch.compile and activation-checkpoint wrappers add to names."""
+    return key.replace("_orig_mod.", "").replace("_checkpoint_wrapped_module.", "")
+
+
+def _expected_keys(args: ModelArgs) -> set[str]:
+    with torch.device("meta"):
+        return set(ModernBertMLM(args).state_dict())
+
+
+def args_from_config(config: dict) -> ModelArgs:
+    """Our ModelArgs from an exported config.json (ours verbatim, else read from HF's own fields)."""
+    if ARGS_KEY in config:
+        known = {f.name for f in fields(ModelArgs)}
+        return ModelArgs(**{k: v for k, v in config[ARGS_KEY].items() if k in known})
+    layer_types = config.get("layer_types") or []
+    every = layer_types[1:].index("full_attention") + 1 if "full_attention" in layer_types[1:] else 3
+    rope = config.get("rope_parameters") or {}
+    return ModelArgs(
+        vocab_size=config["vocab_size"],
+        dim=config["hidden_size"],
+        n_layers=config["num_hidden_layers"],
+        intermediate=config["intermediate_size"],
+        n_heads=config["num_attention_heads"],
+        global_attn_every_n_layers=every,
+        local_attention_window=config.get("local_attention", 128),
+        global_rope_theta=rope.get("full_attention", {}).get("rope_theta", config.get("global_rope_theta", 1e4)),
+        local_rope_theta=rope.get("sliding_attention", {}).get("rope_theta", config.get("local_rope_theta", 1e4)),
+        norm_eps=config.get("norm_eps", 1e-5),
+        max_seq_len=config.get("max_position_embeddings", 8192),
+        pad_token_id=config.get("pad_token_id", 3),
+        cls_token_id=config.get("cls_token_id", 1),
+        sep_token_id=config.get("sep_token_id", 2),
+    )
+
+
+def load_exported(path: str | Path, **overrides) -> ModernBertMLM:
+    """Our model from an export folder (e.g. to continue training); `overrides` change ModelArgs fields
+    such as `attention_backend` or `global_rope_theta` for context extension."""
+    from dataclasses import replace
+
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    args = replace(args_from_config(json.loads((path / "config.json").read_text())), **overrides)
+    model = ModernBertMLM(args)
+    state = load_file(str(path / "model.safetensors"))
+    state.pop("decoder.weight", None)  # tied to the token embeddings
+    model.load_state_dict(state, strict=True)
+    return model

@@ -1,0 +1,141 @@
+"""The evaluation report: `results.json`, a Markdown comparison table, and an HTML page with plots.
+
+Rows are models, columns are tasks; each cell is the test score of the configuration chosen on
+validation, as mean ± std over seeds. The HTML page embeds one PNG per task (bars with std error
+bars per model, and the validation curve of the chosen configuration per epoch).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+
+def cell(summary: dict[str, Any]) -> str:
+    if "test_mean" not in summary:
+        return "error"
+    return f"{summary['test_mean']:.3f} ± {summary['test_std']:.3f}"
+
+
+def comparison_rows(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the comparison table (one row per model)."""
+    tasks = results["tasks"]
+    header = ["model"] + [f"{name} ({entry['metric']})" for name, entry in tasks.items()]
+    extra_cols = []
+    if "similarity" in tasks:
+        header.append("similarity zero-shot (spearman)")
+        extra_cols.append(("similarity", "zero_shot"))
+    if "fill-mask" in tasks:
+        header += ["fill-mask acc@3", "fill-mask acc@5"]
+        extra_cols += [("fill-mask", "acc_at_3"), ("fill-mask", "acc_at_5")]
+    rows = []
+    for model in results["models"]:
+        row = [model] + [cell(entry["models"].get(model, {})) for entry in tasks.values()]
+        for task, key in extra_cols:
+            extra = tasks[task]["models"].get(model, {}).get("test_extras", {}).get(key)
+            row.append(f"{extra['mean']:.3f} ± {extra['std']:.3f}" if extra else "-")
+        rows.append(row)
+    return header, rows
+
+
+def markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def markdown_report(results: dict[str, Any]) -> str:
+    header, rows = comparison_rows(results)
+    parts = ["# Downstream evaluation", "", "Test score of the configuration chosen on validation, "
+             "mean ± std over seeds.", "", markdown_table(header, rows), "", "## Chosen configurations", ""]
+    best_rows = []
+    for task, entry in results["tasks"].items():
+        for model, summary in entry["models"].items():
+            best_rows.append([task, model, json.dumps(summary.get("best_config", {})),
+                              f"{summary['valid_mean']:.3f}" if "valid_mean" in summary else "-",
+                              str(summary.get("seeds", [])), f"{summary['trials_total']}",
+                              f"{summary['trials_errored']}", f"{summary['trials_stopped_early']}"])
+    parts.append(markdown_table(["task", "model", "best config", "valid mean", "seeds", "trials", "errored",
+                                 "stopped early"], best_rows))
+    parts += ["", "## Data", ""]
+    for task, entry in results["tasks"].items():
+        parts.append(f"- **{task}**: {entry['sizes']} from `{entry['data'].get('source', '')}`")
+        if "matching" in entry["data"]:
+            parts.append(f"  - span matching ({entry['data']['span_rule']}): {entry['data']['matching']}")
+    return "\n".join(parts) + "\n"
+
+
+def _png(fig) -> str:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def task_figure(task: str, entry: dict[str, Any]) -> str:
+    """Bars (test mean ± std per model) and the chosen configuration's validation curve per epoch."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (bars, curves) = plt.subplots(1, 2, figsize=(11, 3.8))
+    models = list(entry["models"])
+    means = [entry["models"][m].get("test_mean", 0.0) for m in models]
+    stds = [entry["models"][m].get("test_std", 0.0) for m in models]
+    bars.bar(models, means, yerr=stds, capsize=6, color=[f"C{i}" for i in range(len(models))])
+    bars.set_title(f"{task}: test {entry['metric']}\n(mean ± std over seeds)")
+    bars.set_ylim(0, max([1.0] + [m + s for m, s in zip(means, stds, strict=True)]))
+    for i, model in enumerate(models):
+        summary = entry["models"][model]
+        chosen = [t for t in summary.get("trials", []) if t["config"] == summary.get("best_config") and t["history"]]
+        for j, trial in enumerate(chosen):
+            xs = [h.get("epoch", k + 1) for k, h in enumerate(trial["history"])]
+            ys = [h.get("valid_score") for h in trial["history"]]
+            curves.plot(xs, ys, marker="o", color=f"C{i}", alpha=0.8, label=model if j == 0 else None)
+    curves.set_title(f"validation {entry['metric']} per epoch\n(chosen config, one line per seed)")
+    curves.set_xlabel("epoch")
+    if curves.get_legend_handles_labels()[0]:
+        curves.legend()
+    encoded = _png(fig)
+    plt.close(fig)
+    return encoded
+
+
+def html_report(results: dict[str, Any]) -> str:
+    header, rows = comparison_rows(results)
+    table = "<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr>"
+    table += "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows)
+    table += "</table>"
+    sections = []
+    for task, entry in results["tasks"].items():
+        sections.append(f"<h2>{html.escape(task)}</h2><p>data: {html.escape(json.dumps(entry['sizes']))}</p>"
+                        f"<img alt='{html.escape(task)}' src='data:image/png;base64,{task_figure(task, entry)}'>")
+    style = ("body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
+             "td,th{border:1px solid #ccc;padding:4px 8px}")
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>RexBERT evaluation</title><style>{style}</style>"
+            f"</head><body><h1>Downstream evaluation</h1><p>Test score of the configuration chosen on validation, "
+            f"mean ± std over seeds.</p>{table}{''.join(sections)}</body></html>")
+
+
+def write_report(results: dict[str, Any], out_dir: str | Path) -> dict[str, Path]:
+    """Write results.json, results.md, report.html and manifest.json (trial counts that add up)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"json": out / "results.json", "markdown": out / "results.md", "html": out / "report.html",
+             "manifest": out / "manifest.json"}
+    paths["json"].write_text(json.dumps(results, indent=2, default=str))
+    paths["markdown"].write_text(markdown_report(results))
+    paths["html"].write_text(html_report(results))
+    summaries = [s for entry in results["tasks"].values() for s in entry["models"].values()]
+    total = sum(s["trials_total"] for s in summaries)
+    errored = sum(s["trials_errored"] for s in summaries)
+    manifest = {"stage": "evaluate", "models": results["models"], "tasks": list(results["tasks"]),
+                "trials": {"input": total, "completed": total - errored, "errored": errored,
+                           "stopped_early_by_asha": sum(s["trials_stopped_early"] for s in summaries)},
+                "seconds": results.get("seconds")}
+    paths["manifest"].write_text(json.dumps(manifest, indent=2))
+    return paths

@@ -1,0 +1,440 @@
+"""The pretraining loop for one phase, in torchtitan's `Trainer` shape.
+
+`Trainer.__init__` builds in reading order: device and ranks, the phase's shards and tokenizer, the
+model on the meta device, parallelize (AC, compile, FSDP2), `to_empty` + `init_weights` (or the
+previous phase's weights), optimizer, LR schedule, batch-size plan, checkpointer, metrics. Then
+`train_step` (gradient accumulation, clipping, optimizer and schedule step) and `train`.
+
+It runs as one plain process (no torch.distributed: no FSDP, for debugging) or as one rank of a
+process group (a Ray Train worker sets one up; FSDP2 shards the model). Nothing here imports Ray:
+the Ray job passes its own batch source and hooks.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+import torch.distributed as dist
+import yaml
+
+from training.checkpoint import (
+    CheckpointManager,
+    ModelState,
+    OptimizerState,
+    PerRank,
+    RNGState,
+    latest_checkpoint,
+    load_model_weights,
+)
+from training.config import PhaseConfig, PretrainConfig
+from training.metrics import JsonlSink, MetricsProcessor, Sink, TensorBoardSink, format_metrics
+from training.mlm import MaskingSpec, mask_tokens
+from training.model import ModelArgs, ModernBertMLM, flops_per_token, model_args
+from training.optim import build_optimizer
+from training.parallelize import parallelize_model, unwrap_state_dict_keys
+from training.schedule import WSD, LRSchedule, plan_steps
+
+logger = logging.getLogger(__name__)
+
+RUN_INFO = "run_info.json"  # per phase: model args, tokenizer and data folders (for `export_checkpoint`)
+
+
+class BatchSource(Protocol):
+    """Packed batches {"input_ids" [B, L], "seq_lens" [B, S], "pad_len" [B]}, with a resumable position."""
+
+    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]: ...
+    def state_dict(self) -> dict[str, Any]: ...
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+class EndlessBatches:
+    """Restart the source when an epoch ends; the source's own state records epoch and position."""
+
+    def __init__(self, source: BatchSource):
+        self.source = source
+        self._it: Iterator | None = None
+
+    def next(self) -> dict[str, torch.Tensor]:
+        for _ in range(2):
+            if self._it is None:
+                self._it = iter(self.source)
+            try:
+                return next(self._it)
+            except StopIteration:
+                self._it = None
+        raise RuntimeError("the batch source yields no batch (too few sequences for one micro batch?)")
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.source.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.source.load_state_dict(state)
+        self._it = None
+
+
+@dataclass
+class TrainerHooks:
+    """Where a launcher (the Ray job) plugs in; called on every rank."""
+
+    on_checkpoint: Callable[[int, Path, dict[str, Any]], None] | None = None
+    sinks: list[Sink] = field(default_factory=list)
+
+
+def dist_info() -> tuple[int, int]:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def pick_device() -> torch.device:
+    if torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    return torch.device("cpu")
+
+
+def read_shard_manifest(data_dir: Path, phase: PhaseConfig) -> dict[str, Any]:
+    """The shards' manifest, checked against the phase (sequence length, mixture)."""
+    path = data_dir / "manifest.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"no shard manifest at {path} (run `rexbert tokenize` for phase {phase.name!r})")
+    manifest = json.loads(path.read_text())
+    if manifest.get("seq_len") != phase.seq_len:
+        raise ValueError(f"phase {phase.name!r} wants seq_len {phase.seq_len}, shards in {data_dir} have "
+                         f"{manifest.get('seq_len')}")
+    if phase.mixture is not None:
+        have = {name: float(src.get("weight", 0)) for name, src in manifest.get("sources", {}).items()}
+        total_have, total_want = sum(have.values()) or 1.0, sum(phase.mixture.values())
+        want = {k: v / total_want for k, v in phase.mixture.items()}
+        have = {k: v / total_have for k, v in have.items()}
+        if set(have) != set(want) or any(abs(have[k] - want[k]) > 1e-6 for k in want):
+            raise ValueError(f"phase {phase.name!r} expects mixture {phase.mixture}, shards in {data_dir} hold {have}")
+    return manifest
+
+
+def build_model_args(config: PretrainConfig, phase: PhaseConfig, tokenizer, device: torch.device) -> ModelArgs:
+    """Preset + token ids from the tokenizer + the phase's RoPE thetas and length + user overrides."""
+    backend = config.model.attention
+    if backend == "auto":
+        backend = "flex" if device.type == "cuda" else "sdpa"
+    fields = {
+        "vocab_size": len(tokenizer),
+        "pad_token_id": tokenizer.pad_token_id,
+        "cls_token_id": tokenizer.cls_token_id,
+        "sep_token_id": tokenizer.sep_token_id,
+        "mask_token_id": tokenizer.mask_token_id,
+        "global_rope_theta": phase.rope_theta_global,
+        "local_rope_theta": phase.rope_theta_local,
+        "max_seq_len": phase.seq_len,
+        "attention_backend": backend,
+        **config.model.overrides,
+    }
+    return model_args(config.model.preset, **fields)
+
+
+class Trainer:
+    # core config
+    config: PretrainConfig
+    phase: PhaseConfig
+    phase_dir: Path
+    # components
+    model: ModernBertMLM
+    optimizer: torch.optim.Optimizer
+    lr_schedule: LRSchedule
+    batches: EndlessBatches
+    checkpointer: CheckpointManager
+    metrics: MetricsProcessor
+    # runtime state (checkpointed through `state_dict`)
+    step: int
+    tokens: int
+
+    def __init__(self, config: PretrainConfig, phase: PhaseConfig, phase_dir: str | Path, data_dir: str | Path,
+                 seed: int = 0, batches: BatchSource | None = None, init_from: str | Path | None = None,
+                 hooks: TrainerHooks | None = None):
+        from training.tokenizer import load_tokenizer
+
+        self.config, self.phase, self.seed = config, phase, seed
+        self.phase_dir, self.data_dir = Path(phase_dir), Path(data_dir)
+        self.hooks = hooks or TrainerHooks()
+        self.rank, self.world_size = dist_info()
+        self.device = pick_device()
+        self.step, self.tokens, self.losses = 0, 0, []
+
+        # data: shards checked against the phase, tokenizer from the shard folder
+        self.manifest = read_shard_manifest(self.data_dir, phase)
+        self.tokenizer_dir = self.data_dir / self.manifest.get("tokenizer", {}).get("path", "tokenizer")
+        tokenizer = load_tokenizer(self.tokenizer_dir)
+        micro = config.data.micro_batch_size
+        if batches is None:
+            from training.data import PackedShardLoader
+
+            batches = PackedShardLoader(self.data_dir / "train", batch_size=micro, rank=self.rank,
+                                        world_size=self.world_size, seed=seed, shuffle=config.data.shuffle,
+                                        drop_last=True)
+        self.batches = EndlessBatches(batches)
+
+        # model: meta -> parallelize -> to_empty -> init (or the previous phase's weights)
+        self.model_args = build_model_args(config, phase, tokenizer, self.device)
+        use_fsdp = config.parallelism.fsdp == "on" or (config.parallelism.fsdp == "auto" and self.world_size > 1)
+        if use_fsdp and not dist.is_initialized():
+            raise RuntimeError("parallelism.fsdp=on needs torch.distributed (run under Ray Train or torchrun)")
+        self.bf16 = self.device.type == "cuda" and config.parallelism.mixed_precision != "fp32"
+        mesh = None
+        if use_fsdp:
+            from torch.distributed.device_mesh import init_device_mesh
+
+            mesh = init_device_mesh(self.device.type, (self.world_size,), mesh_dim_names=("dp",))
+        with torch.device("meta"):
+            model = ModernBertMLM(self.model_args)
+        parallelize_model(model, self.model_args, self.device.type, mesh,
+                          compile=config.parallelism.compile and self.device.type == "cuda",
+                          ac=config.parallelism.activation_checkpointing,
+                          mp="bf16" if self.bf16 and mesh is not None else "fp32")
+        model.to_empty(device=self.device)
+        torch.manual_seed(seed)
+        model.init_weights()
+        self.model = model
+        self.init_from = init_from
+        if init_from is not None:
+            load_model_weights(self.model, init_from)
+            logger.info("phase %s starts from %s", phase.name, init_from)
+
+        # optimizer and schedules (LR by tokens; the batch size of every step planned up front)
+        peak_lr = phase.lr if phase.lr is not None else config.optim.lr
+        self.optimizer = build_optimizer(self.model, config.optim, lr=peak_lr)
+        self.lr_schedule = LRSchedule(self.optimizer, WSD.from_config(phase.schedule, peak_lr, phase.tokens))
+        self.unit = micro * self.world_size
+        self.plan = plan_steps(phase.tokens, phase.seq_len, phase.global_batch_size, self.unit,
+                               phase.schedule.start_batch_size, phase.schedule.batch_warmup_tokens, phase.max_steps)
+
+        # masking: one generator per rank, checkpointed with the other RNGs
+        mask_rate = phase.mask_rate if phase.mask_rate is not None else config.mlm.mask_rate
+        self.masking = MaskingSpec(
+            mask_token_id=tokenizer.mask_token_id, vocab_size=len(tokenizer),
+            special_token_ids=tuple(tokenizer.all_special_ids), mask_rate=mask_rate,
+            mask_token_share=config.mlm.mask_token_share, random_token_share=config.mlm.random_token_share)
+        self.mask_generator = torch.Generator().manual_seed(seed * 1_000_003 + self.rank)
+
+        self.checkpointer = CheckpointManager(
+            self.phase_dir / "checkpoints",
+            {"model": ModelState(self.model), "optimizer": OptimizerState(self.model, self.optimizer),
+             "lr_schedule": self.lr_schedule, "train_state": self, "data": PerRank(self.batches, self.rank),
+             "rng": PerRank(RNGState({"mlm": self.mask_generator}), self.rank)},
+            interval=config.checkpoint.interval, keep_latest_k=config.checkpoint.keep_latest_k)
+
+        sinks: list[Sink] = list(self.hooks.sinks)
+        if self.rank == 0:
+            sinks.append(JsonlSink(self.phase_dir / "metrics.jsonl"))
+            if config.metrics.tensorboard:
+                sinks.append(TensorBoardSink(self.phase_dir / "tb"))
+        self.metrics = MetricsProcessor(
+            self.device, flops_per_token(self.model_args, phase.seq_len, mask_rate), config.metrics.log_interval,
+            sinks, self.world_size)
+        if self.rank == 0:
+            self.phase_dir.mkdir(parents=True, exist_ok=True)
+            (self.phase_dir / RUN_INFO).write_text(json.dumps(
+                {"model_args": asdict(self.model_args), "tokenizer_dir": str(self.tokenizer_dir.resolve()),
+                 "data_dir": str(self.data_dir.resolve())}, indent=2))
+            (self.phase_dir / "phase.resolved.yaml").write_text(yaml.safe_dump(phase.model_dump(mode="json")))
+        logger.info("phase %s: %d steps, %d params, world %d, device %s, fsdp %s", phase.name, len(self.plan),
+                    self.model.num_params(), self.world_size, self.device, use_fsdp)
+
+    @property
+    def total_steps(self) -> int:
+        return len(self.plan)
+
+    # --- Stateful: the step counter and tokens seen travel with the checkpoint
+    def state_dict(self) -> dict[str, Any]:
+        return {"step": self.step, "tokens": self.tokens}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.step, self.tokens = int(state["step"]), int(state["tokens"])
+
+    def resume(self, path: str | Path | None = None) -> int | None:
+        """Load everything from `path`, or from the latest checkpoint of this phase; returns the step."""
+        return self.checkpointer.load(path=path)
+
+    def _next_micro_batch(self) -> tuple[dict[str, torch.Tensor], int]:
+        started = time.perf_counter()
+        batch = self.batches.next()
+        ids, labels = mask_tokens(batch["input_ids"].long(), self.masking, self.mask_generator)
+        real = int(batch["input_ids"].numel() - batch["pad_len"].sum())
+        self.metrics.add_data_time(time.perf_counter() - started)
+        to = {"non_blocking": True}
+        return {"input_ids": ids.to(self.device, **to), "seq_lens": batch["seq_lens"].to(self.device, **to),
+                "labels": labels.to(self.device, **to)}, real
+
+    def train_step(self, batch_size: int) -> tuple[float, float, int]:
+        """One optimizer step over `batch_size` sequences (gradient accumulation); returns loss, grad norm,
+        real tokens on this rank."""
+        accum = batch_size // self.unit
+        loss_sum = torch.zeros((), device=self.device)
+        real_tokens = 0
+        autocast = torch.autocast("cuda", dtype=torch.bfloat16) if self.bf16 else nullcontext()
+        for micro in range(accum):
+            if hasattr(self.model, "set_requires_gradient_sync"):  # FSDP2: reduce grads on the last one only
+                self.model.set_requires_gradient_sync(micro == accum - 1)
+            batch, real = self._next_micro_batch()
+            real_tokens += real
+            with autocast:
+                loss = self.model(**batch).loss / accum
+            loss.backward()
+            loss_sum += loss.detach()
+        max_norm = self.config.optim.grad_clip or float("inf")
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm, foreach=True)
+        if hasattr(grad_norm, "full_tensor"):
+            grad_norm = grad_norm.full_tensor()
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.lr_schedule.step(batch_size * self.phase.seq_len)
+        if self.world_size > 1:
+            dist.all_reduce(loss_sum, op=dist.ReduceOp.AVG)
+        return float(loss_sum), float(grad_norm), real_tokens
+
+    def train(self, until_step: int | None = None) -> dict[str, Any]:
+        """Run to the end of the phase (or `until_step`), saving checkpoints; returns a summary."""
+        from tqdm import tqdm
+
+        stop = min(self.total_steps, until_step or self.total_steps)
+        self.model.train()
+        progress = tqdm(total=self.total_steps, initial=self.step, desc=f"pretrain {self.phase.name}",
+                        disable=self.rank != 0 or not self.config.metrics.progress, dynamic_ncols=True)
+        while self.step < stop:
+            batch_size = self.plan[self.step]
+            lr = self.lr_schedule.lr
+            loss, grad_norm, real_tokens = self.train_step(batch_size)
+            self.step += 1
+            self.tokens += batch_size * self.phase.seq_len
+            self.losses.append(loss)
+            values = self.metrics.step(self.step, loss, grad_norm, lr, real_tokens, batch_size,
+                                       force=self.step == self.total_steps)
+            progress.update(1)
+            progress.set_postfix(loss=f"{loss:.3f}", lr=f"{lr:.1e}")
+            if values is not None and self.rank == 0:
+                logger.info("step %d/%d  %s", self.step, self.total_steps, format_metrics(values))
+            path = self.checkpointer.save(self.step, force=self.step == self.total_steps)
+            if path is not None and self.hooks.on_checkpoint is not None:
+                self.hooks.on_checkpoint(self.step, path, {"loss": loss, "step": self.step, "tokens": self.tokens})
+            self.maybe_inject_fault()
+        progress.close()
+        return self.summary()
+
+    def maybe_inject_fault(self) -> None:
+        """Testing only: the configured rank dies once at the configured step (a marker file says it did)."""
+        fault = self.config.fault_injection
+        if fault.step is None or self.step != fault.step or self.rank != fault.rank:
+            return
+        marker = Path(fault.marker) if fault.marker else self.phase_dir / ".fault-injected"
+        if marker.exists():
+            return
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text(f"rank {self.rank} died at step {self.step}\n")
+        logger.warning("fault injection: rank %d exits at step %d", self.rank, self.step)
+        os._exit(1)
+
+    def summary(self) -> dict[str, Any]:
+        last = self.metrics.last
+        return {"phase": self.phase.name, "steps": self.step, "total_steps": self.total_steps,
+                "init_from": str(self.init_from) if self.init_from else None, "tokens": self.tokens,
+                "final_loss": self.losses[-1] if self.losses else None, "losses": list(self.losses),
+                "tokens_per_s": last.get("tokens_per_s"), "mfu": last.get("mfu"),
+                "seq_len": self.phase.seq_len, "rope_theta_global": self.model_args.global_rope_theta,
+                "rope_theta_local": self.model_args.local_rope_theta, "world_size": self.world_size}
+
+    def export(self, out_dir: str | Path | None = None) -> Path | None:
+        """HF export of the current weights (with the tokenizer); collective under FSDP, written by rank 0."""
+        from training.export import export_hf
+
+        out_dir = Path(out_dir) if out_dir else self.phase_dir / "export"
+        state = unwrap_state_dict_keys(self.model)
+        if self.rank == 0:
+            export_hf(state, self.model_args, out_dir, self.tokenizer_dir)
+        if self.world_size > 1:
+            dist.barrier()
+        return out_dir if self.rank == 0 else None
+
+    def close(self) -> None:
+        self.metrics.close()
+
+
+def previous_phase_checkpoint(run_dir: Path, phase: PhaseConfig) -> Path | None:
+    """The final checkpoint of the phase this one starts from (None for a phase without `init_from`)."""
+    if phase.init_from is None:
+        return None
+    path = latest_checkpoint(run_dir / phase.init_from / "checkpoints")
+    if path is None:
+        raise FileNotFoundError(f"phase {phase.name!r} starts from {phase.init_from!r}, which has no checkpoint "
+                                f"under {run_dir / phase.init_from / 'checkpoints'}; run that phase first")
+    return path
+
+
+def run_phase_local(config: PretrainConfig, phase: PhaseConfig, run_dir: str | Path, data_dir: str | Path,
+                    seed: int = 0, resume: bool = False, export: bool = True) -> dict[str, Any]:
+    """One phase as one plain process (no Ray, no FSDP): the debugging path."""
+    run_dir = Path(run_dir)
+    phase_dir = run_dir / phase.name
+    trainer = Trainer(config, phase, phase_dir, data_dir, seed=seed,
+                      init_from=previous_phase_checkpoint(run_dir, phase))
+    if resume:
+        trainer.resume()
+    elif latest_checkpoint(phase_dir / "checkpoints") is not None:
+        raise FileExistsError(f"{phase_dir} already has checkpoints: pass resume=True (--resume) or use a new run dir")
+    summary = trainer.train()
+    if export:
+        summary["export"] = str(trainer.export())
+    trainer.close()
+    return summary
+
+
+def run_local(config: Any, phases: list[str] | None = None, resume: bool = False) -> dict[str, Any]:
+    """Phases in one plain process (no Ray, no FSDP), for debugging; `config` is the whole run config."""
+    from training.config import load_phase, resolve_data_path, resolve_run_dir
+
+    pretrain: PretrainConfig = config.pretrain
+    run_dir = resolve_run_dir(pretrain, config.run.output, config.run.name)
+    results = {}
+    for name in phases or list(pretrain.phases):
+        phase = load_phase(pretrain, name)
+        data_dir = resolve_data_path(pretrain, phase, config.run.output)
+        results[name] = run_phase_local(pretrain, phase, run_dir, data_dir, seed=config.run.seed, resume=resume)
+    return results
+
+
+def find_phase_dir(run_dir: str | Path, phase: str | None = None) -> Path:
+    """A phase folder of a run: `phase`, or the one with the newest checkpoint (run_dir may be a phase folder)."""
+    run_dir = Path(run_dir)
+    if (run_dir / RUN_INFO).is_file():
+        return run_dir
+    if phase is not None:
+        return run_dir / phase
+    candidates = [p for p in run_dir.iterdir() if (p / RUN_INFO).is_file() and latest_checkpoint(p / "checkpoints")]
+    if not candidates:
+        raise FileNotFoundError(f"no phase with a checkpoint under {run_dir}")
+    return max(candidates, key=lambda p: latest_checkpoint(p / "checkpoints").stat().st_mtime)
+
+
+def export_checkpoint(run_dir: str | Path, out_dir: str | Path, phase: str | None = None) -> Path:
+    """HF export (config, safetensors, tokenizer) of a phase's latest DCP checkpoint, in one process."""
+    from dataclasses import replace
+
+    from training.export import export_hf
+
+    phase_dir = find_phase_dir(run_dir, phase)
+    info = json.loads((phase_dir / RUN_INFO).read_text())
+    checkpoint = latest_checkpoint(phase_dir / "checkpoints")
+    if checkpoint is None:
+        raise FileNotFoundError(f"no checkpoint under {phase_dir / 'checkpoints'}")
+    args = replace(ModelArgs(**info["model_args"]), attention_backend="sdpa")
+    model = ModernBertMLM(args)
+    model.init_weights()  # buffers (RoPE); every parameter is then overwritten by the checkpoint
+    load_model_weights(model, checkpoint)
+    logger.info("exporting %s to %s", checkpoint, out_dir)
+    return export_hf(model, args, out_dir, info["tokenizer_dir"])
