@@ -29,7 +29,7 @@ fi
 status=0
 echo "== CUDA attention tests (limit ${TEST_LIMIT}s)"
 if $PY -m pytest --version >/dev/null 2>&1; then
-  timeout "$TEST_LIMIT" $PY -m pytest tests/training/test_attention_gpu.py -q -rA -p no:cacheprovider \
+  timeout "$TEST_LIMIT" $PY -m pytest tests/training/test_attention_gpu.py -v -rfEs --show-capture=no -p no:cacheprovider \
     2>&1 | tee "$OUT/gpu_tests.log" || status=1
 else
   # No pytest on the machine: call the test functions directly (parametrised one by hand).

@@ -4,7 +4,7 @@ Same size, same documents, same run; each mode does full training steps (forward
 step) and reports real (non-pad) tokens per second after warm-up steps, plus MFU on a known GPU:
 
 - `hf_padded`        transformers' model, one document per row, padded to the batch's longest row;
-- `hf_packed_nomask` transformers' model on packed rows with no mask (documents see each other);
+- `hf_packed_nomask` transformers' model on the same packed rows with no mask (documents see each other);
 - `ours_sdpa`        our model on packed rows with document masks and windows as dense SDPA masks;
 - `ours_flex`        (CUDA) FlexAttention block masks, blocks compiled, plain process under autocast;
 - `ours_fsdp`        the same through the FSDP2 path: `parallelize_model` with a world-size-1 mesh
@@ -12,8 +12,10 @@ step) and reports real (non-pad) tokens per second after warm-up steps, plus MFU
                      CPU gloo with SDPA masks, a check of the path rather than a speed).
 
 Documents are random token ids with log-normal lengths (median ~250 tokens, like web pages after
-extraction), so the runs need no data. Defaults: tiny size on the CPU; `--preset base --seq-len 1024
---batch 32` on a GPU. Writes `bench/results/train_throughput_<cpu|gpu>.json` and `.md`.
+extraction), so the runs need no data. Packed rows come from the project's packer (`training.packing`,
+rows filled exactly, long documents split into segments), as in the real shards. Defaults: tiny size
+on the CPU; `--preset base --seq-len 1024 --batch 32` on a GPU.
+Writes `bench/results/train_throughput_<cpu|gpu>.json` and `.md`.
 
     PYTHONPATH=. python bench/train_throughput.py                     # CPU, tiny, a few steps
     PYTHONPATH=. python bench/train_throughput.py --device cuda       # GPU, base, 32 x 1024, bf16
@@ -76,28 +78,24 @@ def mlm_mask(ids: torch.Tensor, real: torch.Tensor, args: ModelArgs, g: torch.Ge
 
 
 def packed_batches(docs, batch: int, seq_len: int, args: ModelArgs, g) -> list[dict]:
-    """Greedy packing in the shard format, a final [PAD] segment where a row is not full."""
-    rows, lens, row, row_lens = [], [], [], []
-    for doc in docs:
-        if sum(row_lens) + len(doc) > seq_len:
-            rows.append(row)
-            lens.append(row_lens)
-            row, row_lens = [], []
-        row.append(doc)
-        row_lens.append(len(doc))
+    """Rows from the project's packer (`training.packing`): full rows, long documents split into
+    [CLS] chunk [SEP] segments, a [PAD] segment only in the stream's last row."""
+    from training.packing import pack_documents
+
+    sequences, _ = pack_documents(
+        [(str(i), d[1:-1].tolist()) for i, d in enumerate(docs)], seq_len,
+        args.cls_token_id, args.sep_token_id, args.pad_token_id,
+    )
     batches = []
-    for i in range(0, len(rows) - batch + 1, batch):
-        ids, seg, real = [], [], []
-        for r, rl in zip(rows[i : i + batch], lens[i : i + batch], strict=True):
-            pad = seq_len - sum(rl)
-            ids.append(torch.cat(r + [torch.full((pad,), args.pad_token_id)]))
-            seg.append(rl + ([pad] if pad else []))
-            real.append(torch.arange(seq_len) < seq_len - pad)
-        width = max(map(len, seg))
-        ids, real = torch.stack(ids), torch.stack(real)
+    for i in range(0, len(sequences) - batch + 1, batch):
+        rows = sequences[i : i + batch]
+        width = max(len(r.seq_lens) for r in rows)
+        ids = torch.stack([torch.from_numpy(r.input_ids).long() for r in rows])
+        real = torch.stack([torch.arange(seq_len) < seq_len - r.pad_len for r in rows])
         inputs, labels = mlm_mask(ids, real, args, g)
-        seq_lens = torch.tensor([s + [0] * (width - len(s)) for s in seg], dtype=torch.int32)
-        batches.append({"input_ids": inputs, "seq_lens": seq_lens, "labels": labels, "real": int(real.sum())})
+        seq_lens = torch.tensor([r.seq_lens + [0] * (width - len(r.seq_lens)) for r in rows], dtype=torch.int32)
+        batches.append({"input_ids": inputs, "seq_lens": seq_lens, "labels": labels, "real": int(real.sum()),
+                        "num_masked": int((labels != IGNORE_INDEX).sum())})  # known on the host: no sync
     return batches
 
 
@@ -191,7 +189,7 @@ def make_step(model, optimizer, kind: str, autocast: bool, device: torch.device)
             if kind == "hf":
                 out = model(input_ids=b["input_ids"], attention_mask=b.get("attention_mask"), labels=b["labels"])
             else:
-                out = model(b["input_ids"], b["seq_lens"], b["labels"])
+                out = model(b["input_ids"], b["seq_lens"], b["labels"], num_masked=b["num_masked"])
         out.loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)

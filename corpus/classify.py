@@ -26,7 +26,7 @@ OTHER_LABEL = "__label__other"
 POSITIVE_TYPES = ("product", "collection")
 NEGATIVE_TYPES = ("article", "documentation", "forum", "service")
 POSITIVE_LABELS = {"ecommerce", "ecom", "e-commerce", "positive", "product", "collection", "1", "true", "yes"}
-MAX_TEXT_WORDS = 200  # the page's opening words; longer text drowns the structural tokens
+MAX_TEXT_WORDS = 100  # the page's opening words; longer text drowns the structural tokens
 STRUCTURE_REPEAT = 1  # copies of the signal / URL / title / product tokens (their weight in the mean)
 
 _TOKEN = re.compile(r"[a-z0-9]+(?:['.][a-z0-9]+)*")
@@ -195,6 +195,7 @@ class TrainParams:
     bucket: int = 200_000
     threads: int = 2
     seed: int = 0
+    max_positive_weight: int = 2  # upsample the (usually rarer) e-commerce pages up to this factor
 
 
 def train_fasttext(examples: Iterable[PageExample], output: str | Path, params: TrainParams | None = None) -> Path:
@@ -208,9 +209,11 @@ def train_fasttext(examples: Iterable[PageExample], output: str | Path, params: 
         f"{ECOM_LABEL if ex.label else OTHER_LABEL} {page_features(ex.text, ex.url, ex.title, ex.product)}"
         for ex in examples
     ]
-    if len({line.split(" ", 1)[0] for line in lines}) < 2:
+    positives = [line for line in lines if line.startswith(ECOM_LABEL)]
+    if not positives or len(positives) == len(lines):
         raise ValueError("training needs both e-commerce and non-e-commerce examples")
-    rows = lines[:]
+    weight = max(1, min(params.max_positive_weight, round((len(lines) - len(positives)) / len(positives))))
+    rows = lines + positives * (weight - 1)
     random.Random(params.seed).shuffle(rows)
     fd, train_path = tempfile.mkstemp(suffix=".txt", prefix="fasttext-train-")
     try:

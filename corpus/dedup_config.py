@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-HashFunction = Literal["xxh32", "sha1_32", "xxh64", "sha1_64"]
+HashFunction = Literal["words32", "words64", "xxh32", "sha1_32", "xxh64", "sha1_64"]
 Scheme = Literal["affine32", "affine64", "legacy"]
 
 
@@ -20,8 +20,9 @@ class DedupConfig(BaseModel):
     rows: int = Field(8, ge=1, description="MinHash values per band; num_perm = bands * rows.")
     seed: int = Field(1, description="Seed of the permutations, generated exactly as datasketch.MinHash(seed=...).")
     hash_function: HashFunction = Field(
-        "xxh32",
-        description="Shingle hash: xxh32/xxh64 (fast), sha1_32/sha1_64 (datasketch's sha1_hash32/sha1_hash64).",
+        "words32",
+        description="Shingle hash: words32/words64 (xxh3 per word, folded per n-gram, vectorised: fastest), "
+        "xxh32/xxh64 (xxhash of the shingle bytes), sha1_32/sha1_64 (datasketch's sha1_hash32/sha1_hash64).",
     )
     scheme: Scheme = Field(
         "affine32", description="datasketch permutation scheme: affine32 (its default), affine64 or legacy."

@@ -76,18 +76,69 @@ def sha1_64(data: bytes) -> int:
     return struct.unpack("<Q", hashlib.sha1(data).digest()[:8])[0]
 
 
+_FOLD_SEED, _FOLD_PRIME = np.uint64(0x9E3779B97F4A7C15), np.uint64(0x100000001B3)
+
+
+def _fold(h: np.ndarray, word: np.ndarray) -> np.ndarray:
+    """One step of the word fold: multiply, xor the next word's hash, MurmurHash3-finalise (uint64)."""
+    return _fmix((h * _FOLD_PRIME) ^ word, 64)
+
+
+def _fold_words(shingle: bytes, bits: int) -> int:
+    """The word-fold hash of one shingle, for datasketch (`words32` / `words64`): the reference definition.
+
+    Each space-separated word is hashed with xxh3_64, the word hashes are folded left to right;
+    32-bit output takes the high half. `ngram_hashes` computes the same values vectorised.
+    """
+    h = np.array([_FOLD_SEED], dtype=np.uint64)
+    for word in shingle.split(b" "):
+        h = _fold(h, np.array([xxhash.xxh3_64_intdigest(word)], dtype=np.uint64))
+    return int(h[0] >> np.uint64(32)) if bits == 32 else int(h[0])
+
+
 HASH_FUNCTIONS: dict[str, Callable[[bytes], int]] = {
+    "words32": lambda b: _fold_words(b, 32),
+    "words64": lambda b: _fold_words(b, 64),
     "xxh32": xxhash.xxh32_intdigest,
     "xxh64": xxhash.xxh3_64_intdigest,
     "sha1_32": sha1_32,
     "sha1_64": sha1_64,
 }
+WORD_FOLD = {"words32": 32, "words64": 64}
 
 
 def hash_shingles(items: Sequence[str], hash_function: str = "xxh32") -> np.ndarray:
     """Hash each shingle's UTF-8 bytes; uint64 array (32-bit functions leave the high half zero)."""
     fn = HASH_FUNCTIONS[hash_function]
     return np.fromiter((fn(s.encode("utf-8")) for s in items), dtype=np.uint64, count=len(items))
+
+
+def ngram_hashes(texts: Sequence[str | None], ngram: int, bits: int) -> list[np.ndarray]:
+    """Word-fold shingle hashes of a batch without building shingle strings (equal to `_fold_words`).
+
+    Every word of the batch is hashed once (xxh3_64, in C via `map`); the n-gram folds run as n
+    vectorised steps over the whole batch's word stream, and only windows inside a document are kept.
+    """
+    words = [normalize_words(t) if t else [] for t in texts]
+    lens = np.fromiter((len(w) for w in words), dtype=np.int64, count=len(words))
+    flat = [w for ws in words for w in ws]
+    wh = np.fromiter(map(xxhash.xxh3_64_intdigest, flat), dtype=np.uint64, count=len(flat))
+    m = max(0, len(wh) - ngram + 1)
+    h = np.full(m, _FOLD_SEED, dtype=np.uint64)
+    for j in range(ngram):
+        h = _fold(h, wh[j : j + m])
+    if bits == 32:
+        h >>= np.uint64(32)
+    starts = np.concatenate(([0], np.cumsum(lens)[:-1]))
+    out = []
+    for i, (start, n) in enumerate(zip(starts.tolist(), lens.tolist(), strict=True)):
+        if n >= ngram:
+            out.append(h[start : start + n - ngram + 1])
+        elif n:  # shorter than n words: one shingle of all of them
+            out.append(np.array([_fold_words(" ".join(words[i]).encode("utf-8"), bits)], dtype=np.uint64))
+        else:
+            out.append(np.empty(0, np.uint64))
+    return out
 
 
 # --- permutations and signatures ----------------------------------------------------------------------
@@ -182,7 +233,10 @@ def signatures(
     texts: Sequence[str | None], perms: Permutations, ngram: int = 5, hash_function: str = "xxh32"
 ) -> tuple[np.ndarray, np.ndarray]:
     """Signatures of a batch of texts and a boolean mask of the documents that have shingles."""
-    hashes = [hash_shingles(shingles(t, ngram), hash_function) if t else np.empty(0, np.uint64) for t in texts]
+    if hash_function in WORD_FOLD:
+        hashes = ngram_hashes(texts, ngram, WORD_FOLD[hash_function])
+    else:
+        hashes = [hash_shingles(shingles(t, ngram), hash_function) if t else np.empty(0, np.uint64) for t in texts]
     has_shingles = np.fromiter((len(h) > 0 for h in hashes), dtype=bool, count=len(hashes))
     return signatures_from_hashes(hashes, perms), has_shingles
 

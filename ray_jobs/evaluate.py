@@ -1,9 +1,11 @@
 """`rexbert evaluate`: fine-tune and score checkpoints on e-commerce tasks with Ray Tune sweeps.
 
-For each task the driver reads (and caches) the data once; for each model it runs one Tune experiment
-over the task's grid (learning rate x epochs x batch size) with the seeds as one more grid axis, so
-every configuration runs once per seed. Trials report per epoch (ASHA may stop weak ones early), run
-in parallel as the cluster's resources allow, each with the CPUs / GPUs the config asks for. The best
+The driver reads (and caches) each task's data once. Every trial is one point: (task, model,
+learning rate, epochs, batch size, seed); the seeds are one more grid axis, so every configuration
+runs once per seed. Without ASHA all points form one Tune experiment (trials of every task and model
+run side by side as the cluster's resources allow, and warm trial actors are reused); with ASHA each
+(task, model) gets its own experiment, so early stopping only compares trials of one task and one
+model. Trials report per epoch and take the CPUs / GPUs the config asks for. The best
 configuration is chosen on the mean validation score over seeds; its test score is reported as mean
 ± std (sample std) over the same seeds. Results: `results.json`, `results.md`, `report.html` and
 `manifest.json` under the output folder, next to `config.resolved.yaml`.
@@ -30,9 +32,9 @@ from training.tasks.report import write_report
 log = logging.getLogger(__name__)
 
 
-def _trial(params: dict[str, Any], *, task_name: str, model_dirs: dict[str, str], data: TaskData,
+def _trial(params: dict[str, Any], *, model_dirs: dict[str, str], data: dict[str, TaskData],
            evaluate_config: dict[str, Any]) -> None:
-    """One Tune trial: one configuration, one seed; reports after every epoch."""
+    """One Tune trial: one task, model, configuration and seed; reports after every epoch."""
     import torch
     from transformers.utils import logging as hf_logging
 
@@ -40,8 +42,9 @@ def _trial(params: dict[str, Any], *, task_name: str, model_dirs: dict[str, str]
     hf_logging.disable_progress_bar()
     config = EvaluateConfig.model_validate(evaluate_config)
     torch.set_num_threads(max(1, int(config.cpus_per_trial)))
-    task = get_task(task_name)
-    task.run(model_dirs[params["model"]], data, TrialParams.from_dict(params), config, on_epoch=tune.report)
+    point = params["point"]
+    task = get_task(point["task"])
+    task.run(model_dirs[point["model"]], data[task.name], TrialParams.from_dict(point), config, on_epoch=tune.report)
 
 
 def model_names(models: list[str]) -> dict[str, str]:
@@ -57,52 +60,67 @@ def model_names(models: list[str]) -> dict[str, str]:
     return names
 
 
-def param_space(task: Task, models: list[str], config: EvaluateConfig) -> dict[str, Any]:
-    space: dict[str, Any] = {"model": tune.grid_search(models), "seed": tune.grid_search(list(config.seeds))}
+def trial_points(task: Task, model: str, config: EvaluateConfig) -> list[dict[str, Any]]:
+    """The grid of one task for one model, seeds included (fill-mask: seeds only)."""
+    grid = config.space_for(task.name)
+    space = [{}]
     if task.finetunes:
-        grid = config.space_for(task.name)
-        space.update(learning_rate=tune.grid_search(grid.learning_rate), epochs=tune.grid_search(grid.epochs),
-                     batch_size=tune.grid_search(grid.batch_size))
-    return space
+        space = [{"learning_rate": lr, "epochs": e, "batch_size": b}
+                 for lr in grid.learning_rate for e in grid.epochs for b in grid.batch_size]
+    return [{"task": task.name, "model": model, **point, "seed": seed} for point in space for seed in config.seeds]
 
 
-def run_sweep(task: Task, models: dict[str, str], data: TaskData, config: EvaluateConfig,
-              storage: Path) -> dict[str, dict[str, Any]]:
-    """One Tune experiment for one task over `models` (name -> folder); a summary per model.
-
-    Without ASHA all models share one experiment (the model is one more grid axis, so trials of
-    different models run side by side); with ASHA each model gets its own, so early stopping only
-    ever compares trials of the same model.
-    """
-    if config.asha and task.finetunes and len(models) > 1:
-        return {name: run_sweep(task, {name: path}, data, config, storage)[name] for name, path in models.items()}
-    scheduler = None
-    if config.asha and task.finetunes:
-        scheduler = ASHAScheduler(time_attr="training_iteration", max_t=max(config.space_for(task.name).epochs),
-                                  grace_period=config.asha_grace_period,
-                                  reduction_factor=config.asha_reduction_factor)
-    folders = {name: str(Path(path).resolve()) for name, path in models.items()}
-    trainable = tune.with_parameters(_trial, task_name=task.name, model_dirs=folders, data=data,
+def run_experiment(name: str, points: list[dict[str, Any]], model_dirs: dict[str, str], data: dict[str, TaskData],
+                   config: EvaluateConfig, storage: Path, scheduler=None) -> list:
+    """One Tune experiment over explicit points; returns its results (one per trial)."""
+    trainable = tune.with_parameters(_trial, model_dirs=model_dirs, data=data,
                                      evaluate_config=config.model_dump(mode="json"))
     resources = {"cpu": config.cpus_per_trial, "gpu": config.gpus_per_trial}
     tuner = tune.Tuner(
         tune.with_resources(trainable, resources),
-        param_space=param_space(task, list(models), config),
+        param_space={"point": tune.grid_search(points)},
         tune_config=tune.TuneConfig(metric="valid_score", mode="max", scheduler=scheduler, reuse_actors=True,
-                                    max_concurrent_trials=config.max_concurrent_trials),
-        run_config=tune.RunConfig(name=f"{task.name}--{'-'.join(models)}",
-                                  storage_path=config.storage_path or str(storage.resolve()),
-                                  verbose=0),
+                                    max_concurrent_trials=config.max_concurrent_trials,
+                                    trial_dirname_creator=lambda trial: f"trial_{trial.trial_id}"),
+        run_config=tune.RunConfig(name=name, storage_path=config.storage_path or str(storage.resolve()), verbose=1),
     )
-    grid = list(tuner.fit())
-    return {name: summarize(task, [r for r in grid if (r.config or {}).get("model") == name]) for name in models}
+    return list(tuner.fit())
+
+
+def run_sweeps(tasks: dict[str, tuple[Task, TaskData]], model_dirs: dict[str, str], config: EvaluateConfig,
+               storage: Path) -> dict[str, dict[str, Any]]:
+    """All trials of all tasks and models; a summary per task and model."""
+    data = {name: loaded for name, (_, loaded) in tasks.items()}
+    results = []
+    if config.asha:
+        shared = []
+        for name, (task, _) in tasks.items():
+            for model in model_dirs:
+                if not task.finetunes:
+                    shared += trial_points(task, model, config)
+                    continue
+                asha = ASHAScheduler(time_attr="training_iteration", max_t=max(config.space_for(name).epochs),
+                                     grace_period=config.asha_grace_period,
+                                     reduction_factor=config.asha_reduction_factor)
+                results += run_experiment(f"{name}--{model}", trial_points(task, model, config), model_dirs, data,
+                                          config, storage, asha)
+        if shared:
+            results += run_experiment("no-finetune", shared, model_dirs, data, config, storage)
+    else:
+        points = [p for task, _ in tasks.values() for model in model_dirs for p in trial_points(task, model, config)]
+        results = run_experiment("evaluate", points, model_dirs, data, config, storage)
+    return {
+        name: {model: summarize(task, [r for r in results if r.config["point"]["task"] == name
+                                       and r.config["point"]["model"] == model]) for model in model_dirs}
+        for name, (task, _) in tasks.items()
+    }
 
 
 def summarize(task: Task, grid: list) -> dict[str, Any]:
     """Group trials by configuration, choose on mean validation score, report test mean ± std."""
     trials = []
     for result in grid:
-        params = dict(result.config)
+        params = dict(result.config["point"])
         history = []
         if result.metrics_dataframe is not None and not result.error:
             frame = result.metrics_dataframe
@@ -110,7 +128,8 @@ def summarize(task: Task, grid: list) -> dict[str, Any]:
             history = frame[keep].to_dict("records")
         metrics = result.metrics or {}
         trials.append({
-            "config": {k: v for k, v in params.items() if k not in ("seed", "model")}, "seed": params.get("seed"),
+            "config": {k: v for k, v in params.items() if k not in ("seed", "model", "task")},
+            "seed": params.get("seed"),
             "valid_score": metrics.get("valid_score"), "test_score": metrics.get("test_score"),
             "epochs_done": len(history), "error": str(result.error).splitlines()[0] if result.error else None,
             "test_extra": {k: v for k, v in metrics.items() if k.startswith("test_") and k != "test_score"},
@@ -172,13 +191,16 @@ def run_evaluation(models: list[str], tasks: list[str], output: str, config) -> 
     names = model_names(models)
     start = time.perf_counter()
     results: dict[str, Any] = {"models": {names[m]: str(Path(m).resolve()) for m in models}, "tasks": {}}
+    loaded: dict[str, tuple[Task, TaskData]] = {}
+    for task, path in specs:
+        loaded[task.name] = (task, task.load(path, evaluate, out / "cache"))
+        log.info("task %s: %s", task.name, loaded[task.name][1].sizes())
+    model_dirs = {names[m]: str(Path(m).resolve()) for m in models}
     with ray_runtime(getattr(config, "ray", None)):
-        for task, path in specs:
-            data = task.load(path, evaluate, out / "cache")
-            log.info("task %s: %s", task.name, data.sizes())
-            summaries = run_sweep(task, {names[m]: m for m in models}, data, evaluate, out / "tune")
-            results["tasks"][task.name] = {"metric": task.metric, "data": data.info, "sizes": data.sizes(),
-                                           "models": summaries}
+        summaries = run_sweeps(loaded, model_dirs, evaluate, out / "tune")
+    for name, (task, data) in loaded.items():
+        results["tasks"][name] = {"metric": task.metric, "data": data.info, "sizes": data.sizes(),
+                                  "models": summaries[name]}
     results["seconds"] = time.perf_counter() - start
     write_report(results, out)
     return results

@@ -2,8 +2,9 @@
 
 Each phase runs `training.trainer.Trainer` inside the Ray Train workers: Ray sets up the process group
 (gloo on CPU, NCCL on GPU), the Trainer shards the model with FSDP2 (`training.parallelize.apply_fsdp`;
-not `ray.train.torch.prepare_model`, which is DDP/FSDP1 and refuses CPU), reads its split of the Ray
-Data dataset, and saves DCP checkpoints in the run directory, each reported to Ray Train with
+not `ray.train.torch.prepare_model`, which is DDP/FSDP1 and refuses CPU), reads its block of every
+global batch from the ordered Ray Data dataset of `ray_jobs.loader` (the same batches as the plain
+`training.data.PackedShardLoader`), and saves DCP checkpoints in the run directory, each reported to Ray Train with
 `ray.train.report(..., checkpoint=...)`. When a worker dies, Ray Train restarts the group
 (`FailureConfig.max_failures`) and every worker resumes from `ray.train.get_checkpoint()`: model,
 optimizer, LR schedule, RNG and data position. `--resume` continues a stopped run from the latest
@@ -16,12 +17,12 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import shutil
 import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import ray
 import ray.train
 import torch
@@ -29,9 +30,11 @@ import yaml
 from ray.train import Checkpoint, FailureConfig, RunConfig, ScalingConfig
 from ray.train.torch import TorchConfig, TorchTrainer
 
+from ray_jobs.loader import data_config, iter_rank_batches, ordered_dataset, read_packed
 from ray_jobs.runtime import ray_runtime
 from training.checkpoint import latest_checkpoint
 from training.config import PhaseConfig, PretrainConfig, load_phase, resolve_data_path, resolve_run_dir
+from training.schedule import plan_steps
 from training.trainer import Trainer, TrainerHooks, previous_phase_checkpoint
 
 logger = logging.getLogger(__name__)
@@ -40,47 +43,57 @@ DEMO_PHASES = {name: f"demo-{name}.yaml" for name in ("general", "context", "dec
 RESOLVED_CONFIG_NAME = "config.resolved.yaml"
 
 
-class RayShardBatches:
-    """Packed micro batches from a Ray Train dataset shard; resumable by epoch and batches consumed.
+class RayPackedBatches:
+    """This rank's micro batches from the ordered Ray dataset of `ray_jobs.loader` (a Ray Train shard).
 
-    Ray Data yields numpy batches whose `seq_lens` rows differ in length, so they are zero-padded here
-    to the batch's widest row. Resuming skips the batches already consumed in the current epoch.
+    The dataset starts `start_batches` global micro batches into the phase's deterministic order (the
+    driver skips what a resumed run already saw). Position = global micro batches consumed since the
+    phase began; after Ray Train restarts a worker from a later checkpoint, the batches between the
+    dataset's start and that checkpoint are read and dropped (skip count).
     """
 
-    def __init__(self, shard, batch_size: int, seed: int = 0, shuffle_buffer: int | None = 64):
-        self.shard, self.batch_size, self.seed, self.shuffle_buffer = shard, batch_size, seed, shuffle_buffer
-        self.epoch, self.consumed = 0, 0
+    def __init__(self, shard, batch_size: int, rank: int, world_size: int, start_batches: int = 0):
+        self.shard, self.batch_size, self.rank, self.world_size = shard, batch_size, rank, world_size
+        self.start_batches = self.consumed = start_batches
 
     def __iter__(self):
-        skip = self.consumed
-        batches = self.shard.iter_batches(
-            batch_size=self.batch_size, batch_format="numpy", drop_last=True,
-            local_shuffle_buffer_size=self.shuffle_buffer, local_shuffle_seed=self.seed + self.epoch,
-        )
-        for i, batch in enumerate(batches):
-            if i < skip:
+        target, position = self.consumed, self.start_batches
+        for batch in iter_rank_batches(self.shard, self.batch_size, self.rank, self.world_size):
+            position += 1
+            if position <= target:
                 continue
-            self.consumed = i + 1
-            yield collate(batch)
-        self.epoch, self.consumed = self.epoch + 1, 0
+            self.consumed = position
+            yield batch
+        raise RuntimeError(f"the ordered dataset ended after {position} micro batches; it was built too short")
 
     def state_dict(self) -> dict[str, int]:
-        return {"epoch": self.epoch, "consumed": self.consumed}
+        return {"consumed": self.consumed}
 
     def load_state_dict(self, state: dict[str, int]) -> None:
-        self.epoch, self.consumed = int(state["epoch"]), int(state["consumed"])
+        if int(state["consumed"]) < self.start_batches:
+            raise ValueError(f"checkpoint at micro batch {state['consumed']} is before this dataset's start "
+                             f"({self.start_batches})")
+        self.consumed = int(state["consumed"])
 
 
-def collate(batch: dict[str, Any]) -> dict[str, torch.Tensor]:
-    seq_lens = [np.asarray(row, dtype=np.int32) for row in batch["seq_lens"]]
-    padded = np.zeros((len(seq_lens), max(len(row) for row in seq_lens)), dtype=np.int32)
-    for i, row in enumerate(seq_lens):
-        padded[i, : len(row)] = row
-    return {
-        "input_ids": torch.from_numpy(np.stack([np.asarray(row, dtype=np.int64) for row in batch["input_ids"]])),
-        "seq_lens": torch.from_numpy(padded),
-        "pad_len": torch.from_numpy(np.array(batch["pad_len"], dtype=np.int32)),
-    }
+def plan_for(pretrain: PretrainConfig, phase: PhaseConfig, workers: int) -> list[int]:
+    """Global batch (sequences) of every step, as the Trainer computes it."""
+    unit = pretrain.data.micro_batch_size * workers
+    return plan_steps(phase.tokens, phase.seq_len, phase.global_batch_size, unit, phase.schedule.start_batch_size,
+                      phase.schedule.batch_warmup_tokens, phase.max_steps)
+
+
+def build_dataset(data_dir: Path, plan: list[int], start_step: int, seed: int, shuffle: bool):
+    """The ordered Ray dataset of the phase from `start_step` on, with enough epochs for the whole plan."""
+    packed = read_packed(data_dir, "train")
+    num_sequences = packed.count()
+    if num_sequences == 0:
+        raise ValueError(f"{data_dir} has no training sequences")
+    skip = sum(plan[:start_step])
+    epochs = math.ceil(sum(plan) / num_sequences) + 1
+    first_epoch = skip // num_sequences
+    return ordered_dataset(packed, seed=seed, epochs=range(first_epoch, epochs), shuffle=shuffle,
+                           skip_sequences=skip - first_epoch * num_sequences)
 
 
 class RayMetricsSink:
@@ -114,8 +127,9 @@ def _train_worker(loop_config: dict[str, Any]) -> None:
         checkpoint = Checkpoint.from_directory(str(path)) if rank == 0 else None
         ray.train.report(metrics, checkpoint=checkpoint, checkpoint_dir_name=path.name)
 
-    batches = RayShardBatches(ray.train.get_dataset_shard("train"), pretrain.data.micro_batch_size,
-                              seed=loop_config["seed"], shuffle_buffer=64 if pretrain.data.shuffle else None)
+    world_size = ray.train.get_context().get_world_size()
+    batches = RayPackedBatches(ray.train.get_dataset_shard("train"), pretrain.data.micro_batch_size, rank, world_size,
+                               start_batches=loop_config["start_batches"])
     trainer = Trainer(pretrain, phase, loop_config["phase_dir"], loop_config["data_dir"], seed=loop_config["seed"],
                       batches=batches, init_from=loop_config["init_from"],
                       hooks=TrainerHooks(on_checkpoint=report, sinks=[RayMetricsSink(phase.name, rank)]))
@@ -154,27 +168,32 @@ def run_phase(config: Any, phase: str, resume: bool = False, workers: int | None
     run_dir = resolve_run_dir(pretrain, config.run.output, config.run.name).resolve()
     phase_dir = run_dir / phase
     data_dir = resolve_data_path(pretrain, phase_config, config.run.output).resolve()
-    if not resume and latest_checkpoint(phase_dir / "checkpoints") is not None:
+    latest = latest_checkpoint(phase_dir / "checkpoints")
+    if not resume and latest is not None:
         raise FileExistsError(f"{phase_dir} already has checkpoints: pass --resume or choose another run name")
+    start_step = int(latest.name.split("-")[1]) if resume and latest is not None else 0
     init_from = previous_phase_checkpoint(run_dir, phase_config)
     write_resolved(config, phase_dir)
     workers = workers or pretrain.workers
     ray_config = config.ray.model_copy(update={"address": address}) if address else config.ray
 
     with ray_runtime(ray_config):
-        dataset = ray.data.read_parquet(str(data_dir / "train"))
+        plan = plan_for(pretrain, phase_config, workers)
+        dataset = build_dataset(data_dir, plan, start_step, config.run.seed, pretrain.data.shuffle)
         trainer = TorchTrainer(
             _train_worker,
             train_loop_config={
                 "pretrain": pretrain.model_dump(mode="json"), "phase": phase_config.model_dump(mode="json"),
                 "phase_dir": str(phase_dir), "data_dir": str(data_dir), "seed": config.run.seed,
                 "init_from": str(init_from) if init_from else None, "resume": resume, "export": export,
+                "start_batches": sum(plan[:start_step]) // (pretrain.data.micro_batch_size * workers),
                 "threads": max(1, int(pretrain.cpus_per_worker)),
             },
             scaling_config=ScalingConfig(num_workers=workers, use_gpu=pretrain.use_gpu,
                                          resources_per_worker={"CPU": pretrain.cpus_per_worker}),
             torch_config=TorchConfig(backend="nccl" if pretrain.use_gpu else "gloo"),
             datasets={"train": dataset},
+            dataset_config=data_config(),
             run_config=RunConfig(
                 name=f"{config.run.name}-{phase}-{time.strftime('%Y%m%d-%H%M%S')}",
                 storage_path=str(phase_dir / "ray"),

@@ -43,6 +43,7 @@ SHARD_SCHEMA = pa.schema(
         ("source", pa.string()),  # mixture component name
         ("seq_index", pa.int64()),  # position in the deterministic mixed order of this split
         ("doc_ids", pa.list_(pa.string())),  # doc_id per segment ("" for padding)
+        ("packed_index", pa.int64()),  # position in its source's packing order (chunks rejoin by it)
     ]
 )
 JSON_SUFFIXES = (".jsonl", ".json", ".jsonl.gz", ".json.gz")
@@ -202,26 +203,27 @@ def pack_source(
 
 
 def write_split(
-    out_dir: Path, chosen: Sequence[tuple[str, PackedSequence]], seq_len: int, rows_per_shard: int
+    out_dir: Path, chosen: Sequence[tuple[str, int, PackedSequence]], seq_len: int, rows_per_shard: int
 ) -> list[str]:
-    """Write (source, sequence) pairs in order as `part-XXXXX.parquet`; seq_index = position."""
+    """Write (source, packed_index, sequence) triples in order as `part-XXXXX.parquet`; seq_index = position."""
     out_dir.mkdir(parents=True, exist_ok=True)
     files = []
     for part, start in enumerate(range(0, max(len(chosen), 1), rows_per_shard)):
         rows = chosen[start : start + rows_per_shard]
-        flat_lens = [n for _, s in rows for n in s.seq_lens]
-        lens_offsets = np.concatenate([[0], np.cumsum([len(s.seq_lens) for _, s in rows])]).astype(np.int32)
-        ids = np.concatenate([s.input_ids for _, s in rows]) if rows else np.zeros(0, np.int32)
+        flat_lens = [n for _, _, s in rows for n in s.seq_lens]
+        lens_offsets = np.concatenate([[0], np.cumsum([len(s.seq_lens) for _, _, s in rows])]).astype(np.int32)
+        ids = np.concatenate([s.input_ids for _, _, s in rows]) if rows else np.zeros(0, np.int32)
         table = pa.table(
             {
                 "input_ids": pa.ListArray.from_arrays(
                     pa.array(np.arange(len(rows) + 1, dtype=np.int32) * seq_len), pa.array(ids)
                 ),
                 "seq_lens": pa.ListArray.from_arrays(pa.array(lens_offsets), pa.array(flat_lens, pa.int32())),
-                "pad_len": pa.array([s.pad_len for _, s in rows], pa.int32()),
-                "source": pa.array([src for src, _ in rows], pa.string()),
+                "pad_len": pa.array([s.pad_len for _, _, s in rows], pa.int32()),
+                "source": pa.array([src for src, _, _ in rows], pa.string()),
                 "seq_index": pa.array(np.arange(start, start + len(rows), dtype=np.int64)),
-                "doc_ids": pa.array([s.doc_ids for _, s in rows], pa.list_(pa.string())),
+                "doc_ids": pa.array([s.doc_ids for _, _, s in rows], pa.list_(pa.string())),
+                "packed_index": pa.array([i for _, i, _ in rows], pa.int64()),
             },
             schema=SHARD_SCHEMA,
         )
@@ -231,9 +233,9 @@ def write_split(
     return files
 
 
-def _token_counts(chosen: Sequence[tuple[str, PackedSequence]]) -> dict[str, dict[str, int]]:
+def _token_counts(chosen: Sequence[tuple[str, int, PackedSequence]]) -> dict[str, dict[str, int]]:
     counts: dict[str, dict[str, int]] = {}
-    for source, seq in chosen:
+    for source, _, seq in chosen:
         c = counts.setdefault(source, {"sequences": 0, "real": 0, "pad": 0})
         c["sequences"] += 1
         c["real"] += len(seq.input_ids) - seq.pad_len
@@ -294,7 +296,7 @@ def pack(
             plan = plan_mixture(available, [w for _, _, w in corpora], plan_seed, size)
         else:  # all of it, weight = supply, so nothing is repeated or left out
             plan = plan_mixture(available, available, plan_seed) if sum(available) else None
-        chosen = [(names[s], packed[names[s]][split][i]) for s, i in (plan.order if plan else [])]
+        chosen = [(names[s], i, packed[names[s]][split][i]) for s, i in (plan.order if plan else [])]
         for k, name in enumerate(names):
             sources[name].setdefault("mixture", {})[split] = {
                 "available_sequences": available[k],
@@ -382,8 +384,12 @@ DEMO_TOKEN_SETS = {
 }
 
 
-def run_demo(config: Any, root: Path) -> dict[str, Any]:
-    """Demo stage: tokenizer from `root/{general,ecom}/corpus`, then the three token sets in `root/tokens/`."""
+def run_demo(config: Any, root: Path, cache: dict[tuple, list[pa.Table]] | None = None) -> dict[str, Any]:
+    """Demo stage: tokenizer from `root/{general,ecom}/corpus`, then the three token sets in `root/tokens/`.
+
+    Returns {"tokenizer": path, "tokens": {name: {path, seq_len, train_sequences, validation_sequences}}}.
+    `cache` (optional) receives the tokenized corpora for reuse by later `pack` calls.
+    """
     from ray_jobs.runtime import init_ray
 
     init_ray(config.ray)  # no-op when Ray is already up; a cluster started here is reused by later stages
@@ -395,7 +401,7 @@ def run_demo(config: Any, root: Path) -> dict[str, Any]:
     )
     result: dict[str, Any] = {"tokenizer": str(tokenizer_dir), "tokens": {}}
     # Both corpora tokenized in one Ray Data execution, reused by all three sets.
-    cache: dict[tuple, list[pa.Table]] = {}
+    cache = {} if cache is None else cache
     tokenizer_json = load_tokenizer(tokenizer_dir).backend_tokenizer.to_str()
     tokenize_cached(corpora, tokenizer_json, t.validation_fraction, t.batch_size, cache)
     for name, (seq_len, mix) in DEMO_TOKEN_SETS.items():

@@ -113,7 +113,8 @@ def write_report(spark: SparkSession, root: str | Path, manifest: dict[str, Any]
 <style>body{{font-family:sans-serif;max-width:1000px;margin:2em auto}} td,th{{padding:2px 10px}}</style></head>
 <body><h1>Corpus report</h1>
 <p>inputs: {html.escape(", ".join(manifest.get("inputs", [])))}<br>
-e-commerce filter: {manifest.get("ecommerce_filter")} &middot; classifier: {html.escape(str(manifest.get("classifier")))}
+e-commerce filter: {manifest.get("ecommerce_filter")} &middot;
+classifier: {html.escape(str(manifest.get("classifier")))}
 &middot; {manifest.get("docs_per_s")} documents/s</p>
 <h2>Funnel</h2><table><tr><th>step</th><th>documents</th></tr>{funnel_rows}</table>
 <p>input {counts["input"]} = kept {counts["kept"]} + filtered {sum(counts["filtered"].values())}

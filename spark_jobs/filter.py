@@ -18,7 +18,6 @@ from typing import Any
 
 from pyspark import SparkFiles
 from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from corpus.config import CorpusConfig

@@ -238,6 +238,7 @@ class ModernBertMLM(nn.Module):
         *,
         attn: AttentionInputs | None = None,
         return_logits: bool = False,
+        num_masked: int | None = None,
     ) -> MaskedLMOutput:
         """Args:
             input_ids: (B, L) packed token ids.
@@ -246,6 +247,8 @@ class ModernBertMLM(nn.Module):
             labels: (B, L) target ids at masked positions, IGNORE_INDEX (-100) elsewhere. When given,
                 only masked positions go through head and decoder (sparse prediction, as ModernBERT).
             return_logits: with labels, also return the (n_masked, V) logits.
+            num_masked: the number of labelled positions, when the caller knows it on the host (the
+                masking ran on the CPU); saves a device-to-host sync per step. Must be exact.
         """
         if attn is None:
             attn = build_attention_inputs(
@@ -257,9 +260,13 @@ class ModernBertMLM(nn.Module):
             return MaskedLMOutput(None, self.decode(h), None)
         labels = labels.reshape(-1)
         masked = labels != IGNORE_INDEX
-        logits = self.decode(h.reshape(-1, h.shape[-1])[masked])  # (n_masked, V)
-        targets = labels[masked]
-        loss = F.cross_entropy(logits.float(), targets)
+        if num_masked is None:
+            idx = masked.nonzero().squeeze(1)  # a host sync: the count decides the shape
+        else:
+            # Masked positions first, in order (stable sort), without asking the device for the count.
+            idx = torch.argsort((~masked).int(), stable=True)[:num_masked]
+        logits = self.decode(h.reshape(-1, h.shape[-1]).index_select(0, idx))  # (n_masked, V)
+        loss = F.cross_entropy(logits.float(), labels.index_select(0, idx))
         return MaskedLMOutput(loss, logits if return_logits else None, masked.sum())
 
     def decode(self, h: torch.Tensor) -> torch.Tensor:

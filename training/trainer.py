@@ -96,8 +96,12 @@ def dist_info() -> tuple[int, int]:
 
 
 def pick_device() -> torch.device:
-    if torch.cuda.is_available():
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    """This rank's GPU (LOCAL_RANK, as Ray Train and torchrun set it), else the CPU; gloo groups stay on CPU."""
+    on_gloo = dist.is_available() and dist.is_initialized() and dist.get_backend() == "gloo"
+    if torch.cuda.is_available() and not on_gloo:
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        torch.cuda.set_device(device)
+        return device
     return torch.device("cpu")
 
 

@@ -32,7 +32,8 @@ def labeled_rows(n: int = 120, seed: int = 0) -> list[dict]:
             text = (f"{item.title()} model {rng.randint(10, 99)}\n${rng.randint(5, 500)}.99\nIn stock\n"
                     f"Add to cart\nFree shipping on orders over $50\nSKU: {rng.randint(1000, 9999)}\n"
                     f"Select size\nCustomer reviews ({rng.randint(1, 300)})\nThis {item} is made to last.")
-            rows.append({"text": text, "label": "ecommerce", "url": f"https://shop{i % 17}.example/products/{item}-{i}"})
+            url = f"https://shop{i % 17}.example/products/{item}-{i}"
+            rows.append({"text": text, "label": "ecommerce", "url": url})
         else:
             words = [rng.choice(_PROSE) for _ in range(40)]
             text = ("The report says " + " ".join(words) + ". We think the results were clear, and they said "

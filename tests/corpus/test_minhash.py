@@ -33,6 +33,7 @@ TEXTS = [d["text"] for d in make_near_duplicates(4, 2, words_per_doc=60, seed=5)
 @pytest.mark.parametrize(
     ("scheme", "hash_function"),
     [("affine32", "sha1_32"), ("affine32", "xxh32"), ("legacy", "sha1_32"), ("affine64", "xxh64"),
+     ("affine32", "words32"), ("affine64", "words64"), ("legacy", "words32"),
      ("affine64", "sha1_64")],
 )
 @pytest.mark.parametrize("num_perm", [1, 16, 112, 128])

@@ -89,7 +89,8 @@ def test_list_like_page_is_dropped_with_a_fineweb_reason():
 
 def test_none_disables_a_single_gopher_threshold():
     text = "Buy the red shoes today for less."
-    cfg = FilterConfig(gopher_repetition={"enabled": False}, gopher_quality={"min_doc_words": None, "min_stop_words": None},
+    cfg = FilterConfig(gopher_repetition={"enabled": False},
+                       gopher_quality={"min_doc_words": None, "min_stop_words": None},
                        c4_quality={"enabled": False}, fineweb_quality={"enabled": False})
     check_filter(DocumentFilter(cfg), text, None)
 

@@ -108,3 +108,11 @@ def test_jsonl_and_parquet_text_inputs(tmp_path):
     assert _statuses(records) == {("text", None): 3, ("error", "bad_json"): 1, ("error", "bad_row"): 1}
     text = next(r for r in records if r.status == "text")
     assert text.domain_label == "fashion" and text.url == "https://a.test/p"
+
+
+def test_uncompressed_warc_cut_short_counts_the_cut_record(shared_data):
+    plain = gzip.decompress((shared_data / "warc" / "warcfile.warc.gz").read_bytes())
+    assert _statuses(iter_warc(plain, "plain.warc"))[("html", None)] == 16
+    statuses = _statuses(iter_warc(plain[:-5000], "plain.warc"))
+    assert statuses[("html", None)] + statuses[("error", "truncated_record")] == 16
+    assert statuses[("error", "truncated_record")] == 1

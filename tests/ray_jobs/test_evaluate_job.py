@@ -31,7 +31,9 @@ def demo_results(demo_root, ray_cluster) -> dict:
     from infra.config import load_config
     from ray_jobs.evaluate import run_demo
 
-    return run_demo(load_config(None, {"evaluate": {"seeds": [0, 1]}}), demo_root)
+    # The demo's own caps apply where none is set; fewer pages keep extraction short here.
+    config = load_config(None, {"evaluate": {"seeds": [0, 1], "limits": {"pages_per_class": 1, "pages": 12}}})
+    return run_demo(config, demo_root)
 
 
 def test_sweep_compares_two_models_on_all_five_tasks(demo_results, demo_root):

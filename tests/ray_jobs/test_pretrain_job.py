@@ -68,14 +68,16 @@ def test_killed_worker_restarts_from_the_last_checkpoint_and_finishes(ray_cluste
 
 
 @pytest.mark.heavy
-def test_stopped_ray_run_resumes_from_its_checkpoint(ray_cluster, demo_tokens, tmp_path):  # noqa: F811
-    config = job_config(tmp_path, demo_tokens, checkpoint={"interval": 2},
-                        phase_overrides={"general": {"max_steps": 2}})
-    first = run_phase(config, "general", workers=2, export=False)
-    config = job_config(tmp_path, demo_tokens, checkpoint={"interval": 2},
-                        phase_overrides={"general": {"max_steps": 4}})
+def test_stopped_ray_run_resumes_on_the_same_loss_trajectory(ray_cluster, demo_tokens, tmp_path):  # noqa: F811
+    def config(name, max_steps):
+        return job_config(tmp_path / name, demo_tokens, checkpoint={"interval": 2},
+                          phase_overrides={"general": {"max_steps": max_steps}})
+
+    uninterrupted = run_phase(config("a", 4), "general", workers=2, export=False)
+    first = run_phase(config("b", 2), "general", workers=2, export=False)
     with pytest.raises(FileExistsError):
-        run_phase(config, "general", workers=2)
-    resumed = run_phase(config, "general", resume=True, workers=2)
+        run_phase(config("b", 4), "general", workers=2)
+    resumed = run_phase(config("b", 4), "general", resume=True, workers=2, export=False)
     assert first["steps"] == 2 and resumed["steps"] == 4 and len(resumed["losses"]) == 2
     assert resumed["restored_from_ray_checkpoint"] is False
+    assert first["losses"] + resumed["losses"] == pytest.approx(uninterrupted["losses"], rel=1e-6)

@@ -23,7 +23,7 @@ pytestmark = [pytest.mark.ray, pytest.mark.shared_data]
 
 
 @pytest.fixture(scope="module")
-def demo(ray_cluster, shared_data, tmp_path_factory) -> tuple[Path, dict, dict[str, dict]]:
+def demo(ray_cluster, shared_data, tmp_path_factory) -> tuple[Path, dict, dict[str, str], dict]:
     """run_demo over a general corpus (non-shop pages, plus an empty and a 1-token document) and an
     e-commerce corpus (product and collection pages)."""
     root = tmp_path_factory.mktemp("demo")
@@ -32,9 +32,10 @@ def demo(ray_cluster, shared_data, tmp_path_factory) -> tuple[Path, dict, dict[s
     write_corpus(root / "general" / "corpus", general)
     write_corpus(root / "ecom" / "corpus", wcxb_documents(shared_data, 24, ecom=True, max_chars=3000))
     config = load_config(overrides={"tokenize": {"vocab_size": 512, "validation_fraction": 0.2}})
-    result = run_demo(config, root)
+    cache: dict = {}  # the tokenized corpora, reused by the pack tests below (no new Ray Data run)
+    result = run_demo(config, root, cache=cache)
     texts = {row["doc_id"]: row["text"] for row in general + wcxb_documents(shared_data, 24, ecom=True, max_chars=3000)}
-    return root, result, texts
+    return root, result, texts, cache
 
 
 def read_split(token_set: Path, split: str) -> pa.Table:
@@ -42,7 +43,7 @@ def read_split(token_set: Path, split: str) -> pa.Table:
 
 
 def test_run_demo_writes_tokenizer_and_the_three_token_sets(demo):
-    root, result, _ = demo
+    root, result, _, _ = demo
     assert result["tokenizer"] == str(root / "tokenizer")
     assert set(result["tokens"]) == {"general-128", "context-256", "decay-256"}
     tok = load_tokenizer(root / "tokenizer")
@@ -55,7 +56,7 @@ def test_run_demo_writes_tokenizer_and_the_three_token_sets(demo):
 
 @pytest.mark.parametrize("name, seq_len", [("general-128", 128), ("context-256", 256), ("decay-256", 256)])
 def test_shards_have_exact_lengths_and_consistent_boundaries(demo, name, seq_len):
-    root, _, _ = demo
+    root, _, _, _ = demo
     for split in ("train", "validation"):
         table = read_split(root / "tokens" / name, split)
         assert table.column("seq_index").to_pylist() == list(range(table.num_rows))
@@ -73,7 +74,7 @@ def test_shards_have_exact_lengths_and_consistent_boundaries(demo, name, seq_len
 
 
 def test_manifest_counts_add_up_and_equal_the_shards(demo):
-    root, _, _ = demo
+    root, _, _, _ = demo
     manifest = json.loads((root / "tokens" / "context-256" / "manifest.json").read_text())
     general = manifest["sources"]["general"]
     assert general["documents_skipped"] == {"empty_text": 1, "too_short": 1}
@@ -94,7 +95,7 @@ def test_manifest_counts_add_up_and_equal_the_shards(demo):
 
 
 def test_mixture_shares_follow_the_weights(demo):
-    root, _, _ = demo
+    root, _, _, _ = demo
     for name, weights in {"context-256": {"general": 0.7, "ecom": 0.3},
                           "decay-256": {"ecom": 0.8, "general": 0.2}}.items():
         sources = Counter(read_split(root / "tokens" / name, "train").column("source").to_pylist())
@@ -104,9 +105,11 @@ def test_mixture_shares_follow_the_weights(demo):
 
 
 def test_packed_documents_decode_back_to_their_normalised_text(demo):
-    root, _, texts = demo
+    root, _, texts, _ = demo
     tok = load_tokenizer(root / "tokenizer")
-    table = read_split(root / "tokens" / "general-128", "train")
+    # the mixture shuffles sequences; packing order (packed_index) puts a document's chunks back in order
+    table = read_split(root / "tokens" / "general-128", "train").sort_by("packed_index")
+    assert table.column("packed_index").to_pylist() == list(range(table.num_rows))  # one source, no repeats
     tokens: dict[str, list[int]] = defaultdict(list)
     for ids, lens, doc_ids in zip(*(table.column(c).to_pylist() for c in ("input_ids", "seq_lens", "doc_ids")),
                                   strict=True):
@@ -124,7 +127,7 @@ def test_packed_documents_decode_back_to_their_normalised_text(demo):
 
 
 def test_validation_split_is_by_doc_id_and_disjoint(demo):
-    root, _, _ = demo
+    root, _, _, _ = demo
     docs = {s: {d for row in read_split(root / "tokens" / "general-128", s).column("doc_ids").to_pylist()
                 for d in row if d} for s in ("train", "validation")}
     assert docs["validation"] and not docs["train"] & docs["validation"]
@@ -132,9 +135,8 @@ def test_validation_split_is_by_doc_id_and_disjoint(demo):
 
 
 def test_same_seed_same_shards_other_seed_other_order_and_upsampling_is_recorded(demo, tmp_path):
-    root, _, _ = demo
+    root, _, _, cache = demo
     corpora = [("general", root / "general" / "corpus", 0.5), ("ecom", root / "ecom" / "corpus", 0.5)]
-    cache: dict = {}
     args = dict(tokenizer=root / "tokenizer", seq_len=128, validation_fraction=0.2, cache=cache)
     pack(corpora, output=tmp_path / "a", seed=7, **args)
     pack(corpora, output=tmp_path / "b", seed=7, **args)
@@ -147,9 +149,9 @@ def test_same_seed_same_shards_other_seed_other_order_and_upsampling_is_recorded
 
 
 def test_ray_loader_matches_plain_loader_per_rank_and_resumes_by_skip_count(demo):
-    root, _, _ = demo
+    root, _, _, _ = demo
     path = root / "tokens" / "context-256"
-    ds = ordered_dataset(read_packed(path), seed=3, epochs=1)
+    ds = ordered_dataset(read_packed(path), seed=3, epochs=1).materialize()  # one run, read by both ranks
     for rank in range(2):
         plain = [b["seq_index"].tolist() for b in PackedShardLoader(str(path), 4, rank, 2, seed=3)]
         ray_batches = list(iter_rank_batches(ds, 4, rank, 2))
@@ -161,24 +163,40 @@ def test_ray_loader_matches_plain_loader_per_rank_and_resumes_by_skip_count(demo
     assert resumed == [b["seq_index"].tolist() for b in PackedShardLoader(str(path), 4, 1, 2, seed=3)][3:]
 
 
-def test_cli_trains_a_tokenizer_and_packs_a_jsonl_corpus(demo, tmp_path):
+def write_jsonl_corpus(folder: Path, texts: list[str]) -> Path:
+    folder.mkdir()
+    (folder / "notes.jsonl").write_text("\n".join(json.dumps({"text": t}) for t in texts))
+    return folder
+
+
+def test_cli_packs_a_jsonl_corpus_without_doc_ids_with_a_parquet_one(demo, tmp_path):
     from infra.cli import app
 
-    root, _, texts = demo
-    jsonl = tmp_path / "notes"
-    jsonl.mkdir()
-    (jsonl / "notes.jsonl").write_text("\n".join(json.dumps({"text": t}) for t in list(texts.values())[:10]))
-    runner = CliRunner()
-    result = runner.invoke(app, ["tokenize", "train-tokenizer", "--corpus", str(jsonl), "--output",
-                                 str(tmp_path / "tok"), "--vocab-size", "384"])
-    assert result.exit_code == 0, result.output
-    assert len(load_tokenizer(tmp_path / "tok")) == 384
-    result = runner.invoke(app, [
+    root, _, texts, _ = demo
+    jsonl = write_jsonl_corpus(tmp_path / "notes", list(texts.values())[:10])
+    result = CliRunner().invoke(app, [
         "tokenize", "pack", "--corpus", str(jsonl), "--corpus", str(root / "ecom" / "corpus"),
-        "--weight", "0.5", "--weight", "0.5", "--tokenizer", str(tmp_path / "tok"),
+        "--weight", "0.5", "--weight", "0.5", "--tokenizer", str(root / "tokenizer"),
         "--seq-len", "64", "--output", str(tmp_path / "out"), "--tokenize.validation_fraction=0",
     ])
     assert result.exit_code == 0, result.output
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert set(manifest["sources"]) == {"notes", "ecom"} and manifest["splits"]["validation"]["sequences"] == 0
     assert manifest["sources"]["notes"]["documents_packed"] == 10
+    assert manifest["splits"]["train"]["tokens_per_source"]["notes"]["sequences"] > 0
+
+
+@pytest.mark.heavy
+def test_cli_trains_a_tokenizer(demo, tmp_path):
+    from infra.cli import app
+
+    root, _, texts, _ = demo
+    jsonl = write_jsonl_corpus(tmp_path / "notes", list(texts.values())[:10])
+    result = CliRunner().invoke(app, [
+        "tokenize", "train-tokenizer", "--corpus", str(jsonl), "--corpus", str(root / "ecom" / "corpus"),
+        "--output", str(tmp_path / "tok"), "--vocab-size", "384",
+    ])
+    assert result.exit_code == 0, result.output
+    assert len(load_tokenizer(tmp_path / "tok")) == 384
+    manifest = json.loads((tmp_path / "tok" / "manifest.json").read_text())
+    assert manifest["documents_in"] == 10 + 24 and manifest["padding_tokens"] >= 0

@@ -27,7 +27,7 @@ def _adds_up(counts: dict) -> bool:
 def built(spark, shared_data, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("build")
     config = load_config(None, {"run": {"seed": 3}})
-    generate_sample_crawl(tmp / "crawl", docs=60, seed=3, progress=False)
+    generate_sample_crawl(tmp / "crawl", docs=40, seed=3, progress=False)
     classifier = train_demo_classifier(spark, config, tmp / "classifier", docs=80)
     inputs = sorted(str(p) for p in (tmp / "crawl").glob("*.warc.gz"))
     inputs += sorted(str(p) for p in (shared_data / "warc").glob("*.warc.gz"))
@@ -75,7 +75,20 @@ def test_report_files_exist(built):
     assert Path(manifest["report"]) == report / "index.html"
 
 
-def test_demo_classifier_separates_generated_shop_pages(built):
-    _, _, classifier = built
-    print(f"demo classifier held-out: precision {classifier['precision']} recall {classifier['recall']}")
-    assert classifier["precision"] >= 0.8 and classifier["recall"] >= 0.8
+@pytest.mark.heavy
+def test_run_demo_builds_ecom_and_general_corpora(spark, tmp_path):
+    from spark_jobs.build import run_demo
+
+    config = load_config(None, {"run": {"seed": 0}})
+    generate_sample_crawl(tmp_path / "sample-data", docs=400, seed=0, progress=False)
+    result = run_demo(config, tmp_path, spark=spark)
+    clf = result["classifier"]
+    print(f"demo classifier held-out: precision {clf['precision']} recall {clf['recall']}; {result['seconds']}s")
+    assert clf["precision"] >= 0.8 and clf["recall"] >= 0.8
+    assert (tmp_path / "classifier" / "model.bin").is_file()
+    for name in ("ecom", "general"):
+        for folder in ("extracted", "filtered", "deduped", "corpus", "report"):
+            assert (tmp_path / name / folder).is_dir(), (name, folder)
+        assert _adds_up(read_manifest(tmp_path / name)["counts"])
+    assert result["general"]["counts"]["kept"] > result["ecom"]["counts"]["kept"] > 0
+    assert "not_ecommerce" not in json.dumps(result["general"]["counts"]["filtered"])

@@ -25,7 +25,7 @@ def shards(tmp_path_factory) -> Path:
     sequences, _ = pack_documents(docs, SEQ_LEN, 1, 2, 3)
     sequences = sequences[:103]
     out = tmp_path_factory.mktemp("tokens") / "set"
-    write_split(out / "train", [("src", s) for s in sequences], SEQ_LEN, rows_per_shard=40)
+    write_split(out / "train", [("src", i, s) for i, s in enumerate(sequences)], SEQ_LEN, rows_per_shard=40)
     return out
 
 

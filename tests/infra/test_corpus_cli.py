@@ -1,0 +1,53 @@
+"""`rexbert corpus` through typer's CliRunner: help, bad options, training and a build."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from corpus.sample_data import generate_sample_crawl
+from infra.cli import app
+from tests.corpus.test_classify import labeled_rows, write_jsonl
+
+runner = CliRunner()
+
+
+def test_corpus_help_lists_the_commands():
+    result = runner.invoke(app, ["corpus", "--help"])
+    assert result.exit_code == 0, result.output
+    for name in ("train-classifier", "build", "extract", "filter", "dedup"):
+        assert name in result.output
+
+
+def test_bad_option_fails_non_zero(tmp_path):
+    result = runner.invoke(app, ["corpus", "build", "--input", "x", "--output", str(tmp_path), "--bogus"])
+    assert result.exit_code != 0
+
+
+def test_train_classifier_needs_labels(tmp_path):
+    result = runner.invoke(app, ["corpus", "train-classifier", "--output", str(tmp_path / "m.bin")])
+    assert result.exit_code != 0
+
+
+def test_train_classifier_from_jsonl_prints_precision_and_recall(tmp_path):
+    data = write_jsonl(labeled_rows(), tmp_path / "labeled.jsonl")
+    result = runner.invoke(app, ["corpus", "train-classifier", "--labeled-jsonl", str(data),
+                                 "--output", str(tmp_path / "m.bin")])
+    assert result.exit_code == 0, result.output
+    assert "precision" in result.output and "recall" in result.output
+    assert (tmp_path / "m.bin").is_file()
+    assert json.loads((tmp_path / "m.bin.metrics.json").read_text())["precision"] >= 0.9
+
+
+@pytest.mark.spark
+def test_build_runs_with_a_config_override(spark, tmp_path):
+    generate_sample_crawl(tmp_path / "crawl", docs=15, seed=7, progress=False)
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["corpus", "build", "--input", str(tmp_path / "crawl" / "crawl-00000.warc.gz"),
+                                 "--output", str(out), "--corpus.filter.ecommerce_filter=false"])
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["counts"]["input"] >= 15 and manifest["ecommerce_filter"] is False
+    assert "corpus" in result.output and (out / "report" / "index.html").is_file()
