@@ -72,11 +72,14 @@ def run(root: Path, limit_per_type: int | None, seed: int) -> dict:
     for row in tqdm(rows, desc="wcxb pages", unit="page"):
         html = gzip.open(root / "html" / f"{row['file_id']}.html.gz").read()
         truth = json.loads((root / "ground-truth" / f"{row['file_id']}.json").read_text())
-        reference = truth["ground_truth"]["main_content"]
+        reference = truth["ground_truth"].get("main_content") or ""  # 2 pages have none, 18 an empty one
         page_scores = {}
         for name, extractor in (("ours", lambda h, u: extract_page(h, u).text), ("plain", plain_trafilatura)):
             start = time.process_time()
-            text = extractor(html, row["url"])
+            try:
+                text = extractor(html, row["url"])
+            except Exception as err:  # scored as an empty extraction, and named in the results
+                text, page_scores[f"{name}_error"] = "", f"{type(err).__name__}: {err}"
             seconds[name] += time.process_time() - start
             _, _, f1 = word_f1(text, reference)
             held_out = int(row["file_id"]) % 2 == 1
@@ -136,6 +139,30 @@ def to_markdown(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def plot_results(result: dict, path: Path) -> None:
+    """Bars of ours vs plain F1 per page type (Agg backend: files only)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    types = [t for t in result["by_page_type"] if t != "all"]
+    ours = [result["by_page_type"][t]["ours_f1"] for t in types]
+    plain = [result["by_page_type"][t]["plain_f1"] for t in types]
+    x = range(len(types))
+    fig, ax = plt.subplots(figsize=(9.5, 3.5))
+    ax.bar([i - 0.2 for i in x], plain, width=0.4, label="plain trafilatura")
+    ax.bar([i + 0.2 for i in x], ours, width=0.4, label="ours")
+    ax.set_xticks(list(x), types, rotation=20)
+    ax.set_ylabel("word F1")
+    ax.set_ylim(0, 1)
+    ax.set_title(f"WCXB dev, {result['pages']} pages")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--pages", type=Path, default=shared_data_dir() / "pages" / "wcxb-dev")
@@ -147,6 +174,7 @@ def main() -> None:
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(result, indent=2))
     args.output.with_suffix(".md").write_text(to_markdown(result))
+    plot_results(result, args.output.with_suffix(".png"))
     print(to_markdown(result))
 
 

@@ -21,12 +21,18 @@ from dataclasses import dataclass, field
 from corpus.product import ProductData, extract_product_data
 
 _WORD = re.compile(r"\w+")
-_COMMERCE = re.compile(
-    r"add[\s_-]*to[\s_-]*(cart|bag|basket)|addtocart|in den warenkorb|ajouter au panier|buy[\s_-]*now|"
-    r"\"@type\"\s*:\s*\"(product|offer|itemlist)\"|itemtype=\"https?://schema\.org/(product|offer)\"|"
-    r"og:type\"?\s+content=\"product",
-    re.IGNORECASE,
-)
+# Commerce signals, matched as plain substrings of the lower-cased page (a regex over multi-MB pages
+# cost a quarter of trafilatura's own time).
+_COMMERCE_SIGNALS = (
+    "add to cart", "add-to-cart", "add_to_cart", "addtocart", "add to bag", "add-to-bag", "add to basket",
+    "add-to-basket", "buy now", "buy-now", "in den warenkorb", "ajouter au panier", "añadir al carrito",
+    '"@type":"product"', '"@type": "product"', '"@type":"offer"', '"@type": "offer"', "schema.org/product",
+    "schema.org/offer", 'og:type" content="product', "og:type' content='product",
+)  # fmt: skip
+
+
+def has_commerce_signals(lowered_html: str) -> bool:
+    return any(signal in lowered_html for signal in _COMMERCE_SIGNALS)
 
 
 class ExtractionTimeout(Exception):
@@ -125,8 +131,9 @@ def extract_page(
 def _extract(html: str, url: str | None, include_product: bool, favor: str, fallback_ratio: float) -> ExtractedPage:
     import trafilatura
 
-    data = extract_product_data(html, url) if include_product else ProductData()
-    commerce = data.product is not None or bool(data.listed_names) or bool(_COMMERCE.search(html))
+    lowered = html.lower()
+    data = extract_product_data(html, url, lowered) if include_product else ProductData()
+    commerce = data.markup is not None or bool(data.listed_names) or has_commerce_signals(lowered)
     # Measured on WCXB dev (even file_ids): trafilatura's defaults beat favor_recall on product and
     # collection pages too, so "auto" keeps them and repairs the output afterwards instead.
     text = (

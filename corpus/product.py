@@ -30,10 +30,14 @@ class ProductData:
     listed_names: list[str] = field(default_factory=list)  # ItemList entries (collection pages)
 
 
-def extract_product_data(html: str, url: str | None = None) -> ProductData:
-    """Parse JSON-LD and microdata when present and pick the main Product. Never raises on bad markup."""
+def extract_product_data(html: str, url: str | None = None, lowered: str | None = None) -> ProductData:
+    """Parse JSON-LD and microdata when present and pick the main Product. Never raises on bad markup.
+
+    Args:
+        lowered: `html.lower()` when the caller has it already (saves a pass over big pages).
+    """
     syntaxes = []
-    lowered = html[:2_000_000].lower()
+    lowered = lowered if lowered is not None else html.lower()
     if "application/ld+json" in lowered:
         syntaxes.append("json-ld")
     if "itemtype" in lowered:

@@ -224,4 +224,15 @@ def run_demo(config, root: Path) -> dict[str, Any]:
     root = Path(root)
     models = [str(root / "runs" / "demo" / phase / "export") for phase in ("context", "decay")]
     demo_config = config.model_copy(update={"evaluate": demo_evaluate_config(config.evaluate)})
-    return run_evaluation(models, list(ALL_TASKS), str(root / "eval"), demo_config)
+    results = run_evaluation(models, list(ALL_TASKS), str(root / "eval"), demo_config)
+    return compact_summary(results, root / "eval")
+
+
+def compact_summary(results: dict[str, Any], out: Path) -> dict[str, Any]:
+    """What the demo summary keeps: test mean ± std per task and model, and where the report is."""
+    return {
+        "output": str(out), "report": str(out / "report.html"), "seconds": round(results["seconds"], 1),
+        "scores": {task: {model: {k: s.get(k) for k in ("test_mean", "test_std", "best_config", "error") if k in s}
+                          for model, s in entry["models"].items()}
+                   for task, entry in results["tasks"].items()},
+    }

@@ -326,6 +326,9 @@ def pack(
         "splits": splits,
         "documents_in": sum(s["documents_in"] for s in sources.values()),
         "documents_packed": sum(s["documents_packed"] for s in sources.values()),
+        "documents_skipped": dict(sum((Counter(s["documents_skipped"]) for s in sources.values()), Counter())),
+        "split_documents": sum(s["split_documents"] for s in sources.values()),
+        "chunks_from_split_documents": sum(s["chunks_from_split_documents"] for s in sources.values()),
         "seconds": round(time.perf_counter() - started, 3),
         "versions": {"ray": ray.__version__, "pyarrow": pa.__version__},
     }

@@ -92,7 +92,9 @@ def train_demo_classifier(spark, config, out_dir: Path, docs: int = DEMO_TRAIN_D
 
     out_dir = Path(out_dir)
     crawl = out_dir / "train-crawl"
-    generate_sample_crawl(crawl, docs=docs, seed=config.run.seed + 1, progress=False)
+    # Several files so extraction runs in parallel (Spark splits binary inputs by file).
+    generate_sample_crawl(crawl, docs=docs, seed=config.run.seed + 1, docs_per_file=max(25, docs // 4),
+                          progress=False)
     labeled = out_dir / "labeled.jsonl"
     crawl_to_jsonl(spark, crawl, labeled, config)
     metrics = train_from_sources(out_dir / "model.bin", labeled_jsonl=labeled, seed=config.run.seed,

@@ -78,6 +78,7 @@ def test_manifest_counts_add_up_and_equal_the_shards(demo):
     manifest = json.loads((root / "tokens" / "context-256" / "manifest.json").read_text())
     general = manifest["sources"]["general"]
     assert general["documents_skipped"] == {"empty_text": 1, "too_short": 1}
+    assert manifest["documents_in"] == manifest["documents_packed"] + sum(manifest["documents_skipped"].values())
     for source in manifest["sources"].values():
         assert source["documents_in"] == source["documents_packed"] + sum(source["documents_skipped"].values())
         packed = source["packed"]

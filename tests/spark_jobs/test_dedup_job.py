@@ -34,9 +34,9 @@ def _union_find(nodes: list[int], edges: list[tuple[int, int]]) -> dict[int, int
 
 def test_large_small_star_matches_union_find_on_random_graphs(spark):
     rng = random.Random(0)
-    nodes = rng.sample(range(-10**12, 10**12), 300)  # signed, unordered ids like xxhash64 nodes
-    edges = [tuple(rng.sample(nodes, 2)) for _ in range(220)]
-    edges += [(nodes[i], nodes[i + 1]) for i in range(0, 40)]  # a long path needs several rounds
+    nodes = rng.sample(range(-10**12, 10**12), 150)  # signed, unordered ids like xxhash64 nodes
+    edges = [tuple(rng.sample(nodes, 2)) for _ in range(100)]
+    edges += [(nodes[i], nodes[i + 1]) for i in range(0, 16)]  # a path needs several rounds
     df = spark.createDataFrame(edges, "src long, dst long")
     components, rounds = connected_components(df)
     got = {r["node"]: r["root"] for r in components.collect()}
@@ -100,27 +100,50 @@ def test_dedup_finds_exact_and_near_duplicates_and_keeps_the_rest(spark, tmp_pat
         assert reps[0]["doc_id"] == best["doc_id"]
 
 
-def test_representatives_are_deterministic_and_filtered_rows_are_not_read(spark, tmp_path):
-    docs = make_near_duplicates(n_base=10, copies_per_base=2, min_jaccard=0.9, seed=3)
+def _filtered_stage(tmp_path, docs) -> str:
+    """A `filtered/` stage folder: Parquet beside manifest.json, every 7th row dropped upstream."""
     table = pa.Table.from_pylist(
         [dict(d, filter_reason=("short_doc" if i % 7 == 0 else None)) for i, d in enumerate(docs)]
     )
     (tmp_path / "filtered").mkdir()
     pq.write_table(table, tmp_path / "filtered" / "part-0.parquet")
-    (tmp_path / "filtered" / "manifest.json").write_text("{}")  # a stage folder: the reader skips it
-    cfg = CorpusConfig.model_validate({"dedup": {"partitions": 3}})
+    (tmp_path / "filtered" / "manifest.json").write_text("{}")  # the reader must skip it
+    return str(tmp_path / "filtered")
+
+
+def test_filtered_stage_input_reads_only_kept_rows(spark, tmp_path):
+    docs = make_near_duplicates(n_base=10, copies_per_base=2, min_jaccard=0.9, seed=3)
+    filtered = _filtered_stage(tmp_path, docs)
+    manifest = run_dedup(spark, filtered, str(tmp_path / "deduped"), CorpusConfig())
+    kept_rows = [d for i, d in enumerate(docs) if i % 7]
+    assert manifest["dedup"]["rows_filtered_upstream_not_read"] == len(docs) - len(kept_rows)
+    assert manifest["counts"]["input"] == len(kept_rows) == manifest["counts"]["kept"] + manifest["counts"][
+        "duplicates"]
+    rows = _read_stage(tmp_path / "deduped")
+    assert sorted(r["doc_id"] for r in rows) == sorted(d["doc_id"] for d in kept_rows)
+    clusters: dict = {}
+    for r in rows:
+        clusters.setdefault(r["minhash_cluster"] or r["doc_id"], []).append(r)
+    for members in clusters.values():  # no quality column: the smallest doc_id represents its cluster
+        smallest = min(m["doc_id"] for m in members)
+        assert all(m["representative_id"] == smallest and m["is_duplicate"] == (m["doc_id"] != smallest)
+                   for m in members)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["deduped", "filtered"]  # no staging left behind
+
+
+@pytest.mark.heavy
+def test_clusters_and_representatives_do_not_depend_on_partitioning(spark, tmp_path):
+    docs = make_near_duplicates(n_base=10, copies_per_base=2, min_jaccard=0.6, seed=3)
+    filtered = _filtered_stage(tmp_path, docs)
 
     def choice():
         return {r["doc_id"]: (r["minhash_cluster"], r["representative_id"], r["is_duplicate"])
                 for r in _read_stage(tmp_path / "deduped")}
 
-    first = run_dedup(spark, str(tmp_path / "filtered"), str(tmp_path / "deduped"), cfg)
+    first = run_dedup(spark, filtered, str(tmp_path / "deduped"), CorpusConfig.model_validate(
+        {"dedup": {"partitions": 3}}))
     first_choice = choice()
-    cfg2 = CorpusConfig.model_validate({"dedup": {"partitions": 1}})
-    second = run_dedup(spark, [str(tmp_path / "filtered")], str(tmp_path / "deduped"), cfg2)  # rerun replaces
-    kept_rows = sum(1 for i in range(len(docs)) if i % 7)
-    assert first["dedup"]["rows_filtered_upstream_not_read"] == len(docs) - kept_rows
-    assert first["counts"]["input"] == kept_rows == second["counts"]["input"] == len(first_choice)
+    second = run_dedup(spark, [filtered], str(tmp_path / "deduped"), CorpusConfig.model_validate(
+        {"dedup": {"partitions": 1}}))  # a rerun replaces the folder
     assert first["counts"]["duplicates"] == second["counts"]["duplicates"] > 0
-    assert choice() == first_choice  # same clusters and representatives with other partitioning
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["deduped", "filtered"]  # no staging left behind
+    assert choice() == first_choice
