@@ -4,7 +4,8 @@ Same texts, same tokenizer, same run. The texts are the WCXB dev reference texts
 repeated `--repeat` times as distinct documents. Reported in content tokens/s (document tokens, no
 [CLS]/[SEP]/[PAD]), wall time:
 - `hf_encode_batch`: one process, `Tokenizer.encode_batch` over batches (HF's own Rayon threads);
-- `ray_tokenize`: the job's Ray Data stage alone (read Parquet + parallel `map_batches` encode);
+- `ray_tokenize`: the job's Ray Data stage alone (read Parquet + parallel `map_batches` encode), warm
+  workers (`ray_tokenize_cold`: its first run, worker processes starting);
 - `ray_pack_job`: the whole `ray_jobs.tokenize.pack` (read, encode, pack, mix, write shards).
 Ray start-up is timed on its own, outside the ratios.
 
@@ -78,10 +79,13 @@ def main() -> None:
     ray_start = time.perf_counter() - started
     tokenizer_json = load_tokenizer(tokenizer_dir).backend_tokenizer.to_str()
 
-    started = time.perf_counter()
-    tables = tokenize_corpora({"bench": corpus}, tokenizer_json, 0.0, args.batch_size)["bench"]
-    tok_seconds = time.perf_counter() - started
-    tok_tokens = sum(pc.sum(t.column("token_ids").list_value_length()).as_py() or 0 for t in tables)
+    timings = []
+    for _ in range(2):  # the first run also starts Ray's worker processes (cold)
+        started = time.perf_counter()
+        tables = tokenize_corpora({"bench": corpus}, tokenizer_json, 0.0, args.batch_size)["bench"]
+        timings.append(time.perf_counter() - started)
+    cold_seconds, tok_seconds = timings
+    tok_tokens = sum(pc.sum(pc.list_value_length(t.column("token_ids"))).as_py() or 0 for t in tables)
 
     started = time.perf_counter()
     manifest = pack([("bench", corpus, 1.0)], tokenizer_dir, args.seq_len, work / "tokens", validation_fraction=0.0,
@@ -89,10 +93,12 @@ def main() -> None:
     pack_seconds = time.perf_counter() - started
     pack_tokens = manifest["sources"]["bench"]["packed"]["train"]["content_tokens"]
     ray.shutdown()
-    assert ref_tokens == tok_tokens == pack_tokens, (ref_tokens, tok_tokens, pack_tokens)
+    # same tokens from both paths; the pack job only leaves out documents under 3 tokens (counted)
+    assert ref_tokens == tok_tokens >= pack_tokens, (ref_tokens, tok_tokens, pack_tokens)
 
     rows = {
         "hf_encode_batch": (ref_tokens, ref_seconds),
+        "ray_tokenize_cold": (tok_tokens, cold_seconds),
         "ray_tokenize": (tok_tokens, tok_seconds),
         "ray_pack_job": (pack_tokens, pack_seconds),
     }

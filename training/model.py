@@ -100,23 +100,20 @@ class MaskedLMOutput(NamedTuple):
 
 
 class RotaryEmbedding(nn.Module):
-    """cos/sin for position ids that restart per document; computed on the fly, so any length works."""
+    """cos/sin for position ids that restart per document, computed on the fly: any length works, and
+    there is no buffer to lose when the model is built on the meta device and loaded from a checkpoint."""
 
     def __init__(self, head_dim: int, theta: float):
         super().__init__()
         self.head_dim = head_dim
         self.theta = theta
-        self.register_buffer("inv_freq", self._inv_freq(), persistent=False)
 
-    def _inv_freq(self, device: torch.device | None = None) -> torch.Tensor:
+    def inv_freq(self, device: torch.device | None = None) -> torch.Tensor:
         exponents = torch.arange(0, self.head_dim, 2, dtype=torch.float32, device=device) / self.head_dim
         return 1.0 / (self.theta**exponents)
 
-    def reset_parameters(self) -> None:
-        self.inv_freq = self._inv_freq(self.inv_freq.device)
-
     def forward(self, position_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        freqs = position_ids[..., None].float() * self.inv_freq  # (B, L, hd/2), fp32 as transformers
+        freqs = position_ids[..., None].float() * self.inv_freq(position_ids.device)  # (B, L, hs/2), fp32
         emb = torch.cat((freqs, freqs), dim=-1)
         return emb.cos(), emb.sin()
 
@@ -296,8 +293,6 @@ class ModernBertMLM(nn.Module):
         for module in self.modules():
             if isinstance(module, nn.LayerNorm):
                 nn.init.ones_(module.weight)
-            elif isinstance(module, RotaryEmbedding):
-                module.reset_parameters()
 
     def num_params(self, exclude_embedding: bool = False) -> int:
         n = sum(p.numel() for p in self.parameters())

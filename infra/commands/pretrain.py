@@ -5,12 +5,27 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import click
 import typer
+from typer.core import TyperGroup
 
 from infra.commands.common import OVERRIDES, ConfigOption, resolve_config
 
-app = typer.Typer(help="Pretrain ModernBERT-style encoders (Ray Train + FSDP2) in the paper's three phases.",
-                  invoke_without_command=True, context_settings=OVERRIDES)
+
+class _OverridesGroup(TyperGroup):
+    """A group whose callback also takes `--section.key=value` overrides: an argument that starts with
+    `--` is an override for the callback, never the name of a subcommand."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        rest = super().parse_args(ctx, args)
+        if ctx._protected_args and ctx._protected_args[0].startswith("--"):
+            ctx.args = ctx._protected_args + ctx.args
+            ctx._protected_args = []
+        return rest
+
+
+app = typer.Typer(cls=_OverridesGroup, invoke_without_command=True, context_settings=OVERRIDES,
+                  help="Pretrain ModernBERT-style encoders (Ray Train + FSDP2) in the paper's three phases.")
 
 
 @app.callback(invoke_without_command=True)

@@ -93,5 +93,7 @@ def test_wcxb_subset_held_out_precision_and_recall(shared_data, tmp_path):
     print(f"wcxb-dev subset held-out: precision {metrics['precision']} recall {metrics['recall']} "
           f"({metrics['test_pages']} pages, {metrics['test_domains']} domains)")
     assert metrics["test_domains"] > 5
-    # A 160-page subset is small; the full-size numbers are in bench/results/classifier.json.
-    assert metrics["precision"] >= 0.6 and metrics["recall"] >= 0.6
+    # A 160-page subset is small (full-size numbers: bench/results/classifier.json), but the model must
+    # beat always answering the majority class on unseen domains, and what it calls e-commerce must mostly be.
+    majority = 1 - metrics["positives"] / metrics["n"]
+    assert metrics["accuracy"] > majority and metrics["precision"] >= 0.7

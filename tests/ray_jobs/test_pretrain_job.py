@@ -53,6 +53,7 @@ def test_three_phases_chain_on_two_workers_with_fsdp_and_export_each(ray_cluster
     assert phases["decay"]["final_loss"] < json.loads((run_dir / "general" / "summary.json").read_text())["losses"][0]
 
 
+@pytest.mark.heavy  # a second worker-group start plus Ray Train's restart: over the default-run budget
 def test_killed_worker_restarts_from_the_last_checkpoint_and_finishes(ray_cluster, demo_tokens, tmp_path):  # noqa: F811
     marker = tmp_path / "killed-once"
     config = job_config(tmp_path, demo_tokens, checkpoint={"interval": 2, "max_failures": 2},

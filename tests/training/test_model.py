@@ -70,9 +70,7 @@ def test_meta_build_then_to_empty_and_init_weights_gives_a_sane_model():
     model.to_empty(device="cpu")
     torch.manual_seed(0)
     model.init_weights()
-    fresh = ModernBertMLM(args)
-    for kind in (GLOBAL, LOCAL):
-        torch.testing.assert_close(model.model.rotary[kind].inv_freq, fresh.model.rotary[kind].inv_freq)
+    assert not list(model.buffers())  # nothing that to_empty could leave uninitialised
     assert torch.equal(model.head.norm.weight, torch.ones(args.dim))
     std = model.model.layers["0"].attn.Wqkv.weight.std().item()
     assert 0.01 < std < 0.02  # truncated normal, std 0.02 cut at 2 sigma
@@ -95,20 +93,20 @@ def test_flops_per_token_counts_the_window_on_local_layers():
 
 @pytest.mark.shared_data
 def test_a_few_adamw_steps_on_real_packed_text_lower_the_loss(shared_data):
-    batch = pack_rows(real_documents(shared_data, 16, seed=3), 128, pad_id=3)
+    batch = pack_rows(real_documents(shared_data, 10, seed=3), 128, pad_id=3)
     ids = batch["input_ids"]
     g = torch.Generator().manual_seed(0)
     labels = torch.where((torch.rand(ids.shape, generator=g) < 0.3) & (ids != 3), ids, IGNORE_INDEX)
     model = tiny_model().train()
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
     losses = []
-    for _ in range(12):
+    for _ in range(8):
         loss = model(ids, batch["seq_lens"], labels).loss
         loss.backward()
         opt.step()
         opt.zero_grad()
         losses.append(loss.item())
-    assert losses[-1] < losses[0] - 1.0
+    assert losses[-1] < losses[0] - 0.5, losses
 
 
 def _fsdp_worker(rank: int, world: int, port: int, batches: dict, result_path: str) -> None:
@@ -127,7 +125,7 @@ def _fsdp_worker(rank: int, world: int, port: int, batches: dict, result_path: s
     parallelize_model(model, args, "cpu", init_device_mesh("cpu", (world,)), ac="full")
     model.to_empty(device="cpu")
     load_full_state_dict(model, batches["init"])  # the same starting weights as the single-process run
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.5)  # linear in the gradients: a fair equality check
     for step in batches["steps"]:
         ids, seq_lens, labels = step[rank]
         model(ids, seq_lens, labels).loss.backward()  # FSDP averages gradients over the ranks
@@ -163,7 +161,7 @@ def test_fsdp2_over_gloo_on_two_ranks_matches_one_process(tmp_path):
             per_rank.append((ids, seq_lens, labels))
         steps.append(per_rank)
 
-    opt = torch.optim.AdamW(reference.parameters(), lr=1e-2)
+    opt = torch.optim.SGD(reference.parameters(), lr=0.5)
     for per_rank in steps:
         loss = sum(reference(*batch).loss for batch in per_rank) / len(per_rank)
         loss.backward()
@@ -175,4 +173,5 @@ def test_fsdp2_over_gloo_on_two_ranks_matches_one_process(tmp_path):
                        nprocs=2, start_method="spawn")
     sharded = torch.load(result)
     for k, v in reference.state_dict().items():
-        torch.testing.assert_close(sharded[k], v, atol=1e-5, rtol=1e-4, msg=k)
+        torch.testing.assert_close(sharded[k], v, atol=1e-5, rtol=1e-4)
+    assert not torch.equal(sharded["head.dense.weight"], init["head.dense.weight"])  # it did train

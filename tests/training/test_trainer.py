@@ -7,11 +7,12 @@ import math
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from tests.training.shard_fixtures import demo_tokens  # noqa: F401  (session fixture)
 from training.checkpoint import available_steps
 from training.config import PretrainConfig, load_phase
-from training.trainer import Trainer, run_phase_local
+from training.trainer import Trainer, export_checkpoint, run_phase_local
 
 pytestmark = pytest.mark.shared_data
 
@@ -50,6 +51,11 @@ def test_plain_process_run_trains_checkpoints_logs_and_exports(tmp_path, demo_to
     exported = AutoModelForMaskedLM.from_pretrained(summary["export"])
     assert exported.config.max_position_embeddings == 128
     assert (phase_dir / "export" / "tokenizer.json").is_file()
+    # `rexbert pretrain export` rebuilds the same weights from the DCP checkpoint alone
+    again = export_checkpoint(tmp_path / "run", tmp_path / "exported")
+    first = load_file(str(phase_dir / "export" / "model.safetensors"))
+    second = load_file(str(again / "model.safetensors"))
+    assert first.keys() == second.keys() and all(torch.equal(first[k], second[k]) for k in first)
 
 
 def test_stopped_and_resumed_run_follows_the_same_loss_trajectory(tmp_path, demo_tokens):  # noqa: F811

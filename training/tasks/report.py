@@ -88,7 +88,10 @@ def task_figure(task: str, entry: dict[str, Any]) -> str:
     stds = [entry["models"][m].get("test_std", 0.0) for m in models]
     bars.bar(models, means, yerr=stds, capsize=6, color=[f"C{i}" for i in range(len(models))])
     bars.set_title(f"{task}: test {entry['metric']}\n(mean ± std over seeds)")
-    bars.set_ylim(0, max([1.0] + [m + s for m, s in zip(means, stds, strict=True)]))
+    # Spearman can be negative: keep the axis at 0..1 unless a bar (with its error bar) leaves it.
+    bars.set_ylim(min([0.0] + [m - s for m, s in zip(means, stds, strict=True)]),
+                  max([1.0] + [m + s for m, s in zip(means, stds, strict=True)]))
+    bars.axhline(0.0, color="black", linewidth=0.6)
     for i, model in enumerate(models):
         summary = entry["models"][model]
         chosen = [t for t in summary.get("trials", []) if t["config"] == summary.get("best_config") and t["history"]]
