@@ -83,17 +83,22 @@ def plan_for(pretrain: PretrainConfig, phase: PhaseConfig, workers: int) -> list
                       phase.schedule.batch_warmup_tokens, phase.max_steps)
 
 
-def build_dataset(data_dir: Path, plan: list[int], start_step: int, seed: int, shuffle: bool):
-    """The ordered Ray dataset of the phase from `start_step` on, with enough epochs for the whole plan."""
+def build_dataset(data_dir: Path, plan: list[int], start_step: int, seed: int, shuffle: bool,
+                  materialize: bool = False):
+    """The ordered Ray dataset of the phase from `start_step` on, with enough epochs for the whole plan.
+
+    `materialize` runs the read and sort once on the driver's cluster (object store) instead of once
+    per worker: much faster for small token sets (the demo, tests), wrong for ones larger than memory.
+    """
     packed = read_packed(data_dir, "train")
-    num_sequences = packed.count()
-    if num_sequences == 0:
-        raise ValueError(f"{data_dir} has no training sequences")
+    manifest = json.loads((data_dir / "manifest.json").read_text())
+    num_sequences = manifest.get("splits", {}).get("train", {}).get("sequences") or packed.count()
     skip = sum(plan[:start_step])
     epochs = math.ceil(sum(plan) / num_sequences) + 1
     first_epoch = skip // num_sequences
-    return ordered_dataset(packed, seed=seed, epochs=range(first_epoch, epochs), shuffle=shuffle,
-                           skip_sequences=skip - first_epoch * num_sequences)
+    ordered = ordered_dataset(packed, seed=seed, epochs=range(first_epoch, epochs), shuffle=shuffle,
+                              skip_sequences=skip - first_epoch * num_sequences)
+    return ordered.materialize() if materialize else ordered
 
 
 class RayMetricsSink:
@@ -179,7 +184,8 @@ def run_phase(config: Any, phase: str, resume: bool = False, workers: int | None
 
     with ray_runtime(ray_config):
         plan = plan_for(pretrain, phase_config, workers)
-        dataset = build_dataset(data_dir, plan, start_step, config.run.seed, pretrain.data.shuffle)
+        dataset = build_dataset(data_dir, plan, start_step, config.run.seed, pretrain.data.shuffle,
+                                pretrain.data.materialize)
         trainer = TorchTrainer(
             _train_worker,
             train_loop_config={
@@ -235,7 +241,7 @@ def run_demo(config: Any, root: Path) -> dict[str, Any]:
         "run_dir": str(run_dir), "phases": dict(DEMO_PHASES), "workers": 2, "use_gpu": False,
         "cpus_per_worker": min(p.cpus_per_worker, 0.5),
         "model": p.model.model_copy(update={"preset": "tiny"}),
-        "data": p.data.model_copy(update={"root": str(root / "tokens"), "micro_batch_size": 2}),
+        "data": p.data.model_copy(update={"root": str(root / "tokens"), "micro_batch_size": 2, "materialize": True}),
         "checkpoint": p.checkpoint.model_copy(update={"interval": 2, "keep_latest_k": 2}),
         "metrics": p.metrics.model_copy(update={"log_interval": 1, "progress": False}),
     })

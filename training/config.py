@@ -39,7 +39,9 @@ class DataSection(_Section):
         None, description="Folder holding the phases' shard folders (None: <run.output>/tokens)."
     )
     micro_batch_size: int = Field(8, ge=1, description="Sequences per rank per forward pass.")
-    shuffle: bool = Field(True, description="Shuffle shard row groups and rows each epoch (seeded).")
+    shuffle: bool = Field(True, description="Visit the sequences in a new seeded order every epoch.")
+    materialize: bool = Field(
+        False, description="Ray path: build the ordered dataset once in the object store (small token sets only).")
 
 
 class MlmSection(_Section):
