@@ -8,6 +8,7 @@ on all pages and on the held-out half (odd file_id) that was never looked at whi
 
     python -m bench.extraction_bench                 # every page (847; minutes on 2 cores)
     python -m bench.extraction_bench --limit 20      # 20 pages per type, for iterating
+    python -m bench.extraction_bench --types product,collection --output bench/results/extraction-commerce.json
 """
 
 from __future__ import annotations
@@ -46,9 +47,9 @@ def word_f1(predicted: str, reference: str) -> tuple[float, float, float]:
     return precision, recall, f1
 
 
-def load_pages(root: Path, limit_per_type: int | None, seed: int) -> list[dict]:
+def load_pages(root: Path, limit_per_type: int | None, seed: int, types: list[str] | None = None) -> list[dict]:
     with open(root / "labels.csv", newline="") as handle:
-        rows = list(csv.DictReader(handle))
+        rows = [row for row in csv.DictReader(handle) if not types or row["page_type"] in types]
     if limit_per_type:
         by_type = defaultdict(list)
         for row in rows:
@@ -64,8 +65,8 @@ def plain_trafilatura(html: bytes, url: str | None) -> str:
     return trafilatura.extract(html) or ""
 
 
-def run(root: Path, limit_per_type: int | None, seed: int) -> dict:
-    rows = load_pages(root, limit_per_type, seed)
+def run(root: Path, limit_per_type: int | None, seed: int, types: list[str] | None = None) -> dict:
+    rows = load_pages(root, limit_per_type, seed, types)
     scores: dict[str, dict[str, list]] = {"ours": defaultdict(list), "plain": defaultdict(list)}
     seconds = {"ours": 0.0, "plain": 0.0}
     per_page = []
@@ -168,9 +169,10 @@ def main() -> None:
     parser.add_argument("--pages", type=Path, default=shared_data_dir() / "pages" / "wcxb-dev")
     parser.add_argument("--limit", type=int, default=None, help="pages per page type (default: all)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--types", default=None, help="comma-separated page types (default: all)")
     parser.add_argument("--output", type=Path, default=RESULTS / "extraction.json")
     args = parser.parse_args()
-    result = run(args.pages, args.limit, args.seed)
+    result = run(args.pages, args.limit, args.seed, args.types.split(",") if args.types else None)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(result, indent=2))
     args.output.with_suffix(".md").write_text(to_markdown(result))

@@ -147,12 +147,13 @@ def _extract(html: str, url: str | None, include_product: bool, favor: str, fall
         or ""
     )
     extractor = "trafilatura"
-    if commerce and fallback_ratio > 0:
-        text, extractor = _maybe_fallback(html, text, fallback_ratio)
+    if commerce:
+        if fallback_ratio > 0 and data.product is None:  # grids are on listing pages, not on one product's
+            text, extractor = _maybe_fallback(html, text, fallback_ratio)
         text = _drop_repeated_lines(text)
     title = page_title(html)
-    if title and not _contains(text, title):
-        text = f"{title}\n{text}" if text else title
+    if text and title and not _contains(text, title):  # a title alone is no main content
+        text = f"{title}\n{text}"
     if include_product and data.product:
         added = _product_lines(data, text)
         if added:
@@ -293,11 +294,13 @@ def _contains(text: str, snippet: str) -> bool:
     return not wanted or len(wanted & set(words(text))) >= 0.8 * len(wanted)
 
 
-def _product_lines(data: ProductData, text: str) -> list[str]:
-    """Product fields whose words the text lacks (name, brand, description, price)."""
+def _product_lines(data: ProductData, text: str, short_words: int = 50) -> list[str]:
+    """Product fields whose words the text lacks: name, brand and price; the description only when
+    the extraction is short (under `short_words`), since a page's own text usually says more."""
     product = data.product or {}
     lines = []
-    for key in ("name", "brand", "description"):
+    keys = ("name", "brand", "description") if len(words(text)) < short_words else ("name", "brand")
+    for key in keys:
         value = product.get(key)
         if value and not _contains(text, value):
             lines.append(value)

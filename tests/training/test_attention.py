@@ -167,6 +167,7 @@ def test_packed_sdpa_equals_each_document_alone(batch):
 @pytest.mark.shared_data
 def test_packed_gradients_equal_per_document_gradients(batch):
     model = tiny_model()
+    batch = {k: v[:2] for k, v in batch.items()}  # two rows are enough, and backward per document is slow
     labels = batch["input_ids"].clone()
     labels[batch["input_ids"] == 3] = IGNORE_INDEX  # pad tokens are never labelled
     labels[:, 1::2] = IGNORE_INDEX
