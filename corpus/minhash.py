@@ -6,6 +6,10 @@ whitespace differences vanish. Shingles are word n-grams joined by one space, en
 document with fewer than n words (but at least one) is one shingle of all its words; a document with
 no word has no shingle and no signature (it cannot be compared).
 
+Shingle hashes: `words32` / `words64` (the default) hash every word once with xxh3_64 and fold the n
+word hashes of a shingle, vectorised over a whole batch without building shingle strings; `xxh32`,
+`xxh64`, `sha1_32`, `sha1_64` hash the shingle's UTF-8 bytes (`sha1_32` is datasketch's default).
+
 Signatures: the shingle hashes of a batch are concatenated, permuted with one (shingles x num_perm)
 broadcast per chunk and min-reduced per document with `np.minimum.reduceat` (a segmented reduce),
 no Python loop over permutations. Permutation parameters come from `np.random.RandomState(seed)`
@@ -230,7 +234,7 @@ def signatures_from_hashes(
 
 
 def signatures(
-    texts: Sequence[str | None], perms: Permutations, ngram: int = 5, hash_function: str = "xxh32"
+    texts: Sequence[str | None], perms: Permutations, ngram: int = 5, hash_function: str = "words32"
 ) -> tuple[np.ndarray, np.ndarray]:
     """Signatures of a batch of texts and a boolean mask of the documents that have shingles."""
     if hash_function in WORD_FOLD:

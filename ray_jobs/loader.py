@@ -20,7 +20,6 @@ skipped rows are filtered out before batching, and what follows is exactly what 
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ import pyarrow as pa
 import ray
 import torch
 from ray.data import DataIterator, Dataset, ExecutionOptions
+from ray.data.collate_fn import NumpyBatchCollateFn
 
 from training.data import COLUMNS, epoch_order, shard_files
 
@@ -97,11 +97,21 @@ def collate_rank_block(batch: dict[str, np.ndarray], batch_size: int, rank: int)
     }
 
 
+class RankBlockCollate(NumpyBatchCollateFn):
+    """`iter_torch_batches` collate_fn (the callable-class form Ray asks for): `collate_rank_block`."""
+
+    def __init__(self, batch_size: int, rank: int):
+        self.batch_size, self.rank = batch_size, rank
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+        return collate_rank_block(batch, self.batch_size, self.rank)
+
+
 def iter_rank_batches(
     data: DataIterator | Dataset, batch_size: int, rank: int = 0, world_size: int = 1, drop_last: bool = True,
 ) -> Iterator[dict[str, torch.Tensor]]:
     """This rank's batches from an ordered dataset (or a Ray Train dataset shard of one)."""
-    collate = functools.partial(collate_rank_block, batch_size=batch_size, rank=rank)
+    collate = RankBlockCollate(batch_size, rank)
     for batch in data.iter_torch_batches(
         batch_size=batch_size * world_size, collate_fn=collate, drop_last=drop_last, prefetch_batches=2,
     ):

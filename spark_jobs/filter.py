@@ -173,7 +173,7 @@ def reason_counts(manifest: dict) -> Counter:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from infra.config import load_config
+    from spark_jobs.build import load_job_config
     from spark_jobs.session import spark_session_from_config
 
     parser = argparse.ArgumentParser(description="Classify + filter stage (extracted/ -> filtered/).")
@@ -181,8 +181,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--output", required=True)
     parser.add_argument("--classifier", default=None)
     parser.add_argument("--config", default=None)
-    args, overrides = parser.parse_known_args(argv)
-    config = load_config(args.config, overrides)
+    args = parser.parse_args(argv)
+    config = load_job_config(args.config)
     spark = spark_session_from_config("rexbert-filter", config.spark, args.output)
     manifest = run_filter(spark, args.input, args.output, config.corpus, args.classifier)
     print(manifest["counts"])
