@@ -163,6 +163,7 @@ def main() -> None:
     from spark_jobs.session import build_spark_session
     from spark_jobs.train_classifier import train_demo_classifier
 
+    load_before = os.getloadavg()[0]
     work = Path(args.work)
     shutil.rmtree(work, ignore_errors=True)
     config = load_config(None, {"spark": {"master": f"local[{args.workers}]"}})
@@ -195,6 +196,7 @@ def main() -> None:
         "note": "docs/s = input records each side read / wall seconds; ours excludes Spark JVM start-up (a "
         "warm session, as on a cluster); both write their outputs; datatrove's WarcReader stops a file at "
         "its first broken gzip member (ours resumes at the next member and counts the error)",
+        "load_average_1min": {"start": round(load_before, 1), "end": round(os.getloadavg()[0], 1)},
         "classifier_heldout": {k: metrics[k] for k in ("precision", "recall", "test_pages")},
     }
     RESULTS.mkdir(exist_ok=True)
@@ -204,7 +206,10 @@ def main() -> None:
         f"{args.workers} workers, this machine.\n\n| chain | seconds | docs/s | kept |\n| --- | --- | --- | --- |\n"
         f"| ours (Spark local) | {ours['seconds']} | {result['ours']['docs_per_s']} | {ours['kept']} |\n"
         f"| datatrove LocalPipelineExecutor | {reference['seconds']} | {result['datatrove']['docs_per_s']} | "
-        f"{reference['kept']} |\n\nSpeed-up: **{result['speedup']}x**. {result['note']}.\n"
+        f"{reference['kept']} |\n\nSpeed-up (docs/s ratio): **{result['speedup']}x** (wall-clock ratio "
+        f"{result['speedup_wall']}x). {result['note']}.\n\nStage seconds, ours: {ours['stage_seconds']}; "
+        f"datatrove: {reference['stage_seconds']}. Load average (1 min) at start / end: "
+        f"{result['load_average_1min']['start']} / {result['load_average_1min']['end']}.\n"
     )
     print(json.dumps(result, indent=2))
 

@@ -6,8 +6,9 @@ not `ray.train.torch.prepare_model`, which is DDP/FSDP1 and refuses CPU), reads 
 global batch from the ordered Ray Data dataset of `ray_jobs.loader` (the same batches as the plain
 `training.data.PackedShardLoader`), and saves DCP checkpoints in the run directory, each reported to Ray Train with
 `ray.train.report(..., checkpoint=...)`. When a worker dies, Ray Train restarts the group
-(`FailureConfig.max_failures`) and every worker resumes from `ray.train.get_checkpoint()`: model,
-optimizer, LR schedule, RNG and data position. `--resume` continues a stopped run from the latest
+(`FailureConfig.max_failures`) and every worker resumes from `ray.train.get_checkpoint()` (or from the
+run folder's latest checkpoint when Ray had not yet committed the last report): model, optimizer, LR
+schedule, RNG and data position. `--resume` continues a stopped run from the latest
 checkpoint in the run directory. Phases chain: each starts from the previous phase's final checkpoint.
 
     run_phase(config, "general", resume=False, workers=2, address=None)
@@ -142,13 +143,18 @@ def _train_worker(loop_config: dict[str, Any]) -> None:
     if restored is not None:  # Ray Train restarted us after a failure
         with restored.as_directory() as path:
             trainer.resume(path)
-        logger.info("rank %d resumed from Ray Train checkpoint at step %d", rank, trainer.step)
-    elif loop_config["resume"]:
+    else:
+        # --resume, or a restart whose last report Ray had not committed yet: the run folder has the
+        # checkpoints (the driver refuses a fresh run over old ones, so any here belong to this run)
         trainer.resume()
+    restarted = trainer.step > loop_config["start_step"]
+    if trainer.step:
+        logger.info("rank %d resumed at step %d (%s)", rank, trainer.step,
+                    "Ray Train checkpoint" if restored is not None else "run folder")
     summary = trainer.train()
     summary["export"] = str(trainer.export()) if loop_config["export"] else None
     if rank == 0:
-        summary["restored_from_ray_checkpoint"] = restored is not None
+        summary["restarted_after_failure"] = restarted
         (Path(loop_config["phase_dir"]) / "summary.json").write_text(json.dumps(summary, indent=2))
     trainer.close()
 
@@ -192,6 +198,7 @@ def run_phase(config: Any, phase: str, resume: bool = False, workers: int | None
                 "pretrain": pretrain.model_dump(mode="json"), "phase": phase_config.model_dump(mode="json"),
                 "phase_dir": str(phase_dir), "data_dir": str(data_dir), "seed": config.run.seed,
                 "init_from": str(init_from) if init_from else None, "resume": resume, "export": export,
+                "start_step": start_step,
                 "start_batches": sum(plan[:start_step]) // (pretrain.data.micro_batch_size * workers),
                 "threads": max(1, int(pretrain.cpus_per_worker)),
             },

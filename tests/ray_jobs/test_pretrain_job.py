@@ -62,7 +62,7 @@ def test_killed_worker_restarts_from_the_last_checkpoint_and_finishes(ray_cluste
     summary = run_phase(config, "general", workers=2)
 
     assert marker.read_text().startswith("rank 1 died at step 3")
-    assert summary["restored_from_ray_checkpoint"] is True
+    assert summary["restarted_after_failure"] is True
     assert summary["steps"] == 4 and len(summary["losses"]) == 2  # steps 3 and 4 ran again after step 2
     logged = [json.loads(line)["step"] for line in (tmp_path / "runs" / "t" / "general" / "metrics.jsonl").open()]
     assert logged == [1, 2, 3, 3, 4]  # step 3 ran, the worker died, training resumed at step 2
@@ -80,5 +80,5 @@ def test_stopped_ray_run_resumes_on_the_same_loss_trajectory(ray_cluster, demo_t
         run_phase(config("b", 4), "general", workers=2)
     resumed = run_phase(config("b", 4), "general", resume=True, workers=2, export=False)
     assert first["steps"] == 2 and resumed["steps"] == 4 and len(resumed["losses"]) == 2
-    assert resumed["restored_from_ray_checkpoint"] is False
+    assert resumed["restarted_after_failure"] is False
     assert first["losses"] + resumed["losses"] == pytest.approx(uninterrupted["losses"], rel=1e-6)
