@@ -103,7 +103,7 @@ def test_slow_pages_are_timeout_errors_in_spark(spark, shared_data, tmp_path):
     config = CorpusConfig.model_validate({"extract": {"timeout_s": 0.0005}})
     manifest = run_extract(spark, [str(shared_data / "warc" / "warcfile.warc.gz")], str(tmp_path / "x"), config)
     counts = manifest["counts"]
-    assert counts["errors"].get("timeout", 0) >= 8  # most of the 16 pages need far more than half a millisecond
+    assert counts["errors"].get("timeout", 0) >= 4  # pages that reach extraction need far more than 0.5 ms
     assert (
         counts["input"] == 16 and counts["kept"] + counts["errors"]["timeout"] + sum(counts["filtered"].values()) == 16
     )
