@@ -5,7 +5,7 @@ configuration (tiny scale, one machine); a YAML file overrides some of them, and
 overrides single fields as `--section.key=value` (or `--section.key value`). The resolved config is
 written next to every output as `config.resolved.yaml`.
 
-    rexbert pretrain --config my-run.yaml --pretrain.preset=mini --ray.address=auto
+    rexbert pretrain --config my-run.yaml --pretrain.model.preset=mini --ray.address=auto
 """
 
 from __future__ import annotations

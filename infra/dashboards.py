@@ -13,12 +13,14 @@ from typing import Any
 
 # Training metrics reported by the pretraining job through ray.util.metrics (see ray_jobs/pretrain.py).
 TRAINING_PANELS: list[tuple[str, str, str]] = [
-    ("MLM loss", "ray_rexbert_train_loss", "none"),
-    ("Real tokens/s per worker", "ray_rexbert_train_tokens_per_second", "none"),
-    ("MFU %", "ray_rexbert_train_mfu_percent", "percent"),
-    ("Learning rate", "ray_rexbert_train_learning_rate", "none"),
-    ("Gradient norm", "ray_rexbert_train_grad_norm", "none"),
-    ("Step time (s)", "ray_rexbert_train_step_seconds", "s"),
+    ("MLM loss", "ray_rexbert_pretrain_loss", "none"),
+    ("Real tokens/s per worker", "ray_rexbert_pretrain_tokens_per_s", "none"),
+    ("MFU %", "ray_rexbert_pretrain_mfu", "percent"),
+    ("Learning rate", "ray_rexbert_pretrain_lr", "none"),
+    ("Gradient norm", "ray_rexbert_pretrain_grad_norm", "none"),
+    ("Step time (s)", "ray_rexbert_pretrain_step_time_s", "s"),
+    ("Data-loading share", "ray_rexbert_pretrain_data_share", "percentunit"),
+    ("Peak memory (GiB)", "ray_rexbert_pretrain_peak_memory_gib", "none"),
 ]
 # Cluster health from Ray's built-in node metrics.
 CLUSTER_PANELS: list[tuple[str, str, str]] = [
@@ -37,7 +39,7 @@ def _panel(panel_id: int, title: str, expr: str, unit: str, x: int, y: int) -> d
         "datasource": {"type": "prometheus", "uid": "${datasource}"},
         "gridPos": {"h": 8, "w": 12, "x": x, "y": y},
         "fieldConfig": {"defaults": {"unit": unit}, "overrides": []},
-        "targets": [{"expr": expr, "refId": "A", "legendFormat": "{{instance}} {{WorkerId}}"}],
+        "targets": [{"expr": expr, "refId": "A", "legendFormat": "{{phase}} rank {{rank}}"}],
     }
 
 

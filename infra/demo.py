@@ -63,14 +63,19 @@ def _find_entry(stage: DemoStage) -> Callable[[RexbertConfig, Path], dict] | Non
     return getattr(module, function, None)
 
 
-def _stop_spark() -> None:
-    """Free the JVM before the Ray stages: both fit, but 2 cores are better spent on one engine."""
+def _active_spark():
     try:
         from pyspark.sql import SparkSession
     except ImportError:
-        return
-    active = SparkSession.getActiveSession()
-    if active is not None:
+        return None
+    return SparkSession.getActiveSession()
+
+
+def _stop_spark(keep=None) -> None:
+    """Free the JVM before the Ray stages (2 cores are better spent on one engine); a session that
+    was running before the demo started is not the demo's to stop."""
+    active = _active_spark()
+    if active is not None and active is not keep:
         active.stop()
 
 
@@ -81,6 +86,7 @@ def run_demo(config: RexbertConfig, root: Path, echo: Callable[[str], None] = pr
     write_resolved_config(config, root)
     results: dict[str, dict[str, Any]] = {}
     ray_started = False
+    spark_before = _active_spark()
     try:
         for stage in STAGES:
             if stage.name not in config.demo.stages:
@@ -99,7 +105,7 @@ def run_demo(config: RexbertConfig, root: Path, echo: Callable[[str], None] = pr
             if stage.name in ("tokenize", "pretrain", "evaluate") and not ray_started:
                 from ray_jobs.runtime import init_ray
 
-                _stop_spark()
+                _stop_spark(keep=spark_before)
                 ray_started = init_ray(config.ray)
             echo(f"[demo] {stage.name}: running ({stage.module})")
             start = time.perf_counter()
@@ -108,7 +114,7 @@ def run_demo(config: RexbertConfig, root: Path, echo: Callable[[str], None] = pr
             results[stage.name] = {"status": "ok", "seconds": seconds, "summary": summary}
             echo(f"[demo] {stage.name}: done in {seconds}s")
     finally:
-        _stop_spark()
+        _stop_spark(keep=spark_before)
         if ray_started:
             import ray
 

@@ -11,6 +11,8 @@ reason. The decisions are `corpus.quality.DocumentFilter` (datatrove's filters) 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import tempfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -122,6 +124,25 @@ def stats_from_reasons(counts: dict[str | None, int], seconds: float = 0.0) -> S
     return stats
 
 
+def _ship_model(spark: SparkSession, model: str) -> str:
+    """Send the classifier to every executor under a content-addressed name.
+
+    Spark refuses a second `addFile` of the same file name with other bytes, and a session (tests, the
+    demo) may filter with several classifiers; naming the copy by its hash keeps each one distinct.
+    """
+    if "://" in model and not model.startswith("file://"):
+        spark.sparkContext.addFile(model)
+        return Path(model).name
+    data = Path(model.removeprefix("file://")).read_bytes()
+    name = f"ecom-{hashlib.sha256(data).hexdigest()[:16]}.bin"
+    staged = Path(tempfile.gettempdir()) / "rexbert-models" / name
+    if not staged.exists():
+        staged.parent.mkdir(parents=True, exist_ok=True)
+        staged.write_bytes(data)
+    spark.sparkContext.addFile(str(staged))
+    return name
+
+
 def run_filter(
     spark: SparkSession, input: str, output: str, config: CorpusConfig, classifier: str | None = None
 ) -> dict[str, Any]:
@@ -133,8 +154,7 @@ def run_filter(
     model = resolve_classifier(config, classifier)
     model_name = None
     if model is not None:
-        spark.sparkContext.addFile(str(model))
-        model_name = Path(str(model)).name
+        model_name = _ship_model(spark, str(model))
     labels = load_category_labels(config.filter.category_labels) if config.filter.category_labels else {}
     df = read_parquet_dir(spark, input)
     n_input = df.count()

@@ -50,3 +50,19 @@ def test_report_command_on_missing_root_fails_with_message(tmp_path):
     result = CliRunner().invoke(app, ["report", str(tmp_path / "absent")])
     assert result.exit_code == 2
     assert "not found" in result.output
+
+
+def test_grafana_panels_query_the_gauges_the_pretraining_job_exports(tmp_path):
+    """Every training panel's metric is one the Ray metrics sink creates (ray_ + rexbert_pretrain_<key>)."""
+    import inspect
+
+    from infra.dashboards import TRAINING_PANELS, write_dashboards
+    from training.metrics import MetricsProcessor
+
+    source = inspect.getsource(MetricsProcessor)
+    for _, expr, _ in TRAINING_PANELS:
+        key = expr.removeprefix("ray_rexbert_pretrain_")
+        assert f'"{key}"' in source, f"panel queries {expr}, which the trainer never logs"
+    paths = write_dashboards(tmp_path, ["127.0.0.1:8080"])
+    dashboard = json.loads(paths[0].read_text())
+    assert len(dashboard["panels"]) >= len(TRAINING_PANELS)
