@@ -30,7 +30,6 @@ from training.tasks.base import (
     TaskData,
     TaskDataError,
     TrialParams,
-    local_source,
     require_file,
     split_of,
 )
@@ -115,9 +114,7 @@ class AttributeTagging(Task):
     default_data = "pages/zyte-products"
 
     def load(self, path: str | None, config: EvaluateConfig, cache_dir: Path) -> TaskData:
-        from corpus.paths import shared_data_dir
-
-        folder = local_source(path, self.name) if path else shared_data_dir() / self.default_data
+        folder = self.data_source(path)
         truth = read_ground_truth(folder / "ground-truth.json")
         keys = sorted(truth)[: config.limits.pages] if config.limits.pages else sorted(truth)
         pages = [(k, folder / "html" / f"{k}.html.gz", truth[k].get("url")) for k in keys]

@@ -61,6 +61,12 @@ class Task(ABC):
     finetunes: bool = True  # False: no search space, seeds only (fill-mask)
     default_data: str = ""  # relative to the shared data folder
 
+    def data_source(self, path: str | None) -> Path | None:
+        """The user's local data (None for a HF dataset name), or the real shared data when no path is given."""
+        from corpus.paths import shared_data_dir
+
+        return local_source(path, self.name) if path else shared_data_dir() / self.default_data
+
     @abstractmethod
     def load(self, path: str | None, config: EvaluateConfig, cache_dir: Path) -> TaskData:
         """Read and split the task's data; `path` None means the real shared data."""

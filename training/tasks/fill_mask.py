@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from training.eval_config import EvaluateConfig
-from training.tasks.base import EpochCallback, Task, TaskData, TaskDataError, TrialParams, local_source, stable_bucket
+from training.tasks.base import EpochCallback, Task, TaskData, TaskDataError, TrialParams, stable_bucket
 from training.tasks.finetune import ModelFolderError, load_tokenizer, pick_device, set_seed
 
 ECOMMERCE_PAGE_TYPES = ("product", "collection")
@@ -80,9 +80,7 @@ class FillMask(Task):
     default_data = "pages/wcxb-dev"
 
     def load(self, path: str | None, config: EvaluateConfig, cache_dir: Path) -> TaskData:
-        from corpus.paths import shared_data_dir
-
-        source = local_source(path, self.name) if path else shared_data_dir() / self.default_data
+        source = self.data_source(path)
         if source.is_dir() and (source / "labels.csv").is_file():
             texts = read_wcxb_texts(source)
         else:

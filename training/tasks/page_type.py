@@ -22,7 +22,6 @@ from training.tasks.base import (
     TaskData,
     TaskDataError,
     TrialParams,
-    local_source,
     require_file,
     split_of,
 )
@@ -68,9 +67,7 @@ class PageType(Task):
     default_data = "pages/wcxb-dev"
 
     def load(self, path: str | None, config: EvaluateConfig, cache_dir: Path) -> TaskData:
-        from corpus.paths import shared_data_dir
-
-        folder = local_source(path, self.name) if path else shared_data_dir() / self.default_data
+        folder = self.data_source(path)
         rows = read_labels(folder / "labels.csv")
         labels = sorted({r["page_type"] for r in rows})
         if len(labels) < 2:

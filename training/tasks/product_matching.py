@@ -19,7 +19,6 @@ from training.tasks.base import (
     TaskData,
     TaskDataError,
     TrialParams,
-    local_source,
     require_file,
 )
 from training.tasks.classify import LabeledText, run_sequence_classification
@@ -99,9 +98,7 @@ class ProductMatching(Task):
     default_data = "eval/wdc-products/computers"
 
     def load(self, path: str | None, config: EvaluateConfig, cache_dir: Path) -> TaskData:
-        from corpus.paths import shared_data_dir
-
-        folder = local_source(path, self.name) if path else shared_data_dir() / self.default_data
+        folder = self.data_source(path)
         return read_wdc_folder(folder, config, self.name)
 
     def run(self, model_dir: str, data: TaskData, params: TrialParams, config: EvaluateConfig,
