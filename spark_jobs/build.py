@@ -19,8 +19,8 @@ from pyspark.sql import functions as F
 
 from corpus.manifest import build_manifest, write_manifest
 from corpus.stats import StageStats
-from spark_jobs.filter import read_parquet_dir, run_filter
-from spark_jobs.output import atomic_output, is_remote
+from spark_jobs.filter import run_filter
+from spark_jobs.output import atomic_output, is_remote, read_parquet_dir
 
 CORPUS_COLUMNS = ["doc_id", "url", "text", "ecom_score", "category", "source"]
 STAGES = ("extracted", "filtered", "deduped", "corpus")

@@ -20,7 +20,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from pyspark.sql import SparkSession  # noqa: E402
 from pyspark.sql import functions as F  # noqa: E402
 
-from spark_jobs.filter import read_parquet_dir  # noqa: E402
+from spark_jobs.output import read_parquet_dir  # noqa: E402
 
 SAMPLE_ROWS = 200_000
 SIGNALS = ("word_count", "mean_word_length", "symbol_ratio", "line_punct_ratio", "dup_line_ratio", "quality_score")

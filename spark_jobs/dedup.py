@@ -31,7 +31,7 @@ from corpus.dedup_config import DedupConfig
 from corpus.manifest import MANIFEST_NAME, build_manifest, write_manifest
 from corpus.minhash import Permutations, band_hashes, signatures
 from corpus.stats import StageStats
-from spark_jobs.output import atomic_output
+from spark_jobs.output import atomic_output, read_parquet_dir
 
 STAGE = "dedup"
 BAND_SCHEMA = "node long, band int, band_hash long"
@@ -57,8 +57,7 @@ def _read_one(spark: SparkSession, path: str) -> DataFrame:
                        and p.name != MANIFEST_NAME) if local.is_dir() else []
         if jsonl and not any(local.glob("*.parquet")):
             return spark.read.json(jsonl)
-    # A stage folder holds part files beside manifest.json (and _errors/): read its Parquet files only.
-    return spark.read.option("pathGlobFilter", "*.parquet").parquet(path)
+    return read_parquet_dir(spark, path)
 
 
 def read_documents(spark: SparkSession, inputs: list[str], cfg: DedupConfig) -> tuple[DataFrame, dict]:

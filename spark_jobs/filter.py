@@ -19,22 +19,17 @@ from pathlib import Path
 from typing import Any
 
 from pyspark import SparkFiles
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import SparkSession
 from pyspark.sql import types as T
 
 from corpus.config import CorpusConfig
 from corpus.manifest import build_manifest, write_manifest
 from corpus.quality import SIGNAL_COLUMNS
 from corpus.stats import StageStats
-from spark_jobs.output import atomic_output, is_remote
+from spark_jobs.output import atomic_output, is_remote, read_parquet_dir
 
 ERROR_PREFIX = "error_"
 _SIGNAL_TYPES = {"word_count": T.LongType(), "stop_word_count": T.LongType()}
-
-
-def read_parquet_dir(spark: SparkSession, path: str) -> DataFrame:
-    """A stage folder's Parquet (its manifest.json and config beside the data are skipped)."""
-    return spark.read.option("pathGlobFilter", "*.parquet").parquet(path)
 
 
 def filter_schema(input_schema: T.StructType) -> T.StructType:

@@ -13,6 +13,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from pyspark.sql import DataFrame, SparkSession
+
 
 def is_remote(path: str) -> bool:
     return "://" in path and not path.startswith("file://")
@@ -40,3 +42,8 @@ def atomic_output(final: str | Path) -> Iterator[str]:
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+def read_parquet_dir(spark: SparkSession, path: str) -> DataFrame:
+    """A stage folder's Parquet: its manifest.json, config and `_errors/` beside the part files are skipped."""
+    return spark.read.option("pathGlobFilter", "*.parquet").parquet(path)

@@ -63,7 +63,7 @@ def format_metrics(metrics: dict[str, Any]) -> str:
 def crawl_to_jsonl(spark, crawl_dir: Path, out_jsonl: Path, config) -> int:
     """Extract a generated crawl with the extract stage and join its ground truth into labelled JSONL."""
     from spark_jobs.extract import run_extract
-    from spark_jobs.filter import read_parquet_dir
+    from spark_jobs.output import read_parquet_dir
 
     truth = {}
     with (crawl_dir / "ground-truth.jsonl").open() as fh:

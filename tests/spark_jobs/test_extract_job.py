@@ -10,6 +10,7 @@ import pytest
 from corpus.config import CorpusConfig
 from corpus.manifest import read_manifest
 from spark_jobs.extract import DOC_SCHEMA, ERRORS_DIR, run_extract
+from spark_jobs.output import read_parquet_dir
 
 pytestmark = [pytest.mark.spark, pytest.mark.shared_data]
 
@@ -37,8 +38,8 @@ def inputs(shared_data, tmp_path_factory):
 
 
 def _read(spark, path: Path):
-    """A stage folder's Parquet, without its manifest.json (as the next stages read it)."""
-    return spark.read.option("pathGlobFilter", "*.parquet").parquet(str(path))
+    """A stage folder's Parquet, read as the next stages read it."""
+    return read_parquet_dir(spark, str(path))
 
 
 def _leftovers(path: Path) -> list[str]:
