@@ -31,8 +31,36 @@ _COMMERCE_SIGNALS = (
 )  # fmt: skip
 
 
+# Pages that declare themselves articles (schema.org Article types, og:type article): reviews and buying guides
+# link to shops ("buy now") yet read as articles, and the commerce repairs only cost them words.
+_ARTICLE_MARKUP = re.compile(
+    r'"@type"\s*:\s*"(?:article|newsarticle|blogposting|reportagenewsarticle|techarticle)"|og:type"\s+content="article'
+)
+
+
 def has_commerce_signals(lowered_html: str) -> bool:
     return any(signal in lowered_html for signal in _COMMERCE_SIGNALS)
+
+
+# Words whose frequency in the raw HTML tells shops from articles, forums and docs even where the extracted
+# text does not: a product grid's markup repeats "price" and "cart" dozens of times, a forum's "reply".
+_HTML_WORDS = ("price", "product", "cart", "checkout", "wishlist", "sku", "review", "comment", "reply", "author")
+
+
+def _count_bucket(n: int) -> str:
+    return "0" if n == 0 else "1" if n == 1 else "few" if n < 5 else "some" if n < 20 else "many"
+
+
+def html_signals(lowered_html: str, data: ProductData) -> str:
+    """Structural signals of the raw page as words ("markup_jsonld cart listed_few price_many ..."), for the
+    e-commerce classifier: `extracted/` keeps them, since the HTML itself is not carried past extraction."""
+    signals = [f"markup_{data.markup or 'none'}", f"listed_{_count_bucket(len(data.listed_names))}"]
+    if has_commerce_signals(lowered_html):
+        signals.append("cart_button")
+    if _ARTICLE_MARKUP.search(lowered_html):
+        signals.append("article_markup")
+    signals += [f"{word}_{_count_bucket(lowered_html.count(word))}" for word in _HTML_WORDS]
+    return " ".join(signals)
 
 
 class ExtractionTimeout(Exception):
@@ -50,6 +78,7 @@ class ExtractedPage:
     has_product_markup: str | None = None  # "jsonld" / "microdata" when a Product was found
     listed_names: list[str] = field(default_factory=list)
     commerce: bool = False  # commerce signals seen (markup, cart buttons): the repairs ran
+    signals: str = ""  # the raw page's structural signals (`html_signals`)
     seconds: float = 0.0
 
 
@@ -134,6 +163,7 @@ def _extract(html: str, url: str | None, include_product: bool, favor: str, fall
     lowered = html.lower()
     data = extract_product_data(html, url, lowered) if include_product else ProductData()
     commerce = data.markup is not None or bool(data.listed_names) or has_commerce_signals(lowered)
+    article = data.product is None and _ARTICLE_MARKUP.search(lowered) is not None
     # Measured on WCXB dev (even file_ids): trafilatura's defaults beat favor_recall on product and
     # collection pages too, so "auto" keeps them and repairs the output afterwards instead.
     text = (
@@ -150,9 +180,13 @@ def _extract(html: str, url: str | None, include_product: bool, favor: str, fall
     if commerce:
         if fallback_ratio > 0 and data.product is None:  # grids are on listing pages, not on one product's
             text, extractor = _maybe_fallback(html, text, fallback_ratio)
+    # An article's own extraction is kept as it is: the repairs below only cost it words (measured on WCXB dev).
+    repair = commerce and not (article and extractor == "trafilatura")
+    if repair:
         text = _drop_repeated_lines(text)
     title = page_title(html)
-    if text and title and not _contains(text, title):  # a title alone is no main content
+    # A product's or listing's name is main content; an article's headline mostly is not (WCXB leaves it out).
+    if repair and text and title and not _contains(text, title):  # a title alone is no main content
         text = f"{title}\n{text}"
     if include_product and data.product:
         added = _product_lines(data, text)
@@ -167,6 +201,7 @@ def _extract(html: str, url: str | None, include_product: bool, favor: str, fall
         has_product_markup=data.markup,
         listed_names=data.listed_names,
         commerce=commerce,
+        signals=html_signals(lowered, data),
     )
 
 

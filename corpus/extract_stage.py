@@ -82,6 +82,7 @@ class ExtractStage:
             doc.product = page.product
             doc.price_value = parse_price(page.product.get("price")) if page.product else None
             doc.has_product_markup = page.has_product_markup
+            doc.html_signals = page.signals
         return doc
 
     def _document(self, record: InputRecord, text: str, title: str | None, extractor: str) -> ExtractedDoc | str:

@@ -51,6 +51,7 @@ DOC_SCHEMA = T.StructType(
         T.StructField("product", PRODUCT_SCHEMA),
         T.StructField("price_value", T.DoubleType()),
         T.StructField("has_product_markup", T.StringType()),
+        T.StructField("html_signals", T.StringType()),
         T.StructField("domain_label", T.StringType()),
         T.StructField("record_id", T.StringType()),
     ]

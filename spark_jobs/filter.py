@@ -65,9 +65,11 @@ def make_partition_fn(config: CorpusConfig, model_name: str | None, labels: dict
             rows = batch.to_pylist()
             scores: list[float | None] = [None] * len(rows)
             if classifier is not None:
-                scores = classifier.score_lines(
-                    [page_features(r.get("text"), r.get("url"), r.get("title"), r.get("product")) for r in rows]
-                )
+                features = [
+                    page_features(r.get("text"), r.get("url"), r.get("title"), r.get("product"), r.get("html_signals"))
+                    for r in rows
+                ]
+                scores = classifier.score_lines(features)
             for row, score in zip(rows, scores, strict=True):
                 text = row.get("text") or ""
                 row["ecom_score"] = score

@@ -57,6 +57,9 @@ def format_metrics(metrics: dict[str, Any]) -> str:
         f"held-out ({metrics['test_pages']} pages, {metrics['test_domains']} domains, threshold "
         f"{metrics['threshold']}): precision {metrics['precision']:.3f} recall {metrics['recall']:.3f} "
         f"f1 {metrics['f1']:.3f}"
+    ) + "".join(
+        f"\n  threshold {t}: precision {m['precision']:.3f} recall {m['recall']:.3f}"
+        for t, m in metrics.get("by_threshold", {}).items()
     )
 
 
@@ -72,7 +75,7 @@ def crawl_to_jsonl(spark, crawl_dir: Path, out_jsonl: Path, config) -> int:
             truth[row["url"]] = "ecommerce" if row["label"] == "ecommerce" else "non_ecommerce"
     extracted = crawl_dir.parent / "train-extracted"
     run_extract(spark, sorted(str(p) for p in crawl_dir.glob("*.warc.gz")), str(extracted), config.corpus)
-    rows = read_parquet_dir(spark, str(extracted)).select("url", "title", "text", "product").collect()
+    rows = read_parquet_dir(spark, str(extracted)).select("url", "title", "text", "product", "html_signals").collect()
     n = 0
     with out_jsonl.open("w") as fh:
         for row in rows:
@@ -80,7 +83,8 @@ def crawl_to_jsonl(spark, crawl_dir: Path, out_jsonl: Path, config) -> int:
             if label is None or not row["text"]:
                 continue
             product = row["product"].asDict() if row["product"] is not None else None
-            record = {"text": row["text"], "label": label, "url": row["url"], "title": row["title"], "product": product}
+            record = {"text": row["text"], "label": label, "url": row["url"], "title": row["title"], "product": product,
+                      "html_signals": row["html_signals"]}
             fh.write(json.dumps(record) + "\n")
             n += 1
     return n

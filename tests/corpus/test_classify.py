@@ -55,6 +55,8 @@ def test_features_carry_url_title_and_structural_signals():
     assert "__sig_price_1" in tokens and "__sig_cart_1" in tokens and "__sig_stock_1" in tokens
     assert {"u_products", "u_red", "t_red", "p_shoe"} <= set(tokens)
     assert "__sig_markup_no" in page_features("", None, None, None).split()
+    html = page_features("", html_signals="cart_button price_many").split()
+    assert html.count("__html_cart_button") == 2 and "__html_price_many" in html
 
 
 def test_split_by_domain_keeps_each_domain_on_one_side():
@@ -97,3 +99,6 @@ def test_wcxb_subset_held_out_precision_and_recall(shared_data, tmp_path):
     # beat always answering the majority class on unseen domains, and what it calls e-commerce must mostly be.
     majority = 1 - metrics["positives"] / metrics["n"]
     assert metrics["accuracy"] > majority and metrics["precision"] >= 0.7
+    # The operating points: a lower threshold never finds fewer e-commerce pages.
+    recalls = [metrics["by_threshold"][t]["recall"] for t in ("0.3", "0.4", "0.5", "0.6")]
+    assert recalls == sorted(recalls, reverse=True) and metrics["by_threshold"]["0.5"]["recall"] == metrics["recall"]

@@ -48,6 +48,26 @@ def test_article_has_no_product(shared_data):
     page = extract_page(_wcxb(shared_data, "0001"))
     assert page.product is None and page.has_product_markup is None
     assert page.extractor == "trafilatura" and len(page.text.split()) > 300
+    assert "markup_none" in page.signals.split() and "article_markup" in page.signals.split()
+
+
+@pytest.mark.shared_data
+def test_buying_guide_article_keeps_trafilaturas_text(shared_data):
+    """A review article that links to shops ("buy now", an ItemList) reads as an article: no commerce repairs."""
+    import trafilatura
+
+    html = _wcxb(shared_data, "4430")
+    page = extract_page(html)
+    assert page.commerce and "article_markup" in page.signals.split()
+    assert page.text == trafilatura.extract(html, include_tables=True).strip()
+
+
+def test_html_signals_count_shop_words_of_the_raw_page():
+    grid = "".join(f'<div class="product-card"><span class="price">${i}.99</span><button>Add to cart</button></div>'
+                   for i in range(30))
+    page = extract_page(f"<html><body><h1>Shoes</h1><p>{'Our shoes are comfortable. ' * 20}</p>{grid}</body></html>")
+    signals = page.signals.split()
+    assert {"cart_button", "price_many", "product_many", "cart_many", "markup_none", "reply_0"} <= set(signals)
 
 
 @pytest.mark.shared_data

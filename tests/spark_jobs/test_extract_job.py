@@ -15,7 +15,7 @@ from spark_jobs.output import read_parquet_dir
 pytestmark = [pytest.mark.spark, pytest.mark.shared_data]
 
 CONTRACT = {"doc_id", "url", "domain", "fetch_date", "source", "title", "text", "lang", "lang_score", "extractor",
-            "html_bytes", "product", "has_product_markup"}  # fmt: skip
+            "html_bytes", "product", "has_product_markup", "html_signals"}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
