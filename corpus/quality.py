@@ -140,17 +140,25 @@ class DocumentFilter:
         self.quality = QualityFilter(self.config)
         self.languages = set(self.config.languages) if self.config.languages is not None else None
 
+    def precheck(self, text: str | None, lang: str | None, lang_score: float | None) -> str | None:
+        """The cheap checks (empty text, language), so a stage can skip scoring pages they already drop."""
+        cfg = self.config
+        if cfg.min_chars is not None and len((text or "").strip()) < cfg.min_chars:
+            return "empty_text"
+        if self.languages is not None and (lang or "unknown") not in self.languages:
+            return "wrong_language"
+        if cfg.min_lang_score is not None and (lang_score or 0.0) < cfg.min_lang_score:
+            return "low_lang_score"
+        return None
+
     def decide(
         self, text: str | None, lang: str | None, lang_score: float | None, ecom_score: float | None, doc_id: str = ""
     ) -> QualityVerdict:
         cfg = self.config
         text = text or ""
-        if cfg.min_chars is not None and len(text.strip()) < cfg.min_chars:
-            return QualityVerdict("empty_text", text)
-        if self.languages is not None and (lang or "unknown") not in self.languages:
-            return QualityVerdict("wrong_language", text)
-        if cfg.min_lang_score is not None and (lang_score or 0.0) < cfg.min_lang_score:
-            return QualityVerdict("low_lang_score", text)
+        reason = self.precheck(text, lang, lang_score)
+        if reason is not None:
+            return QualityVerdict(reason, text)
         if cfg.ecommerce_filter and (ecom_score or 0.0) < cfg.ecommerce_threshold:
             return QualityVerdict("not_ecommerce", text)
         return self.quality.check(text, doc_id)

@@ -80,7 +80,7 @@ def test_filter_keeps_every_row_with_its_reason_and_counts_add_up(spark, extract
     assert rows["shop"]["filter_reason"] is None and rows["shop"]["ecom_score"] >= 0.5
     assert rows["shop"]["category"] == "fashion" and rows["shop"]["quality_score"] > 0
     assert rows["news"]["filter_reason"] == "not_ecommerce" and rows["news"]["ecom_score"] < 0.5
-    assert rows["german"]["filter_reason"] == "wrong_language"
+    assert rows["german"]["filter_reason"] == "wrong_language" and rows["german"]["ecom_score"] is None  # not scored
     assert rows["short"]["filter_reason"] in {"gopher_short_doc", "gopher_rep_top_2_gram"}
     assert rows["empty"]["filter_reason"] == "empty_text" and rows["empty"]["word_count"] == 0
     counts = manifest["counts"]
