@@ -133,7 +133,7 @@ def ngram_hashes(texts: Sequence[str | None], ngram: int, bits: int) -> list[np.
         h = _fold(h, wh[j : j + m])
     if bits == 32:
         h >>= np.uint64(32)
-    starts = np.concatenate(([0], np.cumsum(lens)[:-1]))
+    starts = np.cumsum(lens) - lens  # each document's first word in the batch's stream (empty batch: empty)
     out = []
     for i, (start, n) in enumerate(zip(starts.tolist(), lens.tolist(), strict=True)):
         if n >= ngram:

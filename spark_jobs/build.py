@@ -17,10 +17,10 @@ import yaml
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from corpus.manifest import build_manifest, write_manifest
+from corpus.manifest import MANIFEST_NAME, build_manifest
 from corpus.stats import StageStats
 from spark_jobs.filter import run_filter
-from spark_jobs.output import atomic_output, is_remote, read_parquet_dir
+from spark_jobs.output import atomic_output, is_remote, read_parquet_dir, write_stage_manifest
 
 CORPUS_COLUMNS = ["doc_id", "url", "text", "ecom_score", "category", "source"]
 STAGES = ("extracted", "filtered", "deduped", "corpus")
@@ -42,7 +42,7 @@ def write_corpus(spark: SparkSession, deduped: str, output: str) -> dict[str, An
             raise RuntimeError(f"corpus wrote {written} rows, expected {stats.kept}")
         stats.seconds = time.perf_counter() - start
         manifest = build_manifest("corpus", stats, inputs=[deduped], outputs={"path": output, "rows": written})
-        write_manifest(staging, manifest)
+        write_stage_manifest(spark, staging, manifest)
     return manifest
 
 
@@ -102,6 +102,7 @@ def build_corpus(
     root = output.rstrip("/")
     try:
         if not is_remote(root):
+            (Path(root) / MANIFEST_NAME).unlink(missing_ok=True)  # a rerun that fails must not look complete
             _dump_config(config, Path(root))
         paths = {name: f"{root}/{name}" for name in STAGES}
         manifests = {"extracted": run_extract(spark, list(inputs), paths["extracted"], config.corpus)}
@@ -128,8 +129,7 @@ def build_corpus(
             from spark_jobs.corpus_report import write_report
 
             manifest["report"] = str(write_report(spark, root, manifest))
-        if not is_remote(root):
-            write_manifest(root, manifest)
+        write_stage_manifest(spark, root, manifest)  # last: it marks the whole build complete
     finally:
         if own_session:
             spark.stop()

@@ -28,10 +28,10 @@ from pyspark.sql.types import NumericType
 
 from corpus.config import CorpusConfig
 from corpus.dedup_config import DedupConfig
-from corpus.manifest import MANIFEST_NAME, build_manifest, write_manifest
+from corpus.manifest import MANIFEST_NAME, build_manifest
 from corpus.minhash import Permutations, band_hashes, signatures
 from corpus.stats import StageStats
-from spark_jobs.output import atomic_output, read_parquet_dir
+from spark_jobs.output import atomic_output, read_parquet_dir, write_stage_manifest
 
 STAGE = "dedup"
 BAND_SCHEMA = "node long, band int, band_hash long"
@@ -266,7 +266,7 @@ def run_dedup(spark: SparkSession, input: str | list[str], output: str, config: 
         })
         manifest = build_manifest(STAGE, stats, config=cfg, inputs=inputs,
                                   outputs={"deduped": output}, extra={"dedup": notes})
-        write_manifest(staging, manifest)
+        write_stage_manifest(spark, staging, manifest)
     band_rows.unpersist()
     return manifest
 

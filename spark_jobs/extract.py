@@ -27,11 +27,11 @@ from pyspark.sql import types as T
 
 from corpus.extract_config import ExtractConfig
 from corpus.extract_stage import ExtractStage
-from corpus.manifest import build_manifest, write_manifest
+from corpus.manifest import build_manifest
 from corpus.readers import input_kind, iter_html_file, iter_warc, select_inputs, text_record
 from corpus.record import PRODUCT_COLUMNS, ErrorRecord, ExtractedDoc
 from corpus.stats import StageStats
-from spark_jobs.output import atomic_output
+from spark_jobs.output import atomic_output, write_stage_manifest
 
 ERRORS_DIR = "_errors"
 PRODUCT_SCHEMA = T.StructType([T.StructField(name, T.StringType()) for name in PRODUCT_COLUMNS])
@@ -92,7 +92,7 @@ def list_input_files(spark: SparkSession, inputs: list[str]) -> list[tuple[str, 
                         f"unknown input kind for {file}: expected .warc(.gz), .html(.gz), .jsonl, .parquet"
                     )
                 found.append((input_kind(file), file))
-    return found
+    return list(dict.fromkeys(found))  # a folder and a file inside it name that file once
 
 
 def _emit(stage: ExtractStage, results) -> Iterator[tuple]:
@@ -226,7 +226,7 @@ def run_extract(spark: SparkSession, inputs: list[str], output: str, config: Any
                     "docs_per_s": round(stats.input / max(seconds, 1e-9), 2),
                 },
             )
-            write_manifest(staging, manifest)
+            write_stage_manifest(spark, staging, manifest)
     finally:
         results.unpersist()
     return manifest

@@ -23,10 +23,10 @@ from pyspark.sql import SparkSession
 from pyspark.sql import types as T
 
 from corpus.config import CorpusConfig
-from corpus.manifest import build_manifest, write_manifest
+from corpus.manifest import build_manifest
 from corpus.quality import SIGNAL_COLUMNS
 from corpus.stats import StageStats
-from spark_jobs.output import atomic_output, is_remote, read_parquet_dir
+from spark_jobs.output import atomic_output, is_remote, read_parquet_dir, write_stage_manifest
 
 ERROR_PREFIX = "error_"
 _SIGNAL_TYPES = {"word_count": T.LongType(), "stop_word_count": T.LongType()}
@@ -63,20 +63,27 @@ def make_partition_fn(config: CorpusConfig, model_name: str | None, labels: dict
         arrow_schema = None
         for batch in batches:
             rows = batch.to_pylist()
-            # Pages the cheap checks drop (empty, another language) are neither scored nor categorised.
-            checked = [decide.precheck(r.get("text"), r.get("lang"), r.get("lang_score")) is None for r in rows]
             scores: list[float | None] = [None] * len(rows)
+            failed: dict[int, Exception] = {}  # rows whose features could not be built: counted as errors below
             if classifier is not None:
-                features = [
-                    page_features(r.get("text"), r.get("url"), r.get("title"), r.get("product"), r.get("html_signals"))
-                    for r, ok in zip(rows, checked, strict=True) if ok
-                ]
-                it = iter(classifier.score_lines(features))
-                scores = [next(it) if ok else None for ok in checked]
-            for row, score in zip(rows, scores, strict=True):
+                # Pages the cheap checks drop (empty, another language) are not scored (nor categorised below).
+                features, scored = [], []
+                for i, r in enumerate(rows):
+                    try:
+                        if decide.precheck(r.get("text"), r.get("lang"), r.get("lang_score")) is None:
+                            features.append(page_features(r.get("text"), r.get("url"), r.get("title"),
+                                                          r.get("product"), r.get("html_signals")))
+                            scored.append(i)
+                    except Exception as exc:  # one bad row is counted (below), never the end of the job
+                        failed[i] = exc
+                for i, score in zip(scored, classifier.score_lines(features), strict=True):
+                    scores[i] = score
+            for i, (row, score) in enumerate(zip(rows, scores, strict=True)):
                 text = row.get("text") or ""
                 row["ecom_score"] = score
                 try:
+                    if i in failed:
+                        raise failed[i]
                     row.update(quality_signals(text))
                     verdict = decide.decide(text, row.get("lang"), row.get("lang_score"), score, row.get("doc_id"))
                     row["filter_reason"] = verdict.reason
@@ -185,7 +192,7 @@ def run_filter(
                 "docs_per_s": round(stats.input / max(stats.seconds, 1e-9), 2),
             },
         )
-        write_manifest(staging, manifest)
+        write_stage_manifest(spark, staging, manifest)
     return manifest
 
 

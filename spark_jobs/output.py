@@ -7,6 +7,7 @@ manifest, written last, is the completeness marker (readers call `corpus.manifes
 
 from __future__ import annotations
 
+import json
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -14,6 +15,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
+
+from corpus.manifest import MANIFEST_NAME, write_manifest
 
 
 def is_remote(path: str) -> bool:
@@ -42,6 +45,26 @@ def atomic_output(final: str | Path) -> Iterator[str]:
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+def write_hadoop_text(spark: SparkSession, uri: str, text: str) -> None:
+    """Write one small text file through Hadoop's FileSystem (s3a://, gs://, hdfs://, file:), replacing it."""
+    path = spark.sparkContext._jvm.org.apache.hadoop.fs.Path(uri)
+    stream = path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()).create(path, True)
+    try:
+        stream.write(bytearray(text.encode("utf-8")))
+    finally:
+        stream.close()
+
+
+def write_stage_manifest(spark: SparkSession, out_dir: str, manifest: dict) -> str:
+    """A stage's manifest.json: a local file, or on an object store through the cluster's Hadoop connector
+    (a local `Path` would land on the driver's disk instead). Returns where it went."""
+    if not is_remote(out_dir):
+        return str(write_manifest(out_dir, manifest))
+    uri = f"{out_dir.rstrip('/')}/{MANIFEST_NAME}"
+    write_hadoop_text(spark, uri, json.dumps(manifest, indent=2, default=str))
+    return uri
 
 
 def read_parquet_dir(spark: SparkSession, path: str) -> DataFrame:

@@ -18,6 +18,7 @@ from corpus.minhash import (
     jaccard,
     lsh_probability,
     make_near_duplicates,
+    ngram_hashes,
     shingles,
     signatures,
 )
@@ -158,3 +159,8 @@ def test_lsh_groups_match_sample_crawl_ground_truth(tmp_path):
     for i, row in enumerate(rows):  # no page outside a duplicate group is merged with another page
         if row["dup_group"] is None:
             assert clusters.count(clusters[i]) == 1, row["url"]
+
+
+def test_ngram_hashes_of_an_empty_batch():
+    assert ngram_hashes([], 5, 32) == []
+    assert [len(h) for h in ngram_hashes(["a b c d e f g", None, "x y"], 5, 32)] == [3, 0, 1]

@@ -92,3 +92,13 @@ def test_run_demo_builds_ecom_and_general_corpora(spark, tmp_path):
         assert _adds_up(read_manifest(tmp_path / name)["counts"])
     assert result["general"]["counts"]["kept"] > result["ecom"]["counts"]["kept"] > 0
     assert "not_ecommerce" not in json.dumps(result["general"]["counts"]["filtered"])
+
+
+def test_failed_rerun_does_not_look_complete(spark, shared_data, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "manifest.json").write_text('{"counts": {}}')  # what an earlier, finished build left
+    inputs = [str(sorted((shared_data / "warc").glob("*.warc.gz"))[0])]
+    with pytest.raises(FileNotFoundError, match="classifier"):
+        build_corpus(inputs, str(out), load_config(None, {}), str(tmp_path / "missing.bin"), spark=spark, report=False)
+    assert not (out / "manifest.json").exists()

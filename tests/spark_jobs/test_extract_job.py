@@ -108,3 +108,12 @@ def test_slow_pages_are_timeout_errors_in_spark(spark, shared_data, tmp_path):
     assert (
         counts["input"] == 16 and counts["kept"] + counts["errors"]["timeout"] + sum(counts["filtered"].values()) == 16
     )
+
+
+def test_a_file_named_twice_is_read_once(spark, shared_data):
+    from spark_jobs.extract import list_input_files
+
+    folder = shared_data / "warc"
+    one = sorted(folder.glob("*.warc.gz"))[0]
+    files = list_input_files(spark, [str(folder), str(one)])
+    assert len(files) == len(set(files)) == len(list(folder.glob("*.warc.gz")))

@@ -29,3 +29,14 @@ def test_failed_run_leaves_previous_output_and_no_staging(tmp_path):
         raise RuntimeError("executor lost")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["deduped"]
     assert [p.name for p in target.iterdir()] == ["manifest.json"]
+
+
+@pytest.mark.spark
+def test_manifest_is_written_through_hadoop_filesystem(spark, tmp_path):
+    """The path stages take on s3a:// and gs:// (Hadoop's FileSystem), exercised here with a file: URI."""
+    from spark_jobs.output import write_hadoop_text
+
+    uri = f"{tmp_path.as_uri()}/deduped/manifest.json"
+    write_hadoop_text(spark, uri, '{"counts": 1}')
+    write_hadoop_text(spark, uri, '{"counts": 2}')  # replaced, not appended
+    assert (tmp_path / "deduped" / "manifest.json").read_text() == '{"counts": 2}'
