@@ -28,7 +28,7 @@ import ray
 import ray.train
 import torch
 import yaml
-from ray.train import Checkpoint, FailureConfig, RunConfig, ScalingConfig
+from ray.train import Checkpoint, CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
 from ray.train.torch import TorchConfig, TorchTrainer
 
 from ray_jobs.loader import data_config, iter_rank_batches, ordered_dataset, read_packed
@@ -211,6 +211,8 @@ def run_phase(config: Any, phase: str, resume: bool = False, workers: int | None
                 name=f"{config.run.name}-{phase}-{time.strftime('%Y%m%d-%H%M%S')}",
                 storage_path=str(phase_dir / "ray"),
                 failure_config=FailureConfig(max_failures=pretrain.checkpoint.max_failures),
+                # Ray copies each reported checkpoint under storage_path: keep as many as the run folder does.
+                checkpoint_config=CheckpointConfig(num_to_keep=pretrain.checkpoint.keep_latest_k),
             ),
         )
         started = time.perf_counter()

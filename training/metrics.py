@@ -84,17 +84,22 @@ class MetricsProcessor:
         self.world_size = world_size
         self.peak_flops = device_peak_flops(device)
         self.last: dict[str, float] = {}
-        self._reset()
+        self.start_window()
         logger.info("device %s, bf16 peak %s TFLOPS, %.3g training FLOPs per token", device,
                     "unknown" if self.peak_flops is None else f"{self.peak_flops / 1e12:.0f}", flops_per_token)
 
-    def _reset(self) -> None:
+    def start_window(self) -> None:
+        """Start a new averaging window (at the start of training and after each logged step)."""
         self.steps = 0
         self.real_tokens = 0
         self.data_seconds = 0.0
         self.started = time.perf_counter()
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
+
+    def leave_out(self, seconds: float) -> None:
+        """Leave `seconds` of non-training work (a checkpoint save) out of the current window's throughput."""
+        self.started += seconds
 
     def add_data_time(self, seconds: float) -> None:
         self.data_seconds += seconds
@@ -127,7 +132,7 @@ class MetricsProcessor:
         self.last = values
         for sink in self.sinks:
             sink(step, values)
-        self._reset()
+        self.start_window()
         return values
 
     def _peak_memory_gib(self) -> float:

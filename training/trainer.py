@@ -188,6 +188,8 @@ class Trainer:
         # model: meta -> parallelize -> to_empty -> init (or the previous phase's weights)
         self.model_args = build_model_args(config, phase, tokenizer, self.device)
         use_fsdp = config.parallelism.fsdp == "on" or (config.parallelism.fsdp == "auto" and self.world_size > 1)
+        if not use_fsdp and self.world_size > 1:  # nothing else syncs gradients: N copies would drift apart
+            raise ValueError(f"parallelism.fsdp=off with {self.world_size} workers: use 'auto' or 'on'")
         if use_fsdp and not dist.is_initialized():
             raise RuntimeError("parallelism.fsdp=on needs torch.distributed (run under Ray Train or torchrun)")
         self.bf16 = self.device.type == "cuda" and config.parallelism.mixed_precision != "fp32"
@@ -311,6 +313,7 @@ class Trainer:
         self.model.train()
         progress = tqdm(total=self.total_steps, initial=self.step, desc=f"pretrain {self.phase.name}",
                         disable=self.rank != 0 or not self.config.metrics.progress, dynamic_ncols=True)
+        self.metrics.start_window()  # building the model and loading a checkpoint are not training time
         while self.step < stop:
             batch_size = self.plan[self.step]
             lr = self.lr_schedule.lr
@@ -324,7 +327,9 @@ class Trainer:
             progress.set_postfix(loss=f"{loss:.3f}", lr=f"{lr:.1e}")
             if values is not None and self.rank == 0:
                 logger.info("step %d/%d  %s", self.step, self.total_steps, format_metrics(values))
+            save_started = time.perf_counter()
             path = self.checkpointer.save(self.step, force=self.step == self.total_steps)
+            self.metrics.leave_out(time.perf_counter() - save_started)
             if path is not None and self.hooks.on_checkpoint is not None:
                 self.hooks.on_checkpoint(self.step, path, {"loss": loss, "step": self.step, "tokens": self.tokens})
             self.maybe_inject_fault()
