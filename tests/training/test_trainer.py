@@ -76,3 +76,15 @@ def test_stopped_and_resumed_run_follows_the_same_loss_trajectory(tmp_path, demo
 
     assert len(uninterrupted) == 6
     assert first.losses + rest == uninterrupted  # exactly, step by step
+
+
+def test_several_workers_without_fsdp_are_refused(tmp_path, demo_tokens, monkeypatch):  # noqa: F811
+    """Nothing but FSDP syncs gradients: two workers with fsdp=off would train two drifting copies."""
+    import training.trainer as trainer_module
+
+    monkeypatch.setattr(trainer_module, "dist_info", lambda: (0, 2))
+    config = tiny_config(tmp_path, demo_tokens, max_steps=2)
+    config = config.model_copy(update={"parallelism": config.parallelism.model_copy(update={"fsdp": "off"})})
+    with pytest.raises(ValueError, match="fsdp=off with 2 workers"):
+        Trainer(config, load_phase(config, "general"), tmp_path / "run" / "general",
+                demo_tokens / "tokens" / "general-128")
