@@ -164,11 +164,12 @@ def _extract_rows(config_json: str, rows: Iterator[Any]) -> Iterator[tuple]:
 
 def _text_frame(spark: SparkSession, kind: str, files: list[str], config: ExtractConfig) -> DataFrame:
     if kind == "parquet":
-        frame = spark.read.parquet(*files)
+        frame = spark.read.option("mergeSchema", "true").parquet(*files)  # files may differ in their columns
     else:
         frame = spark.read.option("mode", "PERMISSIVE").option("columnNameOfCorruptRecord", "_corrupt_record")
         frame = frame.json(files)
-    wanted = {config.text_column, config.url_column, config.domain_column, "title", "id", "date", "_corrupt_record"}
+    wanted = {config.text_column, config.url_column, config.domain_column, "title", "id", "date", "fetch_date",
+              "_corrupt_record"}
     columns = [F.col(f"`{c}`").cast("string") for c in frame.columns if c in wanted]
     return frame.select(*columns, F.input_file_name().alias("_file"), F.monotonically_increasing_id().alias("_index"))
 

@@ -117,3 +117,19 @@ def test_a_file_named_twice_is_read_once(spark, shared_data):
     one = sorted(folder.glob("*.warc.gz"))[0]
     files = list_input_files(spark, [str(folder), str(one)])
     assert len(files) == len(set(files)) == len(list(folder.glob("*.warc.gz")))
+
+
+def test_parquet_files_with_different_columns_keep_them_all(spark, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    text = "Soft merino wool runners with a cushioned sole, machine washable and made for all day comfort. " * 3
+    folder = tmp_path / "texts"
+    folder.mkdir()
+    pq.write_table(pa.table({"text": [text], "url": ["https://a.example/1"]}), folder / "a.parquet")
+    pq.write_table(pa.table({"text": [text + "Blue."], "url": ["https://b.example/2"],
+                             "fetch_date": ["2026-01-02"]}), folder / "b.parquet")
+    manifest = run_extract(spark, [str(folder)], str(tmp_path / "out"), CorpusConfig())
+    assert manifest["counts"]["kept"] == 2
+    dates = {r["url"]: r["fetch_date"] for r in read_parquet_dir(spark, str(tmp_path / "out")).collect()}
+    assert dates == {"https://a.example/1": None, "https://b.example/2": "2026-01-02"}
