@@ -74,12 +74,15 @@ def read_documents(spark: SparkSession, inputs: list[str], cfg: DedupConfig) -> 
         notes["input_selection"] = "rows with null filter_reason (kept by the filter stage)"
         notes["rows_filtered_upstream_not_read"] = df.where(F.col("filter_reason").isNotNull()).count()
         df = df.where(F.col("filter_reason").isNull())
+    derived = F.substring(F.sha1(F.concat_ws("\n", *[c for c in ("url", cfg.text_column) if c in df.columns])), 1, 16)
     if "doc_id" not in df.columns:
         if "url" not in df.columns:
             raise ValueError("dedup input needs a doc_id or a url column to identify documents")
         notes["doc_id"] = "derived: first 16 hex of sha1(url + newline + text)"
-        df = df.withColumn("doc_id", F.substring(F.sha1(F.concat_ws("\n", "url", cfg.text_column)), 1, 16))
-    df = df.withColumn("doc_id", F.col("doc_id").cast("string")).withColumn("_node", F.xxhash64("doc_id"))
+        df = df.withColumn("doc_id", derived)
+    # A missing id gets the derived one: null ids would all share one node (and one null representative).
+    df = df.withColumn("doc_id", F.coalesce(F.col("doc_id").cast("string"), derived))
+    df = df.withColumn("_node", F.xxhash64("doc_id"))
     repeats = df.groupBy("_node").count().where("count > 1").count()
     notes["doc_id_repeats"] = repeats
     if repeats:
@@ -213,61 +216,68 @@ def run_dedup(spark: SparkSession, input: str | list[str], output: str, config: 
     inputs = [input] if isinstance(input, str) else list(input)
     start = time.time()
     docs, notes = read_documents(spark, inputs, cfg)
-    quality = quality_column(docs, cfg)
-    totals = docs.agg(F.count("*").alias("rows"), F.count(cfg.text_column).alias("with_text")).first()
-    stats = StageStats(input=int(totals["rows"]))
-    null_text = stats.input - int(totals["with_text"])
-    if null_text:
-        stats.error("null_text", null_text)
-    docs = docs.where(F.col(cfg.text_column).isNotNull())
+    # Read once: the counts, the signatures, the representatives and the output all scan the input.
+    docs = docs.persist(StorageLevel.MEMORY_AND_DISK)
+    persisted = [docs]
+    try:
+        quality = quality_column(docs, cfg)
+        totals = docs.agg(F.count("*").alias("rows"), F.count(cfg.text_column).alias("with_text")).first()
+        stats = StageStats(input=int(totals["rows"]))
+        null_text = stats.input - int(totals["with_text"])
+        if null_text:
+            stats.error("null_text", null_text)
+        docs = docs.where(F.col(cfg.text_column).isNotNull())
 
-    band_rows = docs.select("_node", cfg.text_column).mapInArrow(band_rows_fn(cfg), BAND_SCHEMA)
-    band_rows = band_rows.persist(StorageLevel.MEMORY_AND_DISK)
-    no_words = band_rows.where("band < 0").select(F.col("node").alias("_node"))
-    n_no_words = no_words.count()
-    if n_no_words:
-        stats.drop("no_words", n_no_words)
-    edges = candidate_edges(band_rows).localCheckpoint(eager=True)
-    n_edges = edges.count()  # cheap: counts the checkpointed blocks
-    components, rounds = connected_components(edges, cfg.max_iterations) if n_edges else (None, 0)
+        band_rows = docs.select("_node", cfg.text_column).mapInArrow(band_rows_fn(cfg), BAND_SCHEMA)
+        band_rows = band_rows.persist(StorageLevel.MEMORY_AND_DISK)
+        persisted.append(band_rows)
+        no_words = band_rows.where("band < 0").select(F.col("node").alias("_node"))
+        n_no_words = no_words.count()
+        if n_no_words:
+            stats.drop("no_words", n_no_words)
+        edges = candidate_edges(band_rows).localCheckpoint(eager=True)
+        n_edges = edges.count()  # cheap: counts the checkpointed blocks
+        components, rounds = connected_components(edges, cfg.max_iterations) if n_edges else (None, 0)
 
-    out = docs.join(no_words, "_node", "left_anti")
-    if components is not None:
-        out = out.join(representatives(components, docs, quality), "_node", "left")
-    else:
-        out = out.withColumn("minhash_cluster", F.lit(None).cast("long")).withColumn(
-            "representative_id", F.lit(None).cast("string"))
-    out = out.withColumn("representative_id", F.coalesce("representative_id", "doc_id"))
-    out = out.withColumn("is_duplicate", F.col("representative_id") != F.col("doc_id")).drop("_node")
+        out = docs.join(no_words, "_node", "left_anti")
+        if components is not None:
+            out = out.join(representatives(components, docs, quality), "_node", "left")
+        else:
+            out = out.withColumn("minhash_cluster", F.lit(None).cast("long")).withColumn(
+                "representative_id", F.lit(None).cast("string"))
+        out = out.withColumn("representative_id", F.coalesce("representative_id", "doc_id"))
+        out = out.withColumn("is_duplicate", F.col("representative_id") != F.col("doc_id")).drop("_node")
 
-    with atomic_output(output) as staging:
-        out.write.mode("overwrite").option("compression", "zstd").parquet(staging)
-        # One pass over what was written: rows, duplicates, clusters and the largest cluster.
-        per_cluster = spark.read.parquet(staging).groupBy("minhash_cluster").agg(
-            F.count("*").alias("n"), F.sum(F.col("is_duplicate").cast("long")).alias("d"))
-        row = per_cluster.agg(
-            F.sum("n").alias("rows"), F.sum("d").alias("duplicates"),
-            F.count("minhash_cluster").alias("clusters"),
-            F.max(F.when(F.col("minhash_cluster").isNotNull(), F.col("n"))).alias("largest"),
-        ).first()
-        stats.duplicates = int(row["duplicates"] or 0)
-        stats.kept = int(row["rows"] or 0) - stats.duplicates
-        stats.seconds = time.time() - start
-        notes.update({
-            "num_perm": cfg.num_perm,
-            "theoretical_threshold": round(cfg.theoretical_threshold, 4),
-            "s_curve_midpoint": round(cfg.s_curve_midpoint, 4),
-            "quality_column": quality,
-            "candidate_edges": n_edges,
-            "components": int(row["clusters"]),
-            "largest_component": int(row["largest"] or 0),
-            "cc_rounds": rounds,
-            "docs_per_second": round(stats.input / max(stats.seconds, 1e-9), 1),
-        })
-        manifest = build_manifest(STAGE, stats, config=cfg, inputs=inputs,
-                                  outputs={"deduped": output}, extra={"dedup": notes})
-        write_stage_manifest(spark, staging, manifest)
-    band_rows.unpersist()
+        with atomic_output(output) as staging:
+            out.write.mode("overwrite").option("compression", "zstd").parquet(staging)
+            # One pass over what was written: rows, duplicates, clusters and the largest cluster.
+            per_cluster = spark.read.parquet(staging).groupBy("minhash_cluster").agg(
+                F.count("*").alias("n"), F.sum(F.col("is_duplicate").cast("long")).alias("d"))
+            row = per_cluster.agg(
+                F.sum("n").alias("rows"), F.sum("d").alias("duplicates"),
+                F.count("minhash_cluster").alias("clusters"),
+                F.max(F.when(F.col("minhash_cluster").isNotNull(), F.col("n"))).alias("largest"),
+            ).first()
+            stats.duplicates = int(row["duplicates"] or 0)
+            stats.kept = int(row["rows"] or 0) - stats.duplicates
+            stats.seconds = time.time() - start
+            notes.update({
+                "num_perm": cfg.num_perm,
+                "theoretical_threshold": round(cfg.theoretical_threshold, 4),
+                "s_curve_midpoint": round(cfg.s_curve_midpoint, 4),
+                "quality_column": quality,
+                "candidate_edges": n_edges,
+                "components": int(row["clusters"]),
+                "largest_component": int(row["largest"] or 0),
+                "cc_rounds": rounds,
+                "docs_per_second": round(stats.input / max(stats.seconds, 1e-9), 1),
+            })
+            manifest = build_manifest(STAGE, stats, config=cfg, inputs=inputs,
+                                      outputs={"deduped": output}, extra={"dedup": notes})
+            write_stage_manifest(spark, staging, manifest)
+    finally:
+        for frame in persisted:
+            frame.unpersist()
     return manifest
 
 

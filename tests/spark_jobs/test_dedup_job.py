@@ -147,3 +147,19 @@ def test_clusters_and_representatives_do_not_depend_on_partitioning(spark, tmp_p
         {"dedup": {"partitions": 1}}))  # a rerun replaces the folder
     assert first["counts"]["duplicates"] == second["counts"]["duplicates"] > 0
     assert choice() == first_choice
+
+
+def test_rows_without_a_doc_id_get_one_of_their_own(spark, tmp_path):
+    words = [f"w{i}" for i in range(400)]
+    texts = [" ".join(random.Random(seed).sample(words, 60)) for seed in range(3)]
+    rows = [{"doc_id": None, "url": f"https://x.example/{i}", "text": t} for i, t in enumerate(texts)]
+    rows.append({"doc_id": None, "url": "https://mirror.example/0", "text": texts[0]})  # an exact copy
+    rows.append({"doc_id": "given", "url": "https://y.example/", "text": " ".join(words[:80])})
+    src = tmp_path / "docs.parquet"
+    pq.write_table(pa.Table.from_pylist(rows), src)
+    manifest = run_dedup(spark, str(src), str(tmp_path / "deduped"), CorpusConfig())
+    out = _read_stage(tmp_path / "deduped")
+    ids = [r["doc_id"] for r in out]
+    assert None not in ids and len(set(ids)) == 5 and "given" in ids
+    counts = manifest["counts"]
+    assert (counts["input"], counts["duplicates"], counts["kept"]) == (5, 1, 4)
