@@ -27,7 +27,7 @@ THRESHOLDS = (0.3, 0.4, 0.5, 0.6)
 
 def feature_sets(examples: list[PageExample]) -> dict[str, list[PageExample]]:
     return {
-        # The text alone: no URL, title, product or signal tokens (`text_only` marks it for page_features).
+        # The text alone: no URL, title, product or signal tokens (`text_only` makes PageExample.features skip them).
         "text": [replace(e, url=None, title=None, product=None, html_signals=None, text_only=True) for e in examples],
         "page": [replace(e, html_signals=None) for e in examples],
         "page+html": examples,
@@ -42,8 +42,9 @@ def run(pages: Path, seeds: list[int], work: Path) -> dict:
         for seed in seeds:
             train, test = split_by_domain(variant, 0.25, seed)
             model = EcomClassifier(train_fasttext(train, work / f"{name}-{seed}.bin"))
+            scores = model.score_examples(test)
             for threshold in THRESHOLDS:
-                per_threshold[threshold].append(evaluate(model, test, threshold))
+                per_threshold[threshold].append(evaluate(model, test, threshold, scores))
         results[name] = {
             str(t): {k: round(sum(m[k] for m in ms) / len(ms), 4) for k in ("precision", "recall", "f1")}
             for t, ms in per_threshold.items()

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from corpus.extract import count_bucket
+
 ECOM_LABEL = "__label__ecom"
 OTHER_LABEL = "__label__other"
 POSITIVE_TYPES = ("product", "collection")
@@ -49,10 +51,6 @@ _SIGNALS: dict[str, re.Pattern] = {
     "prose": re.compile(r"\b(?:i|we|you|he|she|they) (?:was|were|have|had|think|said|will)\b", re.I),
     "docs": re.compile(r"\b(?:parameters?|returns?|example|syntax|install|api|function|reply|posted|thread)\b", re.I),
 }
-
-
-def _bucket(n: int) -> str:
-    return "0" if n == 0 else "1" if n == 1 else "few" if n < 5 else "some" if n < 20 else "many"
 
 
 @dataclass
@@ -89,11 +87,11 @@ def page_features(
     tokens.append(f"__sig_markup_{'yes' if has_product else 'no'}")
     if has_product:
         tokens += [f"__sig_field_{k}" for k, v in sorted(product.items()) if v]
-    tokens.append(f"__sig_price_{_bucket(len(_PRICE.findall(text)))}")
+    tokens.append(f"__sig_price_{count_bucket(len(_PRICE.findall(text)))}")
     for name, pattern in _SIGNALS.items():
-        tokens.append(f"__sig_{name}_{_bucket(len(pattern.findall(text)))}")
+        tokens.append(f"__sig_{name}_{count_bucket(len(pattern.findall(text)))}")
     words = _TOKEN.findall(text.lower())
-    tokens.append(f"__sig_len_{_bucket(len(words) // 50)}")
+    tokens.append(f"__sig_len_{count_bucket(len(words) // 50)}")
     lines = [line for line in text.splitlines() if line.strip()]
     short = sum(1 for line in lines if len(line.split()) <= 4)
     tokens.append(f"__sig_shortlines_{int(10 * short / len(lines)) if lines else 0}")
@@ -278,10 +276,16 @@ class EcomClassifier:
         return self.score_lines([e.features() for e in examples])
 
 
-def evaluate(classifier: EcomClassifier, examples: Sequence[PageExample], threshold: float | None = None) -> dict:
-    """Precision, recall, F1 and accuracy of e-commerce at the threshold, plus recall per page type."""
+def evaluate(
+    classifier: EcomClassifier,
+    examples: Sequence[PageExample],
+    threshold: float | None = None,
+    scores: Sequence[float] | None = None,
+) -> dict:
+    """Precision, recall, F1 and accuracy of e-commerce at the threshold, plus recall per page type.
+    `scores` are the classifier's for `examples` when the caller has them already (several thresholds)."""
     threshold = classifier.threshold if threshold is None else threshold
-    scores = classifier.score_examples(examples)
+    scores = classifier.score_examples(examples) if scores is None else scores
     predicted = [s >= threshold for s in scores]
     tp = sum(p and e.label for p, e in zip(predicted, examples, strict=True))
     fp = sum(p and not e.label for p, e in zip(predicted, examples, strict=True))
@@ -324,10 +328,12 @@ def train_classifier(
     output = Path(output)
     held_out_model = train_fasttext(train, output.with_suffix(".heldout.bin"), params)
     held_out = EcomClassifier(held_out_model, threshold)
-    metrics = evaluate(held_out, test)
+    scores = held_out.score_examples(test)
+    metrics = evaluate(held_out, test, scores=scores)
     # The operating points around it, so a user can pick the threshold (corpus.filter.ecommerce_threshold).
     metrics["by_threshold"] = {
-        str(t): {k: evaluate(held_out, test, t)[k] for k in ("precision", "recall")} for t in (0.3, 0.4, 0.5, 0.6)
+        str(t): {k: evaluate(held_out, test, t, scores)[k] for k in ("precision", "recall")}
+        for t in (0.3, 0.4, 0.5, 0.6)
     }
     held_out_model.unlink()
     train_fasttext(examples, output, params)

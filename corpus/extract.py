@@ -47,19 +47,20 @@ def has_commerce_signals(lowered_html: str) -> bool:
 _HTML_WORDS = ("price", "product", "cart", "checkout", "wishlist", "sku", "review", "comment", "reply", "author")
 
 
-def _count_bucket(n: int) -> str:
+def count_bucket(n: int) -> str:
+    """A count as a coarse word (0, 1, few, some, many), for fastText tokens."""
     return "0" if n == 0 else "1" if n == 1 else "few" if n < 5 else "some" if n < 20 else "many"
 
 
 def html_signals(lowered_html: str, data: ProductData) -> str:
     """Structural signals of the raw page as words ("markup_jsonld cart listed_few price_many ..."), for the
     e-commerce classifier: `extracted/` keeps them, since the HTML itself is not carried past extraction."""
-    signals = [f"markup_{data.markup or 'none'}", f"listed_{_count_bucket(len(data.listed_names))}"]
+    signals = [f"markup_{data.markup or 'none'}", f"listed_{count_bucket(len(data.listed_names))}"]
     if has_commerce_signals(lowered_html):
         signals.append("cart_button")
     if _ARTICLE_MARKUP.search(lowered_html):
         signals.append("article_markup")
-    signals += [f"{word}_{_count_bucket(lowered_html.count(word))}" for word in _HTML_WORDS]
+    signals += [f"{word}_{count_bucket(lowered_html.count(word))}" for word in _HTML_WORDS]
     return " ".join(signals)
 
 
