@@ -1,12 +1,12 @@
 """E-commerce classifier on wcxb-dev, held out by domain: precision and recall per feature set and threshold.
 
 Positives: product and collection pages; negatives: article, documentation, forum, service (listing, a mix,
-left out). Each page is extracted once with `corpus.extract.extract_page`; then, for seeds 0, 1, 2, 25% of
+left out). Each page is extracted once with `corpus.extract.html.extract_page`; then, for seeds 0, 1, 2, 25% of
 the domains are held out (`split_by_domain`), a fastText model is trained on the rest and scored on them.
 Feature sets, side by side in the same run:
   text      extracted text words only (the plain fastText baseline)
   page      text + URL + title + product fields + text signal tokens (prices, cart words, ...)
-  page+html page + the raw page's structural signals (`corpus.extract.html_signals`), kept in `extracted/`
+  page+html page + the raw page's structural signals (`corpus.extract.html.html_signals`), kept in `extracted/`
 
     python -m bench.classifier_bench          # about 4 minutes on 2 cores
 """
@@ -18,8 +18,15 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-from corpus.classify import EcomClassifier, PageExample, evaluate, load_labeled_pages, split_by_domain, train_fasttext
-from corpus.paths import PROJECT_ROOT, shared_data_dir
+from corpus.filter.classify import (
+    EcomClassifier,
+    PageExample,
+    evaluate,
+    load_labeled_pages,
+    split_by_domain,
+    train_fasttext,
+)
+from infra.core.paths import PROJECT_ROOT, shared_data_dir
 
 RESULTS = PROJECT_ROOT / "bench" / "results"
 THRESHOLDS = (0.3, 0.4, 0.5, 0.6)
@@ -76,7 +83,7 @@ def to_markdown(result: dict) -> str:
     lines += [
         "",
         "`text`: extracted words only; `page`: + URL, title, product fields and text signal tokens; `page+html`: "
-        "+ the raw page's structural signals (`corpus.extract.html_signals`: product markup, ItemList size, "
+        "+ the raw page's structural signals (`corpus.extract.html.html_signals`: product markup, ItemList size, "
         "cart buttons, article markup, counts of shop and forum words in the HTML), kept in `extracted/`.",
     ]
     return "\n".join(lines) + "\n"

@@ -2,7 +2,7 @@
 
 Chain: extract -> langid -> e-commerce classifier -> Gopher repetition / Gopher quality / C4 /
 FineWeb quality -> MinHash dedup (signatures, buckets, clusters, filter).
-- ours: `spark_jobs.build.build_corpus` (one warm local Spark session; the stats report is off);
+- ours: `spark_jobs.build_job.build_corpus` (one warm local Spark session; the stats report is off);
 - datatrove: WarcReader -> Trafilatura -> LambdaFilter(py3langid, as ours) -> LambdaFilter(the same
   fastText classifier) -> the same four datatrove filters -> JsonlWriter, then MinhashDedupSignature,
   MinhashDedupBuckets, MinhashDedupCluster, MinhashDedupFilter (FineWeb's 14x8 MinHash).
@@ -29,7 +29,7 @@ _STATE: dict = {}
 
 
 def _langid_en(doc) -> bool:
-    from corpus.langid import identify_language
+    from corpus.extract.langid import identify_language
 
     lang, _ = identify_language(doc.text)
     doc.metadata["language"] = lang
@@ -37,7 +37,7 @@ def _langid_en(doc) -> bool:
 
 
 def _is_ecommerce(doc) -> bool:
-    from corpus.classify import EcomClassifier
+    from corpus.filter.classify import EcomClassifier
 
     if "clf" not in _STATE:
         _STATE["clf"] = EcomClassifier(os.environ["BENCH_CLASSIFIER"], float(os.environ["BENCH_THRESHOLD"]))
@@ -72,7 +72,7 @@ def readable_copy(inputs: list[Path], dest: Path) -> int:
     from warcio.statusandheaders import StatusAndHeaders
     from warcio.warcwriter import WARCWriter
 
-    from corpus.readers import iter_warc
+    from corpus.extract.readers import iter_warc
 
     dest.mkdir(parents=True)
     n = 0
@@ -169,7 +169,7 @@ def _open_lines(path: Path):
 
 
 def run_ours(spark, inputs: list[Path], out: Path, config, classifier: str) -> dict:
-    from spark_jobs.build import build_corpus
+    from spark_jobs.build_job import build_corpus
 
     start = time.perf_counter()
     manifest = build_corpus([str(p) for p in inputs], str(out), config, classifier, spark=spark, report=False)
@@ -189,11 +189,11 @@ def main() -> None:
     parser.add_argument("--no-shared", action="store_true", help="Leave out ../shared/data/warc.")
     args = parser.parse_args()
 
-    from corpus.paths import shared_data_dir
-    from corpus.sample_data import generate_sample_crawl
-    from infra.config import load_config
+    from infra.core.config import load_config
+    from infra.core.paths import shared_data_dir
+    from infra.sample_crawl.generate import generate_sample_crawl
     from spark_jobs.session import build_spark_session
-    from spark_jobs.train_classifier import train_demo_classifier
+    from spark_jobs.train_classifier_job import train_demo_classifier
 
     load_before = os.getloadavg()[0]
     work = Path(args.work)

@@ -28,9 +28,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from corpus.config import CorpusConfig
 from corpus.minhash import jaccard, lsh_probability, make_near_duplicates, shingles
-from corpus.paths import PROJECT_ROOT
+from infra.core.config import CorpusConfig
+from infra.core.paths import PROJECT_ROOT
 
 RESULTS = PROJECT_ROOT / "bench" / "results"
 CHUNK = 20_000
@@ -166,7 +166,7 @@ def main() -> None:
     parser.add_argument("--workdir", default="/tmp/rexbert-dedup-scale")
     parser.add_argument("--driver-memory", default="3g")
     args = parser.parse_args()
-    from spark_jobs.dedup import run_dedup
+    from spark_jobs.dedup_job import run_dedup
     from spark_jobs.session import spark_session
 
     RESULTS.mkdir(parents=True, exist_ok=True)

@@ -24,8 +24,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from corpus.extract import extract_page
-from corpus.paths import PROJECT_ROOT, shared_data_dir
+from corpus.extract.html import extract_page
+from infra.core.paths import PROJECT_ROOT, shared_data_dir
 
 RESULTS = PROJECT_ROOT / "bench" / "results"
 # What WCXB published for trafilatura on its dev split (DESIGN.md), for reference in the report.

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from corpus.paths import PROJECT_ROOT
+from infra.core.paths import PROJECT_ROOT
 from ray_jobs.tokenize import write_split
 from training.data import PackedShardLoader
 from training.packing import pack_documents
@@ -115,7 +115,7 @@ def main() -> None:
     if args.ray:
         import ray
 
-        from ray_jobs.config import RayConfig
+        from infra.core.config import RayConfig
         from ray_jobs.runtime import init_ray
 
         init_ray(RayConfig(num_cpus=2, dashboard_port=8298, metrics_export_port=8198))

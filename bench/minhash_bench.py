@@ -20,7 +20,7 @@ import numpy as np
 from datasketch import LeanMinHash, MinHash
 
 from corpus.minhash import HASH_FUNCTIONS, Permutations, make_near_duplicates, shingles, signatures
-from corpus.paths import PROJECT_ROOT, shared_data_dir
+from infra.core.paths import PROJECT_ROOT, shared_data_dir
 
 RESULTS = PROJECT_ROOT / "bench" / "results"
 NUM_PERM, SEED = 112, 1

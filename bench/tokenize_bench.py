@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from corpus.paths import PROJECT_ROOT, shared_data_dir
+from infra.core.paths import PROJECT_ROOT, shared_data_dir
 from training.tokenizer import load_tokenizer, train_tokenizer
 
 RESULTS = PROJECT_ROOT / "bench" / "results"
@@ -59,7 +59,7 @@ def main() -> None:
 
     import ray
 
-    from ray_jobs.config import RayConfig
+    from infra.core.config import RayConfig
     from ray_jobs.runtime import init_ray
     from ray_jobs.tokenize import pack, tokenize_corpora
 

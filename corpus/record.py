@@ -49,7 +49,7 @@ class ExtractedDoc:
     product: dict[str, str | None] | None = None
     price_value: float | None = None
     has_product_markup: str | None = None  # "jsonld" / "microdata"
-    html_signals: str | None = None  # the raw page's structural signals, for the classifier (corpus.extract)
+    html_signals: str | None = None  # the raw page's structural signals, for the classifier (corpus.extract.html)
     domain_label: str | None = None  # a given domain label (FineFineWeb's `domain`), kept for the classifier
     record_id: str | None = None
 

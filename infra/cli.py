@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from infra.config import ConfigError
+from infra.core.config import ConfigError
 
 app = typer.Typer(
     name="rexbert",

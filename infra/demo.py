@@ -2,8 +2,8 @@
 
 Stages run in order, each writing one folder under the output root:
 
-    sample-data/   synthetic crawl (WARC.gz) with its ground truth        corpus.sample_data
-    classifier/ ecom/ general/   curated corpora (Spark)                   spark_jobs.build
+    sample-data/   synthetic crawl (WARC.gz) with its ground truth        infra.sample_crawl.generate
+    classifier/ ecom/ general/   curated corpora (Spark)                   spark_jobs.build_job
     tokenizer/ tokens/           tokenizer and packed shards (Ray Data)     ray_jobs.tokenize
     runs/demo/                   three pretraining phases (Ray Train)       ray_jobs.pretrain
     eval/                        downstream tasks (Ray Tune)                ray_jobs.evaluate
@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from infra.config import RexbertConfig, write_resolved_config
+from infra.core.config import RexbertConfig, write_resolved_config
 
 
 @dataclass
@@ -37,7 +37,7 @@ class DemoStage:
 
 def generate_demo_crawl(config: RexbertConfig, root: Path) -> dict:
     """The demo's input: a synthetic crawl under root/sample-data (the corpus stage reads its WARC files)."""
-    from corpus.sample_data import generate_sample_crawl
+    from infra.sample_crawl.generate import generate_sample_crawl
 
     out = Path(root) / "sample-data"
     write_resolved_config(config, out)
@@ -45,8 +45,8 @@ def generate_demo_crawl(config: RexbertConfig, root: Path) -> dict:
 
 
 STAGES = [
-    DemoStage("sample-data", "corpus.sample_data", (), entry="infra.demo:generate_demo_crawl"),
-    DemoStage("corpus", "spark_jobs.build", ("sample-data",)),
+    DemoStage("sample-data", "infra.sample_crawl.generate", (), entry="infra.demo:generate_demo_crawl"),
+    DemoStage("corpus", "spark_jobs.build_job", ("sample-data",)),
     DemoStage("tokenize", "ray_jobs.tokenize", ("corpus",)),
     DemoStage("pretrain", "ray_jobs.pretrain", ("tokenize",)),
     DemoStage("evaluate", "ray_jobs.evaluate", ("pretrain",)),

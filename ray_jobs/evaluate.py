@@ -24,10 +24,10 @@ import yaml
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 
+from infra.core.config import ALL_TASKS, DataLimits, EvaluateConfig, SearchSpace
 from ray_jobs.runtime import ray_runtime
-from training.eval_config import ALL_TASKS, DataLimits, EvaluateConfig, SearchSpace
-from training.tasks import Task, TaskData, TrialParams, check_encoder, get_task, parse_task_spec
-from training.tasks.report import write_report
+from training.evaluation import Task, TaskData, TrialParams, check_encoder, get_task, parse_task_spec
+from training.evaluation.report import write_report
 
 log = logging.getLogger(__name__)
 

@@ -31,10 +31,10 @@ import yaml
 from ray.train import Checkpoint, CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
 from ray.train.torch import TorchConfig, TorchTrainer
 
+from infra.core.config import PhaseConfig, PretrainConfig, load_phase, resolve_data_path, resolve_run_dir
 from ray_jobs.loader import data_config, iter_rank_batches, ordered_dataset, read_packed
 from ray_jobs.runtime import ray_runtime
 from training.checkpoint import latest_checkpoint
-from training.config import PhaseConfig, PretrainConfig, load_phase, resolve_data_path, resolve_run_dir
 from training.schedule import plan_steps
 from training.trainer import Trainer, TrainerHooks, previous_phase_checkpoint
 
@@ -169,7 +169,7 @@ def run_phase(config: Any, phase: str, resume: bool = False, workers: int | None
     """Train one phase on Ray Train; returns its summary (losses, tokens/s, export folder).
 
     Args:
-        config: the whole run config (`infra.config.RexbertConfig`): uses `pretrain`, `run`, `ray`.
+        config: the whole run config (`infra.core.config.RexbertConfig`): uses `pretrain`, `run`, `ray`.
         resume: continue from the latest checkpoint of this phase in the run directory.
         workers: Ray Train workers (FSDP2 ranks); None: `pretrain.workers`.
         address: Ray cluster to join; None: `ray.address` (None there starts a local cluster).

@@ -15,7 +15,7 @@ from typing import Any
 
 import ray
 
-from ray_jobs.config import RayConfig
+from infra.core.config import RayConfig
 
 
 def init_ray(config: RayConfig | None = None, **init_kwargs: Any) -> bool:

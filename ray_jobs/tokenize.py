@@ -244,7 +244,7 @@ def _token_counts(chosen: Sequence[tuple[str, int, PackedSequence]]) -> dict[str
 
 
 def _save_config(config: Any, out_dir: Path) -> None:
-    # Same file as infra.config.write_resolved_config (ray_jobs may not import infra).
+    # Same file as infra.core.config.write_resolved_config (ray_jobs may not import infra).
     data = config.model_dump(mode="json") if hasattr(config, "model_dump") else dict(config)
     (out_dir / "config.resolved.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
 

@@ -2,7 +2,7 @@
 
 Locally a stage writes into `<dir>.tmp-<id>` and renames it over `<dir>` only after its manifest is
 written. On object stores (s3://, gs://) there is no rename: the stage writes in place and the
-manifest, written last, is the completeness marker (readers call `corpus.manifest.read_manifest`).
+manifest, written last, is the completeness marker (readers call `infra.core.manifest.read_manifest`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
 
-from corpus.manifest import MANIFEST_NAME, write_manifest
+from infra.core.manifest import MANIFEST_NAME, write_manifest
 
 
 def is_remote(path: str) -> bool:

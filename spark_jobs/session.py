@@ -69,7 +69,7 @@ def spark_session(app_name: str, **kwargs) -> Iterator[SparkSession]:
 
 
 def spark_session_from_config(app_name: str, spark_config, output_root: str | Path | None = None) -> SparkSession:
-    """Build a session from the `spark:` section of a run config (see infra.config.SparkConfig)."""
+    """Build a session from the `spark:` section of a run config (see infra.core.config.SparkConfig)."""
     event_dir = spark_config.event_log_dir
     if event_dir is None and output_root is not None and "://" not in str(output_root):
         event_dir = Path(output_root) / "spark-events"

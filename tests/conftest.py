@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from corpus.paths import shared_data_dir
+from infra.core.paths import shared_data_dir
 
 
 def _free_port() -> int:
@@ -53,7 +53,7 @@ def ray_cluster():
     """One real local Ray cluster for the whole test run, token auth on, shut down at the end."""
     import ray
 
-    from ray_jobs.config import RayConfig
+    from infra.core.config import RayConfig
     from ray_jobs.runtime import init_ray
 
     # Free ports, so a test run never collides with a Ray cluster already running on this machine.

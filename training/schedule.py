@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from training.config import ScheduleSection
+from infra.core.config import ScheduleSection
 
 
 @dataclass(frozen=True)

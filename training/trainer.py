@@ -26,6 +26,7 @@ import torch
 import torch.distributed as dist
 import yaml
 
+from infra.core.config import PhaseConfig, PretrainConfig
 from training.checkpoint import (
     CheckpointManager,
     ModelState,
@@ -35,7 +36,6 @@ from training.checkpoint import (
     latest_checkpoint,
     load_model_weights,
 )
-from training.config import PhaseConfig, PretrainConfig
 from training.metrics import JsonlSink, MetricsProcessor, Sink, TensorBoardSink, format_metrics
 from training.mlm import MaskingSpec, mask_tokens
 from training.model import ModelArgs, ModernBertMLM, flops_per_token, model_args
@@ -405,7 +405,7 @@ def run_phase_local(config: PretrainConfig, phase: PhaseConfig, run_dir: str | P
 
 def run_local(config: Any, phases: list[str] | None = None, resume: bool = False) -> dict[str, Any]:
     """Phases in one plain process (no Ray, no FSDP), for debugging; `config` is the whole run config."""
-    from training.config import load_phase, resolve_data_path, resolve_run_dir
+    from infra.core.config import load_phase, resolve_data_path, resolve_run_dir
 
     pretrain: PretrainConfig = config.pretrain
     run_dir = resolve_run_dir(pretrain, config.run.output, config.run.name)

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from corpus.paths import PROJECT_ROOT
 from infra.cloud.packaging import build_py_files_zip, join_uri, spark_main_file
+from infra.core.paths import PROJECT_ROOT
 
 EMR_CLUSTER_TEMPLATE = PROJECT_ROOT / "infra" / "configs" / "emr-cluster.json"
 

@@ -5,17 +5,18 @@ from __future__ import annotations
 import zipfile
 from pathlib import Path
 
-from corpus.paths import PROJECT_ROOT
+from infra.core.paths import PROJECT_ROOT
 
-# Spark executors import corpus/ (document logic) and spark_jobs/ (drivers); infra and training stay home.
-SPARK_PACKAGES = ("corpus", "spark_jobs")
+# Spark executors import corpus/ (document logic), spark_jobs/ (drivers) and infra/core/ (config schema,
+# filesystem layer, manifest); the rest of infra/ (CLI, sample crawl, submission) and training/ stay home.
+SPARK_PACKAGES = ("corpus", "spark_jobs", "infra/core")
 
 SPARK_JOBS = {
-    "build": "spark_jobs/build.py",
-    "extract": "spark_jobs/extract.py",
-    "filter": "spark_jobs/filter.py",
-    "dedup": "spark_jobs/dedup.py",
-    "train-classifier": "spark_jobs/train_classifier.py",
+    "build": "spark_jobs/build_job.py",
+    "extract": "spark_jobs/extract_job.py",
+    "filter": "spark_jobs/filter_job.py",
+    "dedup": "spark_jobs/dedup_job.py",
+    "train-classifier": "spark_jobs/train_classifier_job.py",
 }
 
 
@@ -32,7 +33,9 @@ def build_py_files_zip(out_path: str | Path, packages: tuple[str, ...] = SPARK_P
     out_path.parent.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(out_path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         for package in packages:
-            for path in sorted((PROJECT_ROOT / package).rglob("*.py")):
+            # a subpackage (infra/core) needs its parents' __init__.py to import
+            parents = [PROJECT_ROOT / p / "__init__.py" for p in Path(package).parents if str(p) != "."]
+            for path in [*parents, *sorted((PROJECT_ROOT / package).rglob("*.py"))]:
                 if "__pycache__" in path.parts:
                     continue
                 info = zipfile.ZipInfo(str(path.relative_to(PROJECT_ROOT)), date_time=(2020, 1, 1, 0, 0, 0))

@@ -13,7 +13,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from corpus.paths import PROJECT_ROOT
+from infra.core.paths import PROJECT_ROOT
 
 DEFAULT_ADDRESS = "http://127.0.0.1:8265"
 # What a job's working_dir upload leaves out: environments, outputs and caches are not code.

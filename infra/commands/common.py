@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from infra.config import RexbertConfig, load_config
+from infra.core.config import RexbertConfig, load_config
 
 # Commands that accept config overrides pass this as `context_settings`; unknown non-dotted options
 # still fail (parse_overrides rejects them with a message).

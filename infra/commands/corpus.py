@@ -26,7 +26,7 @@ def train_classifier_cmd(
     seed: int = typer.Option(0, help="Split and training seed."),
 ) -> None:
     """Train on labelled pages and/or JSONL; print held-out precision and recall."""
-    from spark_jobs.train_classifier import format_metrics, train_from_sources
+    from spark_jobs.train_classifier_job import format_metrics, train_from_sources
 
     if labeled_pages is None and labeled_jsonl is None:
         raise typer.BadParameter("give --labeled-pages DIR and/or --labeled-jsonl FILE")
@@ -44,7 +44,7 @@ def build_cmd(
     config: Path | None = ConfigOption,
 ) -> None:
     """Every stage: extracted/ filtered/ deduped/ corpus/, manifests, and report/index.html."""
-    from spark_jobs.build import build_corpus
+    from spark_jobs.build_job import build_corpus
 
     cfg = resolve_config(ctx, config)
     manifest = build_corpus(input, output, cfg, classifier)
@@ -73,7 +73,7 @@ def _stage(ctx: typer.Context, config: Path | None, output: str, run) -> None:
 def extract_cmd(ctx: typer.Context, input: list[str] = INPUT, output: str = OUTPUT,
                 config: Path | None = ConfigOption) -> None:
     """Extract text and product data from WARC / HTML / JSONL / Parquet into extracted/ Parquet."""
-    from spark_jobs.extract import run_extract
+    from spark_jobs.extract_job import run_extract
 
     _stage(ctx, config, output, lambda spark, cfg: run_extract(spark, input, output, cfg.corpus))
 
@@ -83,7 +83,7 @@ def filter_cmd(ctx: typer.Context, input: str = typer.Option(..., "--input", "-i
                output: str = OUTPUT, classifier: str | None = CLASSIFIER,
                config: Path | None = ConfigOption) -> None:
     """Score, categorise and quality-filter extracted/ into filtered/ (every row, with filter_reason)."""
-    from spark_jobs.filter import run_filter
+    from spark_jobs.filter_job import run_filter
 
     _stage(ctx, config, output, lambda spark, cfg: run_filter(spark, input, output, cfg.corpus, classifier))
 
@@ -92,7 +92,7 @@ def filter_cmd(ctx: typer.Context, input: str = typer.Option(..., "--input", "-i
 def dedup_cmd(ctx: typer.Context, input: list[str] = INPUT, output: str = OUTPUT,
               config: Path | None = ConfigOption) -> None:
     """MinHash near-duplicate removal over any JSONL / Parquet of documents with text and url."""
-    from spark_jobs.dedup import run_dedup
+    from spark_jobs.dedup_job import run_dedup
 
     _stage(ctx, config, output, lambda spark, cfg: run_dedup(spark, input, output, cfg.corpus))
 

@@ -26,8 +26,8 @@ def evaluate(
     Config overrides: --evaluate.seeds='[0,1,2]' --evaluate.asha=true --evaluate.gpus_per_trial=1 ...
     """
     from ray_jobs.evaluate import run_evaluation
-    from training.tasks import ModelFolderError, TaskDataError
-    from training.tasks.report import comparison_rows, markdown_table
+    from training.evaluation import ModelFolderError, TaskDataError
+    from training.evaluation.report import comparison_rows, markdown_table
 
     cfg = resolve_config(ctx, config, **{"ray.address": address})
     try:

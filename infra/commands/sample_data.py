@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from corpus.sample_data import GROUND_TRUTH_NAME, generate_sample_crawl
+from infra.sample_crawl.generate import GROUND_TRUTH_NAME, generate_sample_crawl
 
 
 def _summary(manifest: dict, out: Path) -> str:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from corpus.classify import (
+from corpus.filter.classify import (
     EcomClassifier,
     PageExample,
     load_labeled_jsonl,

@@ -8,19 +8,19 @@ from collections import Counter
 
 import pytest
 
-from corpus.extract import ExtractionTimeout, UndecodableError, decode_html, extract_page
-from corpus.extract_config import ExtractConfig
-from corpus.extract_stage import ExtractStage
-from corpus.product import extract_product_data, parse_price
-from corpus.readers import iter_inputs
+from corpus.extract.html import ExtractionTimeout, UndecodableError, decode_html, extract_page
+from corpus.extract.product import extract_product_data, parse_price
+from corpus.extract.readers import iter_inputs
+from corpus.extract.stage import ExtractStage
 from corpus.record import InputRecord
+from infra.core.config import ExtractConfig
 
 WCXB = ("pages", "wcxb-dev", "html")
 
 
 @pytest.fixture(scope="module")
 def sample_crawl(tmp_path_factory):
-    from corpus.sample_data import generate_sample_crawl
+    from infra.sample_crawl.generate import generate_sample_crawl
 
     out = tmp_path_factory.mktemp("sample-crawl")
     generate_sample_crawl(out, docs=200, seed=5, docs_per_file=100, progress=False)

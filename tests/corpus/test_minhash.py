@@ -10,7 +10,6 @@ import pytest
 from datasketch import MinHash
 from warcio.archiveiterator import ArchiveIterator
 
-from corpus.dedup_config import DedupConfig
 from corpus.minhash import (
     HASH_FUNCTIONS,
     Permutations,
@@ -22,6 +21,7 @@ from corpus.minhash import (
     shingles,
     signatures,
 )
+from infra.core.config import DedupConfig
 
 TEXTS = [d["text"] for d in make_near_duplicates(4, 2, words_per_doc=60, seed=5)] + [
     "Café déjà vu — the ﬁrst ﬂoor, ½ price!",  # NFKC folds ligatures and fractions
@@ -127,7 +127,7 @@ def test_lsh_catches_high_jaccard_pairs_and_rarely_low_ones():
 
 
 def test_lsh_groups_match_sample_crawl_ground_truth(tmp_path):
-    from corpus.sample_data import GROUND_TRUTH_NAME, generate_sample_crawl, main_text
+    from infra.sample_crawl.generate import GROUND_TRUTH_NAME, generate_sample_crawl, main_text
 
     generate_sample_crawl(tmp_path, docs=300, seed=4, docs_per_file=300, progress=False)
     truth = [json.loads(line) for line in (tmp_path / GROUND_TRUTH_NAME).read_text().splitlines()]

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from corpus.categories import categorize, load_category_labels, normalize_category
-from corpus.filter_config import FilterConfig
-from corpus.quality import DocumentFilter, QualityFilter, quality_signals, reason_slug
+from corpus.filter.categories import categorize, load_category_labels, normalize_category
+from corpus.filter.quality import DocumentFilter, QualityFilter, quality_signals, reason_slug
+from infra.core.config import FilterConfig
 
 PROSE = (
     "The jacket is made of waxed cotton and has been tested in the rain for many hours. "

@@ -8,14 +8,14 @@ from collections import Counter
 
 import pytest
 
-from corpus.readers import iter_html_file, iter_inputs, iter_warc, list_inputs, select_inputs
+from corpus.extract.readers import iter_html_file, iter_inputs, iter_warc, list_inputs, select_inputs
 
 pytestmark = pytest.mark.shared_data
 
 
 @pytest.fixture(scope="module")
 def sample_crawl(tmp_path_factory):
-    from corpus.sample_data import generate_sample_crawl
+    from infra.sample_crawl.generate import generate_sample_crawl
 
     out = tmp_path_factory.mktemp("sample-crawl")
     generate_sample_crawl(out, docs=200, seed=3, docs_per_file=100, progress=False)

@@ -20,8 +20,8 @@ from fastwarc.warc import ArchiveIterator as FastIterator
 from warcio.archiveiterator import ArchiveIterator as WarcioIterator
 from warcio.exceptions import ArchiveLoadFailed
 
-from corpus.sample_data import GROUND_TRUTH_NAME, MANIFEST_NAME, generate_sample_crawl
-from corpus.sample_pages import CATEGORIES, build_product, make_site, render_html
+from infra.sample_crawl.generate import GROUND_TRUTH_NAME, MANIFEST_NAME, generate_sample_crawl
+from infra.sample_crawl.pages import CATEGORIES, build_product, make_site, render_html
 
 DOCS = 400
 

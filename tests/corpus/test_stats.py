@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from corpus.manifest import build_manifest, read_manifest, write_manifest
-from corpus.stats import AccountingError, StageStats
+from infra.core.manifest import AccountingError, StageStats, build_manifest, read_manifest, write_manifest
 
 
 def test_partition_counters_sum_and_check():

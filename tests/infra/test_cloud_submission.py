@@ -13,11 +13,11 @@ from google.cloud import dataproc_v1
 from moto import mock_aws
 from typer.testing import CliRunner
 
-from corpus.paths import PROJECT_ROOT
 from infra.cli import app
 from infra.cloud.dataproc import build_dataproc_submission
 from infra.cloud.emr import build_emr_submission, send_emr_submission
 from infra.cloud.packaging import build_py_files_zip, spark_main_file
+from infra.core.paths import PROJECT_ROOT
 
 CONFIGS = PROJECT_ROOT / "infra" / "configs"
 REGION = "us-east-1"

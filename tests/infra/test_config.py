@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from infra.config import ConfigError, load_config, parse_overrides, write_resolved_config
+from infra.core.config import ConfigError, load_config, parse_overrides, write_resolved_config
 
 
 def test_embedded_defaults_validate_and_cover_every_section():

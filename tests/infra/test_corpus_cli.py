@@ -7,8 +7,8 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from corpus.sample_data import generate_sample_crawl
 from infra.cli import app
+from infra.sample_crawl.generate import generate_sample_crawl
 from tests.corpus.test_classify import labeled_rows, write_jsonl
 
 runner = CliRunner()

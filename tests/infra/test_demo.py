@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from infra import demo as demo_module
 from infra.cli import app
-from infra.config import load_config
+from infra.core.config import load_config
 
 
 def test_demo_subset_writes_crawl_report_and_resolved_config(tmp_path):

@@ -24,7 +24,7 @@ def test_bad_model_folder_is_a_clear_error(tmp_path):
 
 
 def test_unknown_task_is_a_clear_error(tmp_path, shared_data):
-    from training.tasks.tiny_models import build_tiny_encoder
+    from tests.training.tiny_models import build_tiny_encoder
     from training.tokenizer import train_tokenizer
 
     tok = train_tokenizer(["a cheap usb cable", "a red phone case"] * 20, tmp_path / "tok", vocab_size=320)
@@ -37,7 +37,7 @@ def test_unknown_task_is_a_clear_error(tmp_path, shared_data):
 @pytest.mark.ray
 @pytest.mark.shared_data
 def test_evaluate_command_writes_table_and_report(tmp_path, shared_data, ray_cluster):
-    from training.tasks.tiny_models import build_tiny_encoder, ecommerce_texts
+    from tests.training.tiny_models import build_tiny_encoder, ecommerce_texts
     from training.tokenizer import train_tokenizer
 
     texts = ecommerce_texts(shared_data, 600)

@@ -6,9 +6,8 @@ import json
 
 from typer.testing import CliRunner
 
-from corpus.manifest import build_manifest, write_manifest
-from corpus.stats import StageStats
 from infra.cli import app
+from infra.core.manifest import StageStats, build_manifest, write_manifest
 from infra.report import build_report
 
 

@@ -43,8 +43,8 @@ def test_unknown_option_fails_non_zero(tmp_path):
 
 
 def test_demo_stage_writes_the_crawl_under_sample_data(tmp_path):
-    from corpus.sample_data import run_demo
-    from infra.config import load_config
+    from infra.core.config import load_config
+    from infra.sample_crawl.generate import run_demo
 
     config = load_config(None, ["--demo.docs=40", "--run.seed=2"])
     summary = run_demo(config, tmp_path)

@@ -16,7 +16,7 @@ def demo_root(shared_data, tmp_path_factory) -> Path:
     """A demo output folder whose pretraining stage left two exports: context (general) and decay (ecom)."""
     import torch
 
-    from training.tasks.tiny_models import build_tiny_pair
+    from tests.training.tiny_models import build_tiny_pair
 
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("demo")
@@ -28,7 +28,7 @@ def demo_root(shared_data, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def demo_results(demo_root, ray_cluster) -> dict:
-    from infra.config import load_config
+    from infra.core.config import load_config
     from ray_jobs.evaluate import run_demo
 
     # The demo's own caps apply where none is set; fewer pages keep extraction short here.
@@ -78,7 +78,7 @@ def test_outputs_table_json_html_and_manifest(demo_results, demo_root):
 @pytest.mark.heavy
 def test_asha_stops_weak_trials_early(demo_root, ray_cluster, tmp_path):
     """ASHA with 3-epoch trials, grace 1, reduction 2: some of 8 trials stop before epoch 3."""
-    from infra.config import load_config
+    from infra.core.config import load_config
     from ray_jobs.evaluate import run_evaluation
 
     config = load_config(None, {"evaluate": {

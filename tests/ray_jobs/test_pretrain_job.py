@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from infra.config import load_config
+from infra.core.config import load_config
 from ray_jobs.pretrain import DEMO_PHASES, run_demo, run_phase
 from tests.training.shard_fixtures import demo_tokens  # noqa: F401  (session fixture)
 from training.checkpoint import available_steps

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-from infra.config import load_config
+from infra.core.config import load_config
 from ray_jobs.loader import iter_rank_batches, ordered_dataset, read_packed
 from ray_jobs.tokenize import document_split, pack, run_demo
 from tests.training.test_tokenizer import wcxb_documents, write_corpus

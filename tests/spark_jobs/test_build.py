@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from corpus.manifest import read_manifest
-from corpus.sample_data import generate_sample_crawl
-from infra.config import load_config
-from spark_jobs.build import STAGES, build_corpus
-from spark_jobs.filter import read_parquet_dir
-from spark_jobs.train_classifier import train_demo_classifier
+from infra.core.config import load_config
+from infra.core.manifest import read_manifest
+from infra.sample_crawl.generate import generate_sample_crawl
+from spark_jobs.build_job import STAGES, build_corpus
+from spark_jobs.filter_job import read_parquet_dir
+from spark_jobs.train_classifier_job import train_demo_classifier
 
 pytestmark = [pytest.mark.spark, pytest.mark.shared_data]
 
@@ -77,7 +77,7 @@ def test_report_files_exist(built):
 
 @pytest.mark.heavy
 def test_run_demo_builds_ecom_and_general_corpora(spark, tmp_path):
-    from spark_jobs.build import run_demo
+    from spark_jobs.build_job import run_demo
 
     config = load_config(None, {"run": {"seed": 0}})
     generate_sample_crawl(tmp_path / "sample-data", docs=400, seed=0, progress=False)

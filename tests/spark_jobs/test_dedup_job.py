@@ -9,10 +9,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from corpus.config import CorpusConfig
-from corpus.manifest import read_manifest
 from corpus.minhash import jaccard, make_near_duplicates
-from spark_jobs.dedup import connected_components, run_dedup
+from infra.core.config import CorpusConfig
+from infra.core.manifest import read_manifest
+from spark_jobs.dedup_job import connected_components, run_dedup
 
 pytestmark = pytest.mark.spark
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from corpus.config import CorpusConfig
-from corpus.manifest import read_manifest
-from spark_jobs.extract import DOC_SCHEMA, ERRORS_DIR, run_extract
+from infra.core.config import CorpusConfig
+from infra.core.manifest import read_manifest
+from spark_jobs.extract_job import DOC_SCHEMA, ERRORS_DIR, run_extract
 from spark_jobs.output import read_parquet_dir
 
 pytestmark = [pytest.mark.spark, pytest.mark.shared_data]
@@ -20,7 +20,7 @@ CONTRACT = {"doc_id", "url", "domain", "fetch_date", "source", "title", "text", 
 
 @pytest.fixture(scope="module")
 def inputs(shared_data, tmp_path_factory):
-    from corpus.sample_data import generate_sample_crawl
+    from infra.sample_crawl.generate import generate_sample_crawl
 
     crawl = tmp_path_factory.mktemp("crawl")
     generate_sample_crawl(crawl, docs=200, seed=7, docs_per_file=100, progress=False)
@@ -111,7 +111,7 @@ def test_slow_pages_are_timeout_errors_in_spark(spark, shared_data, tmp_path):
 
 
 def test_a_file_named_twice_is_read_once(spark, shared_data):
-    from spark_jobs.extract import list_input_files
+    from spark_jobs.extract_job import list_input_files
 
     folder = shared_data / "warc"
     one = sorted(folder.glob("*.warc.gz"))[0]

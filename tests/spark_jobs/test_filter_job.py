@@ -8,9 +8,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from corpus.classify import load_labeled_jsonl, train_classifier
-from corpus.config import CorpusConfig
-from spark_jobs.filter import read_parquet_dir, run_filter
+from corpus.filter.classify import load_labeled_jsonl, train_classifier
+from infra.core.config import CorpusConfig
+from spark_jobs.filter_job import read_parquet_dir, run_filter
 from tests.corpus.test_classify import labeled_rows, write_jsonl
 
 pytestmark = pytest.mark.spark

@@ -7,8 +7,8 @@ import random
 import numpy as np
 import torch
 
+from infra.core.config import OptimSection
 from training.checkpoint import CheckpointManager, ModelState, OptimizerState, PerRank, RNGState, available_steps
-from training.config import OptimSection
 from training.model import ModernBertMLM, model_args
 from training.optim import build_optimizer
 from training.schedule import WSD, LRSchedule

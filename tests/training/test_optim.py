@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from optimi import StableAdamW
 
-from training.config import OptimSection
+from infra.core.config import OptimSection
 from training.model import ModernBertMLM, model_args
 from training.optim import build_optimizer
 

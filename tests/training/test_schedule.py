@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from training.config import ScheduleSection
+from infra.core.config import ScheduleSection
 from training.schedule import WSD, LRSchedule, batch_size_at, lr_at, plan_steps
 
 

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from training.eval_config import DataLimits, EvaluateConfig
-from training.tasks import TASKS, ModelFolderError, TaskDataError, TrialParams, check_encoder, parse_task_spec
-from training.tasks.attribute_tagging import match_spans
-from training.tasks.similarity import cosent_loss, read_esci_file
+from infra.core.config import DataLimits, EvaluateConfig
+from training.evaluation import TASKS, ModelFolderError, TaskDataError, TrialParams, check_encoder, parse_task_spec
+from training.evaluation.attribute_tagging import match_spans
+from training.evaluation.similarity import cosent_loss, read_esci_file
 
 pytestmark = pytest.mark.shared_data
 
@@ -21,7 +21,7 @@ QUICK = EvaluateConfig(max_seq_length=64, limits=DataLimits(train=32, eval=24, p
 @pytest.fixture(scope="module")
 def tiny_models(shared_data, tmp_path_factory) -> tuple[Path, Path]:
     """(general, ecom): same tokenizer, random init vs. briefly MLM-trained on offer titles."""
-    from training.tasks.tiny_models import build_tiny_pair
+    from tests.training.tiny_models import build_tiny_pair
 
     torch.set_num_threads(1)
     return build_tiny_pair(shared_data, tmp_path_factory.mktemp("tiny-models"), mlm_steps=120)
@@ -69,8 +69,8 @@ def test_page_type_split_keeps_each_domain_on_one_side(shared_data, cache_dir):
     assert all(n == 1 for split in data.info["per_class"].values() for n in split.values())
     assert all(e.text for e in data.train + data.valid + data.test)
     # domains behind the chosen pages: recompute from labels.csv and check disjointness
-    from training.tasks.base import split_of
-    from training.tasks.page_type import read_labels
+    from training.evaluation.base import split_of
+    from training.evaluation.page_type import read_labels
 
     sides: dict[str, set[str]] = {}
     for row in read_labels(shared_data / "pages/wcxb-dev/labels.csv"):

@@ -9,9 +9,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from infra.core.config import PretrainConfig, load_phase
 from tests.training.shard_fixtures import demo_tokens  # noqa: F401  (session fixture)
 from training.checkpoint import available_steps
-from training.config import PretrainConfig, load_phase
 from training.trainer import Trainer, export_checkpoint, run_phase_local
 
 pytestmark = pytest.mark.shared_data

@@ -1,0 +1,1 @@
+"""The classify + filter stage: the fastText e-commerce classifier, quality filters, categories."""

@@ -1,0 +1,1 @@
+"""The synthetic crawl the demo and tests run on (WARC.gz with ground truth). Not shipped to executors."""

@@ -1,0 +1,141 @@
+"""fill-mask: masked-token recovery on held-out e-commerce text, acc@1/3/5, no fine-tuning.
+
+Default text: the reference main content of the wcxb-dev product and collection pages
+(`ground-truth/ID.json`, field `ground_truth.main_content`). A PATH may be a corpus Parquet folder
+(or file) with a `text` column, or a JSONL file with a `text` field. Each text contributes its first
+`max_seq_length` tokens; `mask_probability` of the non-special tokens are replaced by the mask token
+(positions drawn from the trial's seed) and the model must rank the original token in its top k.
+Texts are split by a stable hash into a validation and a test half; nothing is tuned on either.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from infra.core.config import EvaluateConfig
+from training.evaluation.base import EpochCallback, Task, TaskData, TaskDataError, TrialParams, stable_bucket
+from training.evaluation.finetune import ModelFolderError, load_tokenizer, pick_device, set_seed
+
+ECOMMERCE_PAGE_TYPES = ("product", "collection")
+TOP_K = (1, 3, 5)
+
+
+def read_wcxb_texts(folder: Path) -> list[str]:
+    from training.evaluation.page_type import read_labels
+
+    texts = []
+    for row in read_labels(folder / "labels.csv"):
+        if row["page_type"] not in ECOMMERCE_PAGE_TYPES:
+            continue
+        path = folder / "ground-truth" / f"{row['file_id']}.json"
+        if not path.is_file():
+            raise TaskDataError(f"fill-mask: ground truth file not found: {path}")
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+            text = record["ground_truth"]["main_content"]
+        except json.JSONDecodeError as exc:
+            raise TaskDataError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+        except (KeyError, TypeError):
+            raise TaskDataError(f"{path}: no field ground_truth.main_content") from None
+        if text and text.strip():
+            texts.append(text)
+    return texts
+
+
+def read_user_texts(path: Path) -> list[str]:
+    if path.is_dir() or path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            table = pq.read_table(path, columns=["text"])
+        except Exception as exc:  # noqa: BLE001 - pyarrow raises several kinds; the message says which
+            raise TaskDataError(f"fill-mask: cannot read a text column from Parquet at {path} ({exc})") from None
+        return [t for t in table.column("text").to_pylist() if t and t.strip()]
+    if not path.is_file():
+        raise TaskDataError(f"fill-mask: file not found: {path}")
+    texts = []
+    with path.open(encoding="utf-8") as handle:
+        for lineno, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise TaskDataError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
+            if not isinstance(row, dict) or not isinstance(row.get("text"), str):
+                raise TaskDataError(f"{path}:{lineno}: expected an object with a string field 'text'")
+            if row["text"].strip():
+                texts.append(row["text"])
+    return texts
+
+
+class FillMask(Task):
+    name = "fill-mask"
+    metric = "acc@1"
+    finetunes = False
+    default_data = "pages/wcxb-dev"
+
+    def load(self, path: str | None, config: EvaluateConfig, cache_dir: Path) -> TaskData:
+        source = self.data_source(path)
+        if source.is_dir() and (source / "labels.csv").is_file():
+            texts = read_wcxb_texts(source)
+        else:
+            texts = read_user_texts(source)
+        if config.limits.texts:
+            texts = texts[: config.limits.texts]
+        if len(texts) < 2:
+            raise TaskDataError(f"fill-mask: need at least 2 texts, found {len(texts)} in {source}")
+        valid = [t for t in texts if stable_bucket(t) % 2 == 0]
+        test = [t for t in texts if stable_bucket(t) % 2 == 1]
+        if not valid or not test:
+            valid, test = texts[: len(texts) // 2], texts[len(texts) // 2 :]
+        data = TaskData(train=[], valid=valid, test=test)
+        data.info = {"source": str(source), "used": data.sizes(), "texts": len(texts)}
+        return data
+
+    def run(self, model_dir: str, data: TaskData, params: TrialParams, config: EvaluateConfig,
+            on_epoch: EpochCallback | None = None) -> dict[str, Any]:
+        from transformers import AutoModelForMaskedLM
+
+        set_seed(params.seed)
+        tokenizer = load_tokenizer(model_dir)
+        if tokenizer.mask_token_id is None:
+            raise ModelFolderError(f"{model_dir}: the tokenizer has no mask token; fill-mask needs one")
+        model, info = AutoModelForMaskedLM.from_pretrained(model_dir, output_loading_info=True)
+        if info.get("missing_keys"):
+            missing = sorted(info["missing_keys"])[:3]
+            raise ModelFolderError(f"{model_dir}: no MLM head in the checkpoint (missing {missing})")
+        model = model.to(pick_device()).eval()
+        generator = torch.Generator().manual_seed(params.seed)
+        metrics: dict[str, Any] = {"epoch": 0}
+        for split in ("valid", "test"):
+            hits = {k: 0 for k in TOP_K}
+            total = 0
+            texts = getattr(data, split)
+            for start in range(0, len(texts), 16):
+                enc = tokenizer(texts[start : start + 16], truncation=True, max_length=config.max_seq_length,
+                                padding=True, return_tensors="pt", return_special_tokens_mask=True)
+                maskable = (enc["special_tokens_mask"] == 0) & (enc["attention_mask"] == 1)
+                chosen = (torch.rand(maskable.shape, generator=generator) < config.mask_probability) & maskable
+                if not chosen.any():
+                    continue
+                inputs = enc["input_ids"].masked_fill(chosen, tokenizer.mask_token_id)
+                with torch.no_grad():
+                    logits = model(input_ids=inputs.to(model.device),
+                                   attention_mask=enc["attention_mask"].to(model.device)).logits
+                top = logits[chosen.to(model.device)].topk(max(TOP_K), dim=-1).indices.cpu()
+                gold = enc["input_ids"][chosen].unsqueeze(-1)
+                for k in TOP_K:
+                    hits[k] += int((top[:, :k] == gold).any(-1).sum())
+                total += int(chosen.sum())
+            for k in TOP_K:
+                metrics[f"{split}_acc_at_{k}"] = hits[k] / total if total else 0.0
+            metrics[f"{split}_score"] = metrics[f"{split}_acc_at_1"]
+            metrics[f"{split}_masked_tokens"] = total
+        if on_epoch is not None:
+            on_epoch(metrics)
+        return metrics
