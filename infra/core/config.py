@@ -281,10 +281,33 @@ class CorpusConfig(BaseModel):
 # --- tokenize ------------------------------------------------------------------------------------------------------
 
 
+class TokenSetConfig(BaseModel):
+    """One packed token set (a folder under `<run.output>/tokens/`): its length and source mixture."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    seq_len: int = Field(..., ge=8, description="Packed sequence length in tokens.")
+    mixture: dict[str, float] = Field(..., description="Source name (a key of tokenize.corpora) -> weight.")
+
+
 class TokenizeConfig(BaseModel):
     """Settings for `rexbert tokenize` (tokenizer training and packing on Ray Data)."""
 
     model_config = ConfigDict(extra="forbid")
+
+    corpora: dict[str, str] = Field(
+        default_factory=lambda: {"general": "general/corpus", "ecom": "ecom/corpus"},
+        description="Source name -> corpus folder (relative to run.output unless absolute or a URI).",
+    )
+    tokenizer: str = Field("tokenizer", description="Tokenizer folder (relative to run.output unless absolute).")
+    sets: dict[str, TokenSetConfig] = Field(
+        default_factory=lambda: {
+            "general-1024": TokenSetConfig(seq_len=1024, mixture={"general": 1.0}),
+            "context-8192": TokenSetConfig(seq_len=8192, mixture={"general": 1.0}),
+            "decay-8192": TokenSetConfig(seq_len=8192, mixture={"ecom": 0.8, "general": 0.2}),
+        },
+        description="Token sets `rexbert tokenize` builds under <run.output>/tokens/ (the phases' `data`).",
+    )
 
     vocab_size: int = Field(50368, ge=64, description="Tokenizer vocabulary, padded to a multiple of 64.")
     min_frequency: int = Field(2, ge=1, description="BPE merges need a pair seen at least this often.")
@@ -532,6 +555,11 @@ class EvaluateConfig(BaseModel):
         "OUTPUT/tune). Model folders must likewise be readable from every node.",
     )
     limits: DataLimits = Field(default_factory=DataLimits, description="Data caps for quick runs.")
+    models: list[str] = Field(
+        default_factory=lambda: ["runs/{run}/context/export", "runs/{run}/decay/export"],
+        description="Model folders compared when none is given (relative to run.output; {run} = run.name).",
+    )
+    output: str = Field("eval", description="Results folder (relative to run.output unless absolute or a URI).")
 
     def space_for(self, task: str) -> SearchSpace:
         """The grid a task sweeps: its own entry, else the default."""
@@ -550,6 +578,14 @@ class DemoConfig(BaseModel):
     stages: list[str] = Field(
         default_factory=lambda: ["sample-data", "corpus", "tokenize", "pretrain", "evaluate", "report"],
         description="Stages to run, in pipeline order (a subset skips the others).",
+    )
+    docs_per_file: int = Field(200, ge=1, description="Pages per generated WARC file.")
+    corpora: dict[str, bool] = Field(
+        default_factory=lambda: {"ecom": True, "general": False},
+        description="Corpora the demo builds from the crawl: name -> e-commerce filter on (general: phase-1 text).",
+    )
+    classifier_docs: int = Field(
+        300, ge=20, description="Pages of a second generated crawl (seed + 1) the demo's classifier trains on."
     )
 
 

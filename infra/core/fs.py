@@ -89,21 +89,31 @@ def parent_of(uri: str | Path) -> str:
     return text.rsplit("/", 1)[0] if "/" in text.split("://", 1)[-1] else text
 
 
+def _s3_settings() -> tuple[tuple[str, Any], ...]:
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    kwargs: dict[str, Any] = {}
+    if endpoint:
+        scheme_, _, host = endpoint.partition("://")
+        kwargs.update(endpoint_override=host or scheme_, scheme=scheme_ if host else "https")
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    if region:
+        kwargs["region"] = region
+    return tuple(sorted(kwargs.items()))
+
+
 @functools.lru_cache(maxsize=16)
-def _filesystem(kind: str, bucket_hint: str) -> pafs.FileSystem:
+def _filesystem(kind: str, hint: str, settings: tuple[tuple[str, Any], ...] = ()) -> pafs.FileSystem:
+    """One filesystem object per scheme and settings (the S3 endpoint may change, e.g. between tests)."""
     if kind in ("s3", "s3a"):
-        endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
-        kwargs: dict[str, Any] = {}
-        if endpoint:
-            scheme_, _, host = endpoint.partition("://")
-            kwargs.update(endpoint_override=host or scheme_, scheme=scheme_ if host else "https")
-        region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
-        if region:
-            kwargs["region"] = region
-        return pafs.S3FileSystem(**kwargs)
+        return pafs.S3FileSystem(**dict(settings))
     if kind in ("gs", "gcs"):
         return pafs.GcsFileSystem()
-    return pafs.FileSystem.from_uri(bucket_hint)[0]
+    return pafs.FileSystem.from_uri(hint)[0]
+
+
+def filesystem(uri: str | Path) -> pafs.FileSystem:
+    """The pyarrow filesystem of a path or URI (for libraries that take one: Ray Data, Ray Train, pyarrow)."""
+    return resolve(uri)[0]
 
 
 def resolve(uri: str | Path) -> tuple[pafs.FileSystem, str]:
@@ -113,7 +123,9 @@ def resolve(uri: str | Path) -> tuple[pafs.FileSystem, str]:
         return pafs.LocalFileSystem(), str(local_path(uri).absolute())
     text = str(uri)
     rest = text.split("://", 1)[1]
-    if kind in ("s3", "s3a", "gs", "gcs"):
+    if kind in ("s3", "s3a"):
+        return _filesystem(kind, "", _s3_settings()), rest.rstrip("/")
+    if kind in ("gs", "gcs"):
         return _filesystem(kind, ""), rest.rstrip("/")
     if kind not in REMOTE_SCHEMES:
         raise FileSystemError(f"unsupported URI scheme {kind!r} in {uri} (use a local path, file://, s3://, gs://, "
