@@ -96,5 +96,6 @@ def s3_server():
 @pytest.fixture
 def s3_env(s3_server) -> dict[str, str]:
     """The AWS variables of `s3_server`, for processes that do not inherit this one's (Ray runtime_env)."""
-    keys = ("AWS_ENDPOINT_URL_S3", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION", "AWS_EC2_METADATA_DISABLED")
+    keys = ("AWS_ENDPOINT_URL_S3", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION",
+            "AWS_EC2_METADATA_DISABLED")
     return {key: os.environ[key] for key in keys}
