@@ -3,7 +3,7 @@
 Stages run in order, each writing one folder under the output root:
 
     sample-data/   synthetic crawl (WARC.gz) with its ground truth        infra.sample_crawl.generate
-    classifier/ ecom/ general/   curated corpora (Spark)                   spark_jobs.build_job
+    classifier/ ecom/ general/   curated corpora (Spark)                   infra.demo_corpus, spark_jobs.build_job
     tokenizer/ tokens/           tokenizer and packed shards (Ray Data)     ray_jobs.tokenize
     runs/demo/                   three pretraining phases (Ray Train)       ray_jobs.pretrain
     eval/                        downstream tasks (Ray Tune)                ray_jobs.evaluate
@@ -35,18 +35,9 @@ class DemoStage:
     entry: str = "run_demo"  # the function of `module` called as entry(config, root)
 
 
-def generate_demo_crawl(config: RexbertConfig, root: Path) -> dict:
-    """The demo's input: a synthetic crawl under root/sample-data (the corpus stage reads its WARC files)."""
-    from infra.sample_crawl.generate import generate_sample_crawl
-
-    out = Path(root) / "sample-data"
-    write_resolved_config(config, out)
-    return generate_sample_crawl(out, docs=config.demo.docs, seed=config.run.seed, docs_per_file=200)
-
-
 STAGES = [
-    DemoStage("sample-data", "infra.sample_crawl.generate", (), entry="infra.demo:generate_demo_crawl"),
-    DemoStage("corpus", "spark_jobs.build_job", ("sample-data",)),
+    DemoStage("sample-data", "infra.sample_crawl.generate", ()),
+    DemoStage("corpus", "infra.demo_corpus", ("sample-data",), entry="run_corpus_stage"),
     DemoStage("tokenize", "ray_jobs.tokenize", ("corpus",)),
     DemoStage("pretrain", "ray_jobs.pretrain", ("tokenize",)),
     DemoStage("evaluate", "ray_jobs.evaluate", ("pretrain",)),

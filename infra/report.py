@@ -1,68 +1,115 @@
 """`rexbert report`: one HTML page over every stage of a run root, for a person to look at.
 
-It reads what the stages left behind — every `manifest.json` (counts that add up), pretraining
-`metrics.jsonl` (loss curves), evaluation `results.json` / `results.md`, and the stage plots — and
-writes `<root>/report/index.html` with the plots embedded, plus `report.json` with the numbers.
+It reads what the stages left behind — every `manifest.json`, pretraining `metrics.jsonl` (loss
+curves), evaluation `results.md`, and the stage plots — and writes `<root>/report/index.html` with the
+plots embedded, plus `report.json` with the numbers. The root may be a local folder or a URI: every
+read and write goes through `infra.core.fs`.
+
+Every manifest is checked with `infra.core.manifest.check_manifest`, the same check `write_manifest`
+makes: the one schema, and input = kept + filtered + duplicates + errors. A manifest that fails (an old
+schema, counts that do not add up, unreadable JSON) is a failed row of the report, never a skipped one.
 """
 
 from __future__ import annotations
 
 import base64
 import html
+import io
 import json
-from pathlib import Path
 from typing import Any
 
 import matplotlib
+
+from infra.core import fs
+from infra.core.manifest import MANIFEST_NAME, check_manifest
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 REPORT_DIR = "report"
+# The pipeline's stages in order, as they name themselves in their manifests' `stage` key.
+PIPELINE_STAGES = (
+    "sample-data", "extract", "filter", "dedup", "corpus", "build", "train-tokenizer", "pack", "pretrain", "evaluate",
+)
+MAX_PLOT_BYTES = 2_000_000
 
 
-def _rel(path: Path, root: Path) -> str:
-    return str(path.relative_to(root))
+def _relative(uri: str, root: str) -> str:
+    return uri[len(root.rstrip("/")) + 1:]
 
 
-def collect_manifests(root: Path) -> list[dict[str, Any]]:
-    """Every stage manifest under the root (skipping staging folders and this report)."""
-    found = []
-    for path in sorted(root.rglob("manifest.json")):
-        parts = path.relative_to(root).parts
-        if parts[0] == REPORT_DIR or any(".tmp-" in p or ".old-" in p for p in parts):
-            continue
-        try:
-            manifest = json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
-            found.append({"path": _rel(path, root), "error": f"unreadable manifest: {exc}"})
-            continue
-        found.append({"path": _rel(path.parent, root), "manifest": manifest})
-    return found
+def _is_stage_output(relative: str) -> bool:
+    """False for this report's own folder and for the staging / replaced folders of an unfinished write."""
+    parts = relative.split("/")
+    return parts[0] != REPORT_DIR and not any(".tmp-" in p or ".old-" in p for p in parts)
 
 
-def _counts_row(entry: dict[str, Any]) -> dict[str, Any] | None:
-    counts = entry.get("manifest", {}).get("counts")
-    if not isinstance(counts, dict) or "input" not in counts:
-        return None
-    filtered = sum((counts.get("filtered") or {}).values())
-    errors = sum((counts.get("errors") or {}).values())
-    kept = counts.get("kept", 0)
-    duplicates = counts.get("duplicates", 0)
-    return {
-        "stage": entry["path"],
-        "input": counts["input"],
-        "kept": kept,
-        "filtered": filtered,
-        "duplicates": duplicates,
-        "errors": errors,
-        "adds_up": counts["input"] == kept + filtered + duplicates + errors,
-    }
+def check_stage(folder: str, text: str) -> dict[str, Any]:
+    """One row of the stage table: the manifest's stage, its counts, and `problem` (None when it passes)."""
+    row: dict[str, Any] = {"folder": folder, "stage": None, "phase": None, "input": None, "kept": None,
+                           "filtered": None, "duplicates": None, "errors": None, "problem": None}
+    try:
+        manifest = json.loads(text)
+    except json.JSONDecodeError as exc:
+        row["problem"] = f"unreadable manifest: {exc}"
+        return row
+    if not isinstance(manifest, dict):
+        row["problem"] = f"not a stage manifest (a JSON {type(manifest).__name__})"
+        return row
+    row["stage"] = manifest.get("stage")
+    phase = manifest.get("phase")
+    row["phase"] = phase if isinstance(phase, str) else None
+    try:
+        stats = check_manifest(manifest, where=folder)
+    except (ValueError, TypeError, KeyError, AssertionError) as exc:  # AccountingError is an AssertionError
+        row["problem"] = str(exc)
+        return row
+    row.update(input=stats.input, kept=stats.kept, filtered=sum(stats.filtered.values()),
+               duplicates=stats.duplicates, errors=sum(stats.errors.values()))
+    return row
 
 
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+def collect_stages(root: str, files: list[str]) -> list[dict[str, Any]]:
+    """A checked row for every stage manifest among the run root's files."""
     rows = []
-    for line in path.read_text().splitlines():
+    for uri in files:
+        relative = _relative(uri, root)
+        if fs.name_of(uri) == MANIFEST_NAME and _is_stage_output(relative):
+            folder = fs.parent_of(relative) if "/" in relative else "."
+            rows.append(check_stage(folder, fs.read_text(uri)))
+    return rows
+
+
+def pipeline_summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One line per stage (and per pretraining phase), in pipeline order: manifests found, how many fail.
+
+    A pipeline stage with no manifest under the root says so; a manifest without a `stage` is a line of
+    its own, failed.
+    """
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {(stage, ""): [] for stage in PIPELINE_STAGES}
+    for row in rows:
+        key = (row["stage"] or f"? ({row['folder']})", row["phase"] or "")
+        groups.setdefault(key, []).append(row)
+    phased = {stage for stage, phase in groups if phase}  # its phases' lines stand in for an empty stage line
+    groups = {key: group for key, group in groups.items() if group or key[0] not in phased}
+
+    def order(key: tuple[str, str]) -> tuple[int, str, str]:
+        stage, phase = key
+        return (PIPELINE_STAGES.index(stage) if stage in PIPELINE_STAGES else len(PIPELINE_STAGES), stage, phase)
+
+    lines = []
+    for stage, phase in sorted(groups, key=order):
+        group = groups[(stage, phase)]
+        failed = sum(1 for r in group if r["problem"])
+        result = "not in this run" if not group else ("FAILED" if failed else "ok")
+        lines.append({"stage": f"{stage} ({phase})" if phase else stage, "manifests": len(group),
+                      "failed": failed, "result": result})
+    return lines
+
+
+def _read_jsonl(text: str) -> list[dict[str, Any]]:
+    rows = []
+    for line in text.splitlines():
         line = line.strip()
         if line:
             try:
@@ -72,17 +119,14 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def plot_training_curves(root: Path, out_dir: Path) -> Path | None:
-    """Loss against step for every `metrics.jsonl` under runs/, one line per phase."""
-    files = sorted((root / "runs").rglob("metrics.jsonl")) if (root / "runs").is_dir() else []
-    if not files:
-        return None
+def plot_training_curves(root: str, files: list[str]) -> bytes | None:
+    """Loss against step for every `metrics.jsonl` of the run, one line per phase, as PNG bytes."""
     fig, ax = plt.subplots(figsize=(7, 4))
     plotted = 0
-    for path in files:
-        rows = [r for r in _read_jsonl(path) if "loss" in r and "step" in r]
+    for uri in (f for f in files if fs.name_of(f) == "metrics.jsonl"):
+        rows = [r for r in _read_jsonl(fs.read_text(uri)) if "loss" in r and "step" in r]
         if rows:
-            ax.plot([r["step"] for r in rows], [r["loss"] for r in rows], label=_rel(path.parent, root))
+            ax.plot([r["step"] for r in rows], [r["loss"] for r in rows], label=fs.parent_of(_relative(uri, root)))
             plotted += 1
     if not plotted:
         plt.close(fig)
@@ -92,70 +136,80 @@ def plot_training_curves(root: Path, out_dir: Path) -> Path | None:
     ax.set_title("Pretraining loss by phase")
     ax.legend(fontsize=7)
     fig.tight_layout()
-    out = out_dir / "training-loss.png"
-    fig.savefig(out, dpi=110)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
     plt.close(fig)
-    return out
+    return buffer.getvalue()
 
 
-def _img_tag(path: Path) -> str:
-    data = base64.b64encode(path.read_bytes()).decode()
-    return f'<img src="data:image/png;base64,{data}" style="max-width:720px">'
+def _img_tag(png: bytes) -> str:
+    return f'<img src="data:image/png;base64,{base64.b64encode(png).decode()}" style="max-width:720px">'
 
 
-def _table(rows: list[dict[str, Any]]) -> str:
+def _table(rows: list[dict[str, Any]], failed: list[bool] | None = None) -> str:
     if not rows:
         return "<p>none</p>"
     head = "".join(f"<th>{html.escape(str(k))}</th>" for k in rows[0])
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row.values()) + "</tr>" for row in rows)
-    return f"<table border=1 cellpadding=4 cellspacing=0><tr>{head}</tr>{body}</table>"
+    body = []
+    for i, row in enumerate(rows):
+        style = " style='background:#f8d0d0'" if failed and failed[i] else ""
+        cells = "".join(f"<td>{html.escape('' if v is None else str(v))}</td>" for v in row.values())
+        body.append(f"<tr{style}>{cells}</tr>")
+    return f"<table border=1 cellpadding=4 cellspacing=0><tr>{head}</tr>{''.join(body)}</table>"
 
 
-def build_report(root: str | Path) -> dict[str, Any]:
-    """Write `<root>/report/index.html` and `report.json`; returns the numbers."""
-    root = Path(root)
-    if not root.is_dir():
+def _stage_table(rows: list[dict[str, Any]]) -> str:
+    shown = [{**{k: v for k, v in r.items() if k != "problem"}, "check": r["problem"] or "ok"} for r in rows]
+    return _table(shown, [bool(r["problem"]) for r in rows])
+
+
+def build_report(root: str) -> dict[str, Any]:
+    """Write `<root>/report/index.html` and `report.json` (any filesystem); returns the numbers."""
+    root = str(root).rstrip("/") or "/"
+    if not fs.is_dir(root):
         raise FileNotFoundError(f"run root not found: {root}")
-    out_dir = root / REPORT_DIR
-    out_dir.mkdir(parents=True, exist_ok=True)
-    manifests = collect_manifests(root)
-    counts = [row for row in (_counts_row(m) for m in manifests) if row is not None]
-    loss_plot = plot_training_curves(root, out_dir)
-    stage_plots = [
-        p
-        for p in sorted(root.rglob("*.png"))
-        if out_dir not in p.parents and ".tmp-" not in str(p) and p.stat().st_size < 2_000_000
-    ]
-    eval_md = sorted(root.glob("eval/**/results.md"))
+    out_dir = fs.join(root, REPORT_DIR)
+    files = [f for f in fs.list_files(root) if _is_stage_output(_relative(f, root))]
+    rows = collect_stages(root, files)
+    pipeline = pipeline_summary(rows)
+    loss_png = plot_training_curves(root, files)
+    if loss_png:
+        fs.write_bytes(fs.join(out_dir, "training-loss.png"), loss_png)
+    plots = {_relative(f, root): fs.read_bytes(f) for f in files if f.endswith(".png")}
+    plots = {name: png for name, png in plots.items() if len(png) < MAX_PLOT_BYTES}
+    evaluation = {_relative(f, root): fs.read_text(f) for f in files if fs.name_of(f) == "results.md"}
     summary = {
-        "root": str(root.resolve()),
-        "stages": [m["path"] for m in manifests],
-        "counts": counts,
-        "all_counts_add_up": all(row["adds_up"] for row in counts),
-        "plots": [_rel(p, root) for p in stage_plots] + ([_rel(loss_plot, root)] if loss_plot else []),
-        "evaluation": [_rel(p, root) for p in eval_md],
+        "root": root,
+        "stages": rows,
+        "pipeline": pipeline,
+        "all_stages_pass": bool(rows) and not any(r["problem"] for r in rows),
+        "plots": sorted(plots) + ([f"{REPORT_DIR}/training-loss.png"] if loss_png else []),
+        "evaluation": sorted(evaluation),
     }
     parts = [
         "<html><head><meta charset='utf-8'><title>RexBERT run report</title></head><body>",
-        f"<h1>RexBERT run report</h1><p>{html.escape(summary['root'])}</p>",
-        "<h2>Stage accounting (input = kept + filtered + duplicates + errors)</h2>",
-        _table(counts),
+        f"<h1>RexBERT run report</h1><p>{html.escape(root)}</p>",
+        "<h2>Pipeline stages</h2>",
+        _table(pipeline, [line["failed"] > 0 for line in pipeline]),
+        "<h2>Stage manifests (one schema; input = kept + filtered + duplicates + errors)</h2>",
+        _stage_table(rows),
     ]
-    if loss_plot:
-        parts += ["<h2>Pretraining</h2>", _img_tag(loss_plot)]
-    for md in eval_md:
-        parts += [f"<h2>Evaluation: {html.escape(_rel(md, root))}</h2>", f"<pre>{html.escape(md.read_text())}</pre>"]
-    if stage_plots:
+    if loss_png:
+        parts += ["<h2>Pretraining</h2>", _img_tag(loss_png)]
+    for name, text in sorted(evaluation.items()):
+        parts += [f"<h2>Evaluation: {html.escape(name)}</h2>", f"<pre>{html.escape(text)}</pre>"]
+    if plots:
         parts.append("<h2>Stage plots</h2>")
-        for plot in stage_plots:
-            parts += [f"<h3>{html.escape(_rel(plot, root))}</h3>", _img_tag(plot)]
+        for name, png in sorted(plots.items()):
+            parts += [f"<h3>{html.escape(name)}</h3>", _img_tag(png)]
     parts.append("</body></html>")
-    (out_dir / "index.html").write_text("\n".join(parts))
-    (out_dir / "report.json").write_text(json.dumps(summary, indent=2))
+    fs.write_text(fs.join(out_dir, "index.html"), "\n".join(parts))
+    fs.write_text(fs.join(out_dir, "report.json"), json.dumps(summary, indent=2))
     return summary
 
 
-def run_demo(config: Any, root: Path) -> dict[str, Any]:
+def run_demo(config: Any, root: str) -> dict[str, Any]:
     """The demo's last stage: the report over everything the demo wrote."""
-    summary = build_report(root)
-    return {"report": str(Path(root) / REPORT_DIR / "index.html"), "all_counts_add_up": summary["all_counts_add_up"]}
+    summary = build_report(str(root))
+    return {"report": fs.join(str(root), REPORT_DIR, "index.html"), "all_stages_pass": summary["all_stages_pass"],
+            "failed": [r["folder"] for r in summary["stages"] if r["problem"]]}

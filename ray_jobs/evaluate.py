@@ -9,6 +9,11 @@ model. Trials report per epoch and take the CPUs / GPUs the config asks for. The
 configuration is chosen on the mean validation score over seeds; its test score is reported as mean
 ± std (sample std) over the same seeds. Results: `results.json`, `results.md`, `report.html` and
 `manifest.json` under the output folder, next to `config.resolved.yaml`.
+
+The output folder and the model folders may be URIs (`s3://bucket/eval`, `s3://bucket/runs/demo/decay/export`):
+results are written through `infra.core.fs`, and a remote model is downloaded once per machine into the local
+cache of `training.staging` (by the driver, which checks it, and by trials on other machines). Task data caches
+and Tune's storage stay local (the output's staging folder) unless `evaluate.storage_path` names one.
 """
 
 from __future__ import annotations
@@ -20,14 +25,23 @@ import time
 from pathlib import Path
 from typing import Any
 
-import yaml
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 
-from infra.core.config import ALL_TASKS, DataLimits, EvaluateConfig, SearchSpace
+from infra.core import fs
+from infra.core.config import EvaluateConfig, RexbertConfig, write_resolved_config
 from ray_jobs.runtime import ray_runtime
-from training.evaluation import Task, TaskData, TrialParams, check_encoder, get_task, parse_task_spec
+from training.evaluation import (
+    ModelFolderError,
+    Task,
+    TaskData,
+    TrialParams,
+    check_encoder,
+    get_task,
+    parse_task_spec,
+)
 from training.evaluation.report import write_report
+from training.staging import absolute, fetch_dir, local_dir
 
 log = logging.getLogger(__name__)
 
@@ -44,15 +58,16 @@ def _trial(params: dict[str, Any], *, model_dirs: dict[str, str], data: dict[str
     torch.set_num_threads(max(1, int(config.cpus_per_trial)))
     point = params["point"]
     task = get_task(point["task"])
-    task.run(model_dirs[point["model"]], data[task.name], TrialParams.from_dict(point), config, on_epoch=tune.report)
+    model_dir = str(fetch_dir(model_dirs[point["model"]]))  # a cache hit where the driver downloaded it
+    task.run(model_dir, data[task.name], TrialParams.from_dict(point), config, on_epoch=tune.report)
 
 
 def model_names(models: list[str]) -> dict[str, str]:
     """Short unique display names: the folder name, or its parent's for `.../<run>/export`."""
     names: dict[str, str] = {}
     for model in models:
-        path = Path(model)
-        base = path.parent.name if path.name in ("export", "hf", "final") and path.parent.name else path.name
+        folder, parent = fs.name_of(model), fs.name_of(fs.parent_of(model))
+        base = parent if folder in ("export", "hf", "final") and parent and parent != folder else folder
         name, i = base, 2
         while name in names.values():
             name, i = f"{base}-{i}", i + 1
@@ -132,6 +147,7 @@ def summarize(task: Task, grid: list) -> dict[str, Any]:
             "seed": params.get("seed"),
             "valid_score": metrics.get("valid_score"), "test_score": metrics.get("test_score"),
             "epochs_done": len(history), "error": str(result.error).splitlines()[0] if result.error else None,
+            "error_kind": error_kind(result.error, metrics),
             "test_extra": {k: v for k, v in metrics.items() if k.startswith("test_") and k != "test_score"},
             "history": history,
         })
@@ -168,70 +184,76 @@ def _std(values: list[float]) -> float:
     return statistics.stdev(values) if len(values) > 1 else 0.0
 
 
-def _evaluate_config(config) -> EvaluateConfig:
-    return config.evaluate if hasattr(config, "evaluate") else config
+def error_kind(error: BaseException | None, metrics: dict[str, Any]) -> str | None:
+    """Why a trial has no score, for the manifest's errors: the exception's own class (Ray wraps it), or
+    `no_score` for a trial that ended without reporting one; None for a trial that finished."""
+    if error is not None:
+        return type(getattr(error, "cause", None) or error).__name__
+    return None if metrics.get("valid_score") is not None else "no_score"
 
 
-def run_evaluation(models: list[str], tasks: list[str], output: str, config) -> dict[str, Any]:
-    """Compare `models` (HF encoder folders) on `tasks` (`NAME` or `NAME:PATH`); write results under `output`.
+def local_model(model: str) -> str:
+    """A local folder for a model given as a path or URI (remote ones are downloaded to the cache)."""
+    try:
+        return str(fetch_dir(model).resolve())
+    except FileNotFoundError:
+        raise ModelFolderError(f"model folder not found: {model}") from None
 
-    `config` is the whole run config (`RexbertConfig`: its `evaluate` and `ray` sections are used).
-    Bad model folders and task data fail here, before any trial starts.
+
+def run_evaluation(models: list[str], tasks: list[str], output: str, config: RexbertConfig) -> dict[str, Any]:
+    """Compare `models` (HF encoder folders, paths or URIs) on `tasks` (`NAME` or `NAME:PATH`); write results
+    under `output` (a path or URI).
+
+    `config` is the whole run config: its `evaluate` and `ray` sections are used, and it is written as the
+    output's `config.resolved.yaml`. Bad model folders and task data fail here, before any trial starts.
     """
-    evaluate = _evaluate_config(config)
+    evaluate = config.evaluate
     tasks = list(tasks) or list(evaluate.tasks)
     if not models:
         raise ValueError("evaluate: give at least one --model")
     for model in models:
-        check_encoder(model)
+        check_encoder(local_model(model))
     specs = [parse_task_spec(spec) for spec in tasks]
-    out = Path(output)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.resolved.yaml").write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
+    out = str(output)
+    staged = local_dir(out).resolve()  # task caches and Tune's storage: the output itself when local
+    write_resolved_config(config, out)
     names = model_names(models)
+    model_dirs = {names[m]: absolute(m) for m in models}
     start = time.perf_counter()
-    results: dict[str, Any] = {"models": {names[m]: str(Path(m).resolve()) for m in models}, "tasks": {}}
+    results: dict[str, Any] = {"models": dict(model_dirs), "tasks": {}}
     loaded: dict[str, tuple[Task, TaskData]] = {}
     for task, path in specs:
-        loaded[task.name] = (task, task.load(path, evaluate, out / "cache"))
+        loaded[task.name] = (task, task.load(path, evaluate, staged / "cache"))
         log.info("task %s: %s", task.name, loaded[task.name][1].sizes())
-    model_dirs = {names[m]: str(Path(m).resolve()) for m in models}
-    with ray_runtime(getattr(config, "ray", None)):
-        summaries = run_sweeps(loaded, model_dirs, evaluate, out / "tune")
+    with ray_runtime(config.ray):
+        summaries = run_sweeps(loaded, model_dirs, evaluate, staged / "tune")
     for name, (task, data) in loaded.items():
         results["tasks"][name] = {"metric": task.metric, "data": data.info, "sizes": data.sizes(),
                                   "models": summaries[name]}
     results["seconds"] = time.perf_counter() - start
-    write_report(results, out)
+    write_report(results, out, config=evaluate)
     return results
 
 
-DEMO_LIMITS = DataLimits(train=48, eval=32, pages_per_class=2, pages=20, texts=40)
+def _under(root: str, path: str) -> str:
+    """`path` relative to the run's output root, unless it is absolute or a URI."""
+    return path if fs.is_remote(path) or Path(path).is_absolute() else fs.join(root, path)
 
 
-def demo_evaluate_config(evaluate: EvaluateConfig) -> EvaluateConfig:
-    """The demo's tiny scale: small data caps (where none is set), short sequences, a 2-point grid, 1 epoch."""
-    limits = {k: v if v is not None else getattr(DEMO_LIMITS, k) for k, v in evaluate.limits.model_dump().items()}
-    return evaluate.model_copy(update={
-        "limits": DataLimits(**limits), "max_seq_length": min(evaluate.max_seq_length, 64),
-        "search_space": SearchSpace(learning_rate=[1e-4, 5e-4], epochs=[1], batch_size=[16]),
-        "task_search_space": {},
-    })
+def run_demo(config: RexbertConfig, root: str | Path) -> dict[str, Any]:
+    """Demo stage: compare `evaluate.models` (demo.yaml: the general-domain context export and the
+    domain-specialised decay export) on `evaluate.tasks`, into `evaluate.output` under `root` (= run.output)."""
+    root = str(root)
+    models = [_under(root, model.format(run=config.run.name)) for model in config.evaluate.models]
+    out = _under(root, config.evaluate.output)
+    results = run_evaluation(models, [], out, config)
+    return compact_summary(results, out)
 
 
-def run_demo(config, root: Path) -> dict[str, Any]:
-    """Compare the demo's general-domain (context) and domain-specialised (decay) exports on all tasks."""
-    root = Path(root)
-    models = [str(root / "runs" / "demo" / phase / "export") for phase in ("context", "decay")]
-    demo_config = config.model_copy(update={"evaluate": demo_evaluate_config(config.evaluate)})
-    results = run_evaluation(models, list(ALL_TASKS), str(root / "eval"), demo_config)
-    return compact_summary(results, root / "eval")
-
-
-def compact_summary(results: dict[str, Any], out: Path) -> dict[str, Any]:
+def compact_summary(results: dict[str, Any], out: str) -> dict[str, Any]:
     """What the demo summary keeps: test mean ± std per task and model, and where the report is."""
     return {
-        "output": str(out), "report": str(out / "report.html"), "seconds": round(results["seconds"], 1),
+        "output": out, "report": fs.join(out, "report.html"), "seconds": round(results["seconds"], 1),
         "scores": {task: {model: {k: s.get(k) for k in ("test_mean", "test_std", "best_config", "error") if k in s}
                           for model, s in entry["models"].items()}
                    for task, entry in results["tasks"].items()},

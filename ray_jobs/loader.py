@@ -20,23 +20,36 @@ skipped rows are filtered out before batching, and what follows is exactly what 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.fs as pafs
 import ray
 import torch
 from ray.data import DataIterator, Dataset, ExecutionOptions
 from ray.data.collate_fn import NumpyBatchCollateFn
 
+from infra.core import fs
 from training.data import COLUMNS, epoch_order, shard_files
 
 
+def dataset_paths(files: Sequence[str]) -> tuple[pafs.FileSystem, list[str]]:
+    """(pyarrow filesystem, paths inside it) of files on one filesystem, as Ray Data's `read_*` take them.
+
+    The filesystem object travels to the read tasks (an S3 endpoint with it); credentials come from the
+    workers' environment (see `ray_jobs.runtime`).
+    """
+    resolved = [fs.resolve(f) for f in files]
+    return resolved[0][0], [path for _, path in resolved]
+
+
 def read_packed(path: str | Path, split: str = "train") -> Dataset:
-    """The packed shards of one split as a Ray dataset."""
-    return ray.data.read_parquet([str(f) for f in shard_files(path, split)], columns=COLUMNS)
+    """The packed shards of one split (a token set's path or URI) as a Ray dataset."""
+    filesystem, paths = dataset_paths(shard_files(path, split))
+    return ray.data.read_parquet(paths, columns=COLUMNS, filesystem=filesystem)
 
 
 def _add_positions(batch: pa.Table, positions: list[np.ndarray], epochs: list[int],

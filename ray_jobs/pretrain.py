@@ -11,6 +11,12 @@ run folder's latest checkpoint when Ray had not yet committed the last report): 
 schedule, RNG and data position. `--resume` continues a stopped run from the latest
 checkpoint in the run directory. Phases chain: each starts from the previous phase's final checkpoint.
 
+The run directory may be a URI (`s3://bucket/runs/demo`): the Trainer stages checkpoints and the export
+locally and uploads them, and Ray Train keeps its own storage there too (`storage_filesystem`). Every
+phase ends with `<run_dir>/<phase>/manifest.json` and `summary.json`, beside the run's
+`config.resolved.yaml`; everything a phase does comes from the config (demo settings included:
+`infra/configs/demo.yaml`).
+
     run_phase(config, "general", resume=False, workers=2, address=None)
 """
 
@@ -19,7 +25,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -27,21 +32,28 @@ from typing import Any
 import ray
 import ray.train
 import torch
-import yaml
 from ray.train import Checkpoint, CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
 from ray.train.torch import TorchConfig, TorchTrainer
 
-from infra.core.config import PhaseConfig, PretrainConfig, load_phase, resolve_data_path, resolve_run_dir
+from infra.core import fs
+from infra.core.config import (
+    PhaseConfig,
+    PretrainConfig,
+    RexbertConfig,
+    config_from_dict,
+    load_phase,
+    resolve_data_path,
+    resolve_run_dir,
+    write_resolved_config,
+)
 from ray_jobs.loader import data_config, iter_rank_batches, ordered_dataset, read_packed
 from ray_jobs.runtime import ray_runtime
-from training.checkpoint import latest_checkpoint
+from training.checkpoint import latest_checkpoint, step_of
 from training.schedule import plan_steps
-from training.trainer import Trainer, TrainerHooks, previous_phase_checkpoint
+from training.staging import absolute
+from training.trainer import Trainer, TrainerHooks, previous_phase_checkpoint, write_phase_manifest
 
 logger = logging.getLogger(__name__)
-
-DEMO_PHASES = {name: f"demo-{name}.yaml" for name in ("general", "context", "decay")}
-RESOLVED_CONFIG_NAME = "config.resolved.yaml"
 
 
 class RayPackedBatches:
@@ -84,7 +96,7 @@ def plan_for(pretrain: PretrainConfig, phase: PhaseConfig, workers: int) -> list
                       phase.schedule.batch_warmup_tokens, phase.max_steps)
 
 
-def build_dataset(data_dir: Path, plan: list[int], start_step: int, seed: int, shuffle: bool,
+def build_dataset(data_dir: str, plan: list[int], start_step: int, seed: int, shuffle: bool,
                   materialize: bool = False):
     """The ordered Ray dataset of the phase from `start_step` on, with enough epochs for the whole plan.
 
@@ -92,7 +104,7 @@ def build_dataset(data_dir: Path, plan: list[int], start_step: int, seed: int, s
     per worker: much faster for small token sets (the demo, tests), wrong for ones larger than memory.
     """
     packed = read_packed(data_dir, "train")
-    manifest = json.loads((data_dir / "manifest.json").read_text())
+    manifest = json.loads(fs.read_text(fs.join(data_dir, "manifest.json")))
     num_sequences = manifest.get("splits", {}).get("train", {}).get("sequences") or packed.count()
     skip = sum(plan[:start_step])
     epochs = math.ceil(sum(plan) / num_sequences) + 1
@@ -122,21 +134,30 @@ class RayMetricsSink:
 
 
 def _train_worker(loop_config: dict[str, Any]) -> None:
-    """One Ray Train worker: build the Trainer, restore, train, export."""
+    """One Ray Train worker: build the Trainer, restore, train, export.
+
+    The run config arrives as a dict and is validated again here (`config_from_dict`); its phases are
+    inline, so nothing is read from disk and every worker trains exactly what the driver resolved.
+    """
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     torch.set_num_threads(loop_config["threads"])
-    pretrain = PretrainConfig.model_validate(loop_config["pretrain"])
-    phase = PhaseConfig.model_validate(loop_config["phase"])
+    config = config_from_dict(loop_config["config"])
+    pretrain = config.pretrain
+    phase = load_phase(pretrain, loop_config["phase"])
     rank = ray.train.get_context().get_world_rank()
+    trainer: Trainer | None = None
 
     def report(step: int, path: Path, metrics: dict[str, Any]) -> None:
-        checkpoint = Checkpoint.from_directory(str(path)) if rank == 0 else None
+        # A local run folder is shared, so rank 0 reports the whole checkpoint; a remote one is staged per
+        # rank, so every rank reports its shards and Ray Train merges them into one checkpoint folder.
+        reports = rank == 0 or trainer.checkpointer.staged_per_rank
+        checkpoint = Checkpoint.from_directory(str(path)) if reports else None
         ray.train.report(metrics, checkpoint=checkpoint, checkpoint_dir_name=path.name)
 
     world_size = ray.train.get_context().get_world_size()
     batches = RayPackedBatches(ray.train.get_dataset_shard("train"), pretrain.data.micro_batch_size, rank, world_size,
                                start_batches=loop_config["start_batches"])
-    trainer = Trainer(pretrain, phase, loop_config["phase_dir"], loop_config["data_dir"], seed=loop_config["seed"],
+    trainer = Trainer(pretrain, phase, loop_config["phase_dir"], loop_config["data_dir"], seed=config.run.seed,
                       batches=batches, init_from=loop_config["init_from"],
                       hooks=TrainerHooks(on_checkpoint=report, sinks=[RayMetricsSink(phase.name, rank)]))
     restored = ray.train.get_checkpoint()
@@ -152,19 +173,22 @@ def _train_worker(loop_config: dict[str, Any]) -> None:
         logger.info("rank %d resumed at step %d (%s)", rank, trainer.step,
                     "Ray Train checkpoint" if restored is not None else "run folder")
     summary = trainer.train()
-    summary["export"] = str(trainer.export()) if loop_config["export"] else None
+    summary["export"] = trainer.export() if loop_config["export"] else None
+    trainer.close()
     if rank == 0:
         summary["restarted_after_failure"] = restarted
-        (Path(loop_config["phase_dir"]) / "summary.json").write_text(json.dumps(summary, indent=2))
-    trainer.close()
+        fs.write_text(fs.join(loop_config["phase_dir"], "summary.json"), json.dumps(summary, indent=2))
 
 
-def write_resolved(config: Any, out_dir: Path) -> None:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / RESOLVED_CONFIG_NAME).write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
+def storage_for(folder: str) -> dict[str, Any]:
+    """RunConfig storage arguments for a local folder or a URI (Ray wants the path without its scheme)."""
+    if not fs.is_remote(folder):
+        return {"storage_path": absolute(folder)}
+    filesystem, path = fs.resolve(folder)
+    return {"storage_path": path, "storage_filesystem": filesystem}
 
 
-def run_phase(config: Any, phase: str, resume: bool = False, workers: int | None = None,
+def run_phase(config: RexbertConfig, phase: str, resume: bool = False, workers: int | None = None,
               address: str | None = None, export: bool = True) -> dict[str, Any]:
     """Train one phase on Ray Train; returns its summary (losses, tokens/s, export folder).
 
@@ -176,15 +200,15 @@ def run_phase(config: Any, phase: str, resume: bool = False, workers: int | None
     """
     pretrain: PretrainConfig = config.pretrain
     phase_config = load_phase(pretrain, phase)
-    run_dir = resolve_run_dir(pretrain, config.run.output, config.run.name).resolve()
-    phase_dir = run_dir / phase
-    data_dir = resolve_data_path(pretrain, phase_config, config.run.output).resolve()
-    latest = latest_checkpoint(phase_dir / "checkpoints")
+    run_dir = absolute(resolve_run_dir(pretrain, config.run.output, config.run.name))
+    phase_dir = fs.join(run_dir, phase)
+    data_dir = absolute(resolve_data_path(pretrain, phase_config, config.run.output))
+    latest = latest_checkpoint(fs.join(phase_dir, "checkpoints"))
     if not resume and latest is not None:
         raise FileExistsError(f"{phase_dir} already has checkpoints: pass --resume or choose another run name")
-    start_step = int(latest.name.split("-")[1]) if resume and latest is not None else 0
+    start_step = step_of(latest) if resume and latest is not None else 0
     init_from = previous_phase_checkpoint(run_dir, phase_config)
-    write_resolved(config, phase_dir)
+    write_resolved_config(config, phase_dir)
     workers = workers or pretrain.workers
     ray_config = config.ray.model_copy(update={"address": address}) if address else config.ray
 
@@ -195,9 +219,8 @@ def run_phase(config: Any, phase: str, resume: bool = False, workers: int | None
         trainer = TorchTrainer(
             _train_worker,
             train_loop_config={
-                "pretrain": pretrain.model_dump(mode="json"), "phase": phase_config.model_dump(mode="json"),
-                "phase_dir": str(phase_dir), "data_dir": str(data_dir), "seed": config.run.seed,
-                "init_from": str(init_from) if init_from else None, "resume": resume, "export": export,
+                "config": config.model_dump(mode="json"), "phase": phase,
+                "phase_dir": phase_dir, "data_dir": data_dir, "init_from": init_from, "export": export,
                 "start_step": start_step,
                 "start_batches": sum(plan[:start_step]) // (pretrain.data.micro_batch_size * workers),
                 "threads": max(1, int(pretrain.cpus_per_worker)),
@@ -209,7 +232,7 @@ def run_phase(config: Any, phase: str, resume: bool = False, workers: int | None
             dataset_config=data_config(),
             run_config=RunConfig(
                 name=f"{config.run.name}-{phase}-{time.strftime('%Y%m%d-%H%M%S')}",
-                storage_path=str(phase_dir / "ray"),
+                **storage_for(fs.join(phase_dir, "ray")),
                 failure_config=FailureConfig(max_failures=pretrain.checkpoint.max_failures),
                 # Ray copies each reported checkpoint under storage_path: keep as many as the run folder does.
                 checkpoint_config=CheckpointConfig(num_to_keep=pretrain.checkpoint.keep_latest_k),
@@ -219,14 +242,17 @@ def run_phase(config: Any, phase: str, resume: bool = False, workers: int | None
         result = trainer.fit()
     if result.error is not None:
         raise RuntimeError(f"phase {phase!r} failed") from result.error
-    summary = json.loads((phase_dir / "summary.json").read_text())
+    summary = json.loads(fs.read_text(fs.join(phase_dir, "summary.json")))
     summary.update(seconds=round(time.perf_counter() - started, 2), workers=workers,
                    ray_checkpoint=result.checkpoint.path if result.checkpoint else None)
+    write_phase_manifest(phase_dir, summary, pretrain, data_dir, summary["seconds"],
+                         extra={"workers": workers, "restarted_after_failure": summary["restarted_after_failure"],
+                                "ray_checkpoint": summary["ray_checkpoint"]})
     logger.info("phase %s done: %d steps, final loss %.4f", phase, summary["steps"], summary["final_loss"])
     return summary
 
 
-def run_all_phases(config: Any, resume: bool = False, workers: int | None = None, address: str | None = None,
+def run_all_phases(config: RexbertConfig, resume: bool = False, workers: int | None = None, address: str | None = None,
                    phases: list[str] | None = None) -> dict[str, Any]:
     """Every phase in config order (or `phases`), each from the previous one's final checkpoint."""
     names = phases or list(config.pretrain.phases)
@@ -235,30 +261,21 @@ def run_all_phases(config: Any, resume: bool = False, workers: int | None = None
         return {name: run_phase(config, name, resume=resume, workers=workers, address=address) for name in names}
 
 
-def run_demo(config: Any, root: Path) -> dict[str, Any]:
-    """Demo stage: the tiny preset through the three demo phases on 2 Ray workers (FSDP2, gloo).
+def run_demo(config: RexbertConfig, root: str | Path) -> dict[str, Any]:
+    """Demo stage: every phase of the config (demo.yaml: the tiny preset through the three demo phases on
+    2 Ray workers, FSDP2 over gloo), from `<root>/tokens/` into the run folder, which starts fresh.
 
-    Reads `root/tokens/{general-128,context-256,decay-256}`; writes `root/runs/demo/<phase>/` with
-    checkpoints, TensorBoard logs, metrics.jsonl, the resolved config and an HF export.
+    `root` is the demo's output root, i.e. its `run.output`; the same work runs as
+    `rexbert pretrain --config <root>/config.resolved.yaml`.
     """
-    root = Path(root).resolve()
-    run_dir = root / "runs" / "demo"
-    if run_dir.exists():  # the demo always starts fresh
-        shutil.rmtree(run_dir)
-    p = config.pretrain
-    pretrain = p.model_copy(update={
-        "run_dir": str(run_dir), "phases": dict(DEMO_PHASES), "workers": 2, "use_gpu": False,
-        "cpus_per_worker": min(p.cpus_per_worker, 0.5),
-        "model": p.model.model_copy(update={"preset": "tiny"}),
-        "data": p.data.model_copy(update={"root": str(root / "tokens"), "micro_batch_size": 2, "materialize": True}),
-        "checkpoint": p.checkpoint.model_copy(update={"interval": 2, "keep_latest_k": 2}),
-        "metrics": p.metrics.model_copy(update={"log_interval": 1, "progress": False}),
-    })
-    demo_config = config.model_copy(update={"pretrain": pretrain})
-    write_resolved(demo_config, run_dir)
-    phases = run_all_phases(demo_config)
+    if str(root) != config.run.output:
+        config = config_from_dict({**config.model_dump(mode="json"), "run": {**config.run.model_dump(),
+                                                                              "output": str(root)}})
+    run_dir = resolve_run_dir(config.pretrain, config.run.output, config.run.name)
+    fs.delete_dir(run_dir)  # the demo always starts fresh
+    phases = run_all_phases(config)
     return {
-        "run_dir": str(run_dir),
+        "run_dir": absolute(run_dir),
         "phases": {name: {k: s.get(k) for k in ("steps", "final_loss", "tokens_per_s", "seq_len",
                                                "rope_theta_global", "export", "seconds")}
                    for name, s in phases.items()},

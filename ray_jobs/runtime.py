@@ -3,6 +3,11 @@
 With no address it starts a local cluster on this machine: token authentication stays on (Ray's
 default), the dashboard listens on 127.0.0.1 only, and everything is shut down on exit. With an
 address ('auto', 'ray://head:10001') it connects to a running cluster and leaves it running.
+
+A local cluster's workers get the driver's object-store settings (`AWS_*`, `GOOGLE_*`: credentials,
+region, endpoints such as `AWS_ENDPOINT_URL_S3`) in the job's runtime env, so `s3://` and `gs://`
+read and write from Ray Data and Ray Train workers as they do in the driver. A running cluster keeps
+its own credentials (instance roles, its own environment): nothing is shipped to it.
 """
 
 from __future__ import annotations
@@ -17,6 +22,14 @@ import ray
 
 from infra.core.config import RayConfig
 
+# Environment variables a local cluster's workers take over from the driver (object-store access).
+FORWARDED_ENV_PREFIXES = ("AWS_", "GOOGLE_")
+
+
+def forwarded_env() -> dict[str, str]:
+    """The driver's `AWS_*` / `GOOGLE_*` variables, for the workers of a cluster started here."""
+    return {key: value for key, value in os.environ.items() if key.startswith(FORWARDED_ENV_PREFIXES)}
+
 
 def init_ray(config: RayConfig | None = None, **init_kwargs: Any) -> bool:
     """Start or join Ray. Returns True when this call started a local cluster (and so owns it)."""
@@ -26,9 +39,8 @@ def init_ray(config: RayConfig | None = None, **init_kwargs: Any) -> bool:
     # Workers import this project's packages; ship the repo root on the path.
     project_root = str(Path(__file__).resolve().parent.parent)
     env_vars = {"PYTHONPATH": os.pathsep.join(filter(None, [project_root, os.environ.get("PYTHONPATH")]))}
-    runtime_env = {"env_vars": env_vars}
     if config.address:
-        ray.init(address=config.address, runtime_env=runtime_env, **init_kwargs)
+        ray.init(address=config.address, runtime_env={"env_vars": env_vars}, **init_kwargs)
         return False
     ray.init(
         num_cpus=config.num_cpus,
@@ -36,7 +48,7 @@ def init_ray(config: RayConfig | None = None, **init_kwargs: Any) -> bool:
         dashboard_host="127.0.0.1",
         dashboard_port=config.dashboard_port,
         _metrics_export_port=config.metrics_export_port,
-        runtime_env=runtime_env,
+        runtime_env={"env_vars": {**forwarded_env(), **env_vars}},
         **init_kwargs,
     )
     return True

@@ -1,12 +1,16 @@
-"""Ray Data jobs: train the tokenizer from a corpus, and pack corpora into mixed training shards.
+"""Ray Data jobs: train the tokenizer from corpora, and pack corpora into mixed training shards.
 
-    pack([("general", "general/corpus", 0.7), ("ecom", "ecom/corpus", 0.3)], "tokenizer", 256, "tokens/ctx")
+    run_tokenize(config)   # the tokenizer and every `tokenize.sets` token set, under run.output
+
+    pack([("general", "general/corpus", 0.7), ("ecom", "s3://bucket/ecom/corpus", 0.3)], "tokenizer", 256,
+         "tokens/ctx")
 
 writes `tokens/ctx/{train,validation}/part-00000.parquet`, `tokens/ctx/tokenizer/`, `manifest.json`
-and `config.resolved.yaml`. Reading and batch tokenization run on Ray Data (`read_parquet` /
-`read_json` + `map_batches`); packing then streams the tokenized documents in their input order
-through `training.packing.SequencePacker` on the driver, so the shards do not depend on how Ray
-happened to split the work (same input + seed = same shards, on any cluster). Mixing follows
+and `config.resolved.yaml`. Corpora, tokenizer and outputs are local paths or URIs (`file://`, `s3://`,
+`gs://`), read and written through `infra.core.fs`. Reading and batch tokenization run on Ray Data
+(`read_parquet` / `read_json` + `map_batches`); packing then streams the tokenized documents in their
+input order through `training.packing.SequencePacker` on the driver, so the shards do not depend on how
+Ray happened to split the work (same input + seed = same shards, on any cluster). Mixing follows
 `training.packing.plan_mixture`. Shard columns: see `SHARD_SCHEMA`.
 """
 
@@ -14,7 +18,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -27,12 +30,16 @@ import pyarrow.compute  # noqa: F401  (pa.compute)
 import pyarrow.parquet as pq
 import ray
 import xxhash
-import yaml
 from tokenizers import Tokenizer
 from tqdm import tqdm
 
+from infra.core import fs
+from infra.core.config import write_resolved_config
+from infra.core.manifest import StageStats, build_manifest, write_manifest
+from ray_jobs.loader import dataset_paths
 from training.packing import MIN_DOCUMENT_TOKENS, PackedSequence, SequencePacker, plan_mixture
-from training.tokenizer import boundary_token_ids, load_tokenizer, train_tokenizer
+from training.staging import absolute
+from training.tokenizer import boundary_token_ids, load_tokenizer, save_tokenizer, train_tokenizer
 
 SPLITS = ("train", "validation")
 SHARD_SCHEMA = pa.schema(
@@ -46,32 +53,33 @@ SHARD_SCHEMA = pa.schema(
         ("packed_index", pa.int64()),  # position in its source's packing order (chunks rejoin by it)
     ]
 )
-JSON_SUFFIXES = (".jsonl", ".json", ".jsonl.gz", ".json.gz")
+CORPUS_KINDS = ("parquet", "jsonl")  # preferred first: a folder with both is read as Parquet
 
 
-def corpus_files(path: str | Path) -> tuple[str, list[str]]:
-    """('parquet' | 'json', sorted files) of a corpus folder (or a single file); other files are ignored."""
-    path = Path(path)
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-    files = [p for p in files if not p.name.startswith(("_", "."))]
-    parquet = [str(p) for p in files if p.name.endswith(".parquet")]
-    jsonl = [str(p) for p in files if p.name.endswith(JSON_SUFFIXES) and p.name != "manifest.json"]
-    if parquet:
-        return "parquet", parquet
-    if jsonl:
-        return "json", jsonl
-    raise FileNotFoundError(f"no .parquet or .jsonl corpus files under {path}")
+def corpus_inputs(uri: str | Path) -> tuple[str, list[str]]:
+    """('parquet' | 'jsonl', sorted files) of a corpus folder (or a single file), path or URI.
+
+    Files are chosen by `infra.core.fs.list_inputs` (the one suffix list; manifests and `_`/`.` names
+    are skipped); a folder with Parquet parts is read from those alone.
+    """
+    inputs = fs.list_inputs([uri], kinds=CORPUS_KINDS)
+    for kind in CORPUS_KINDS:
+        files = [file for k, file in inputs if k == kind]
+        if files:
+            return kind, files
+    raise FileNotFoundError(f"no .parquet or .jsonl corpus files under {uri}")
 
 
-def read_corpus(path: str | Path) -> ray.data.Dataset:
-    """A corpus folder as a Ray dataset with `text` (and `doc_id` when the corpus has it)."""
-    kind, files = corpus_files(path)
-    if kind == "json":
-        return ray.data.read_json(files)
-    names = pq.read_schema(files[0]).names
+def read_corpus(uri: str | Path) -> ray.data.Dataset:
+    """A corpus folder (path or URI) as a Ray dataset with `text` (and `doc_id` when the corpus has it)."""
+    kind, files = corpus_inputs(uri)
+    filesystem, paths = dataset_paths(files)
+    if kind == "jsonl":
+        return ray.data.read_json(paths, filesystem=filesystem)
+    names = pq.read_schema(paths[0], filesystem=filesystem).names
     if "text" not in names:
-        raise ValueError(f"corpus {path} has no `text` column (columns: {names})")
-    return ray.data.read_parquet(files, columns=[c for c in ("doc_id", "text") if c in names])
+        raise ValueError(f"corpus {uri} has no `text` column (columns: {names})")
+    return ray.data.read_parquet(paths, columns=[c for c in ("doc_id", "text") if c in names], filesystem=filesystem)
 
 
 def document_split(doc_id: str, validation_fraction: float) -> str:
@@ -116,7 +124,7 @@ def tokenize_batch(batch: pa.Table, tokenizer_json: str, validation_fraction: fl
 
 
 def tokenize_corpora(
-    corpora: dict[str, str | Path], tokenizer_json: str, validation_fraction: float, batch_size: int
+    corpora: dict[str, str], tokenizer_json: str, validation_fraction: float, batch_size: int
 ) -> dict[str, list[pa.Table]]:
     """Tokenized batches of each corpus, in input order, from ONE Ray Data execution over all of them.
 
@@ -148,12 +156,13 @@ def tokenize_corpora(
         ctx.execution_options.preserve_order = previous
 
 
-def _cache_key(path: str | Path, tokenizer_json: str, validation_fraction: float) -> tuple:
-    return (str(Path(path).resolve()), xxhash.xxh64_hexdigest(tokenizer_json), validation_fraction)
+def _cache_key(uri: str, tokenizer_json: str, validation_fraction: float) -> tuple:
+    # absolute(): one key for a relative path, its absolute form and its file:// URI
+    return (absolute(uri), xxhash.xxh64_hexdigest(tokenizer_json), validation_fraction)
 
 
 def tokenize_cached(
-    corpora: dict[str, str | Path], tokenizer_json: str, validation_fraction: float, batch_size: int,
+    corpora: dict[str, str], tokenizer_json: str, validation_fraction: float, batch_size: int,
     cache: dict[tuple, list[pa.Table]] | None,
 ) -> dict[str, list[pa.Table]]:
     """`tokenize_corpora`, reusing corpora already tokenized (same path, tokenizer, split) in `cache`."""
@@ -203,10 +212,12 @@ def pack_source(
 
 
 def write_split(
-    out_dir: Path, chosen: Sequence[tuple[str, int, PackedSequence]], seq_len: int, rows_per_shard: int
+    out_dir: str | Path, chosen: Sequence[tuple[str, int, PackedSequence]], seq_len: int, rows_per_shard: int
 ) -> list[str]:
-    """Write (source, packed_index, sequence) triples in order as `part-XXXXX.parquet`; seq_index = position."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+    """Write (source, packed_index, sequence) triples in order as `part-XXXXX.parquet` under `out_dir`
+    (a path or URI); seq_index = position. Returns the files as `<split folder>/<part>`."""
+    filesystem, folder = fs.resolve(out_dir)
+    filesystem.create_dir(folder, recursive=True)
     files = []
     for part, start in enumerate(range(0, max(len(chosen), 1), rows_per_shard)):
         rows = chosen[start : start + rows_per_shard]
@@ -228,8 +239,8 @@ def write_split(
             schema=SHARD_SCHEMA,
         )
         name = f"part-{part:05d}.parquet"
-        pq.write_table(table, out_dir / name, compression="zstd")
-        files.append(f"{out_dir.name}/{name}")
+        pq.write_table(table, f"{folder}/{name}", compression="zstd", filesystem=filesystem)
+        files.append(f"{fs.name_of(out_dir)}/{name}")
     return files
 
 
@@ -241,12 +252,6 @@ def _token_counts(chosen: Sequence[tuple[str, int, PackedSequence]]) -> dict[str
         c["real"] += len(seq.input_ids) - seq.pad_len
         c["pad"] += seq.pad_len
     return counts
-
-
-def _save_config(config: Any, out_dir: Path) -> None:
-    # Same file as infra.core.config.write_resolved_config (ray_jobs may not import infra).
-    data = config.model_dump(mode="json") if hasattr(config, "model_dump") else dict(config)
-    (out_dir / "config.resolved.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
 
 
 def pack(
@@ -269,6 +274,7 @@ def pack(
     or `token_budget` fix the size (repeating a source when needed), else it is the largest mix with
     no repetition. Validation: every packed validation sequence of every source, interleaved by seed.
     `cache` (any dict, kept by the caller) lets several packs over the same corpora tokenize them once.
+    Manifest counts are documents: input = read, kept = packed, filtered = skipped by reason.
     """
     started = time.perf_counter()
     names = [name for name, _, _ in corpora]
@@ -276,19 +282,21 @@ def pack(
         raise ValueError(f"source names must be unique, got {names}")
     if token_budget is not None and num_sequences is None:
         num_sequences = -(-token_budget // seq_len)
-    output = Path(output)
-    output.mkdir(parents=True, exist_ok=True)
+    output = str(output)
     tok = load_tokenizer(tokenizer)
-    tok.save_pretrained(str(output / "tokenizer"))
+    save_tokenizer(tok, fs.join(output, "tokenizer"))
     ids = boundary_token_ids(tok)
     tokenizer_json = tok.backend_tokenizer.to_str()
 
-    paths = {name: path for name, path, _ in corpora}
+    paths = {name: str(path) for name, path, _ in corpora}
     tokenized = tokenize_cached(paths, tokenizer_json, validation_fraction, batch_size, cache)
     packed, sources = {}, {}
+    stats = StageStats()
     for name, path, weight in corpora:
         packed[name], counts = pack_source(name, tokenized[name], ids, seq_len)
         sources[name] = {"path": str(path), "weight": weight, **counts}
+        stats += StageStats(input=counts["documents_in"], kept=counts["documents_packed"],
+                            filtered=Counter(counts["documents_skipped"]))
     splits = {}
     for split, plan_seed, size in (("train", seed, num_sequences), ("validation", seed + 1, None)):
         available = [len(packed[n][split]) for n in names]
@@ -304,7 +312,7 @@ def pack(
                 "repeats": round(plan.repeats(k), 4) if plan else 0.0,
                 "unused_sequences": plan.unused(k) if plan else 0,
             }
-        files = write_split(output / split, chosen, seq_len, rows_per_shard)
+        files = write_split(fs.join(output, split), chosen, seq_len, rows_per_shard)
         tokens = _token_counts(chosen)
         splits[split] = {
             "sequences": len(chosen),
@@ -313,112 +321,129 @@ def pack(
             "tokens_per_source": tokens,
             "files": files,
         }
-    manifest = {
-        "stage": "tokenize.pack",
-        "seq_len": seq_len,
-        "seed": seed,
-        "validation_fraction": validation_fraction,
-        "num_sequences": num_sequences,
-        "token_budget": token_budget,
-        "tokenizer": {"source": str(tokenizer), "path": "tokenizer", "vocab_size": len(tok), **ids,
-                      "mask": tok.mask_token_id},
-        "sources": sources,
-        "splits": splits,
-        "documents_in": sum(s["documents_in"] for s in sources.values()),
-        "documents_packed": sum(s["documents_packed"] for s in sources.values()),
-        "documents_skipped": dict(sum((Counter(s["documents_skipped"]) for s in sources.values()), Counter())),
-        "split_documents": sum(s["split_documents"] for s in sources.values()),
-        "chunks_from_split_documents": sum(s["chunks_from_split_documents"] for s in sources.values()),
-        "seconds": round(time.perf_counter() - started, 3),
-        "versions": {"ray": ray.__version__, "pyarrow": pa.__version__},
-    }
-    (output / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    stats.seconds = time.perf_counter() - started
+    manifest = build_manifest(
+        "pack", stats, config=config, inputs=list(paths.values()),
+        outputs={"path": output, "tokenizer": fs.join(output, "tokenizer"),
+                 "sequences": {split: counts["sequences"] for split, counts in splits.items()}},
+        extra={
+            "seq_len": seq_len,
+            "seed": seed,
+            "validation_fraction": validation_fraction,
+            "num_sequences": num_sequences,
+            "token_budget": token_budget,
+            "tokenizer": {"source": str(tokenizer), "path": "tokenizer", "vocab_size": len(tok), **ids,
+                          "mask": tok.mask_token_id},
+            "sources": sources,
+            "splits": splits,
+            "split_documents": sum(s["split_documents"] for s in sources.values()),
+            "chunks_from_split_documents": sum(s["chunks_from_split_documents"] for s in sources.values()),
+        },
+    )
     if config is not None:
-        _save_config(config, output)
+        write_resolved_config(config, output)
+    write_manifest(output, manifest)  # last: marks the token set complete
     return manifest
 
 
-def iter_corpus_texts(paths: Sequence[str | Path], counts: Counter[str]) -> Iterator[str]:
-    """Texts of several corpora, read with Ray Data; counts documents read and empty ones skipped."""
+def iter_corpus_texts(paths: Sequence[str | Path], stats: StageStats) -> Iterator[str]:
+    """Texts of several corpora, read with Ray Data; counts documents read, used, and skipped as empty."""
     parts = [read_corpus(path).select_columns(["text"]) for path in paths]
     ds = parts[0].union(*parts[1:]) if len(parts) > 1 else parts[0]
     for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
         for text in batch.column("text").to_pylist():
-                counts["documents_in"] += 1
-                if text is None or not text.strip():
-                    counts["skipped_empty_text"] += 1
-                    continue
-                counts["documents_used"] += 1
-                yield text
+            stats.input += 1
+            if text is None or not text.strip():
+                stats.drop("empty_text")
+                continue
+            stats.kept += 1
+            yield text
 
 
 def train_tokenizer_job(
     corpora: Sequence[str | Path], output_dir: str | Path, vocab_size: int = 50368, min_frequency: int = 2,
     config: Any = None,
-) -> Path:
-    """Train the BPE tokenizer on the texts of `corpora` and write it with a manifest."""
+) -> str:
+    """Train the BPE tokenizer on the texts of `corpora` and write it with a manifest (paths or URIs).
+
+    Manifest counts are documents: input = read, kept = used for training, filtered = empty_text.
+    """
     started = time.perf_counter()
-    counts: Counter[str] = Counter()
-    out = train_tokenizer(iter_corpus_texts(corpora, counts), output_dir, vocab_size, min_frequency)
+    stats = StageStats()
+    out = train_tokenizer(iter_corpus_texts(corpora, stats), output_dir, vocab_size, min_frequency)
     backend = load_tokenizer(out).backend_tokenizer
     padded = sum(1 for t in backend.get_vocab(with_added_tokens=True) if t.startswith("[unused"))
-    manifest = {
-        "stage": "tokenize.train_tokenizer",
-        "corpora": [str(p) for p in corpora],
-        **{k: counts[k] for k in ("documents_in", "documents_used", "skipped_empty_text")},
-        "vocab_size": vocab_size,
-        "bpe_vocab": vocab_size - padded,
-        "padding_tokens": padded,
-        "min_frequency": min_frequency,
-        "special_tokens": {"[UNK]": 0, "[CLS]": 1, "[SEP]": 2, "[PAD]": 3, "[MASK]": 4},
-        "seconds": round(time.perf_counter() - started, 3),
-    }
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    stats.seconds = time.perf_counter() - started
+    manifest = build_manifest(
+        "train-tokenizer", stats, config=config, inputs=[str(p) for p in corpora],
+        outputs={"path": out, "vocab_size": vocab_size},
+        extra={
+            "corpora": [str(p) for p in corpora],
+            "vocab_size": vocab_size,
+            "bpe_vocab": vocab_size - padded,
+            "padding_tokens": padded,
+            "min_frequency": min_frequency,
+            "special_tokens": {"[UNK]": 0, "[CLS]": 1, "[SEP]": 2, "[PAD]": 3, "[MASK]": 4},
+        },
+    )
     if config is not None:
-        _save_config(config, out)
+        write_resolved_config(config, out)
+    write_manifest(out, manifest)
     return out
 
 
-DEMO_TOKEN_SETS = {
-    # name: (seq_len, [(source, weight)]) -- the paper's three phases at toy length
-    "general-128": (128, [("general", 1.0)]),
-    "context-256": (256, [("general", 0.7), ("ecom", 0.3)]),
-    "decay-256": (256, [("ecom", 0.8), ("general", 0.2)]),
-}
+def under_output(root: str, path: str) -> str:
+    """`path` as given when it is absolute or a URI, else `root/path` (config paths are relative to run.output)."""
+    return path if fs.is_remote(path) or fs.local_path(path).is_absolute() else fs.join(root, path)
 
 
-def run_demo(config: Any, root: Path, cache: dict[tuple, list[pa.Table]] | None = None) -> dict[str, Any]:
-    """Demo stage: tokenizer from `root/{general,ecom}/corpus`, then the three token sets in `root/tokens/`.
+def run_tokenize(config: Any, cache: dict[tuple, list[pa.Table]] | None = None) -> dict[str, Any]:
+    """The tokenize stage of a run, all from `config.tokenize` under `config.run.output`.
+
+    Trains the tokenizer (`tokenize.tokenizer`) on every corpus of `tokenize.corpora`, then packs each
+    set of `tokenize.sets` into `<run.output>/tokens/<name>` with the set's seq_len and mixture. Every
+    corpus is tokenized once, in one Ray Data execution, and reused by all sets (`cache`, optional,
+    receives the tokenized corpora for later `pack` calls).
 
     Returns {"tokenizer": path, "tokens": {name: {path, seq_len, train_sequences, validation_sequences}}}.
-    `cache` (optional) receives the tokenized corpora for reuse by later `pack` calls.
     """
     from ray_jobs.runtime import init_ray
 
+    t, root = config.tokenize, config.run.output
+    corpora = {name: under_output(root, path) for name, path in t.corpora.items()}
+    for name, token_set in t.sets.items():
+        unknown = sorted(set(token_set.mixture) - set(corpora))
+        if unknown:
+            raise ValueError(f"tokenize.sets.{name}.mixture names {unknown}, not in tokenize.corpora {sorted(corpora)}")
     init_ray(config.ray)  # no-op when Ray is already up; a cluster started here is reused by later stages
-    root = Path(root)
-    corpora = {"general": root / "general" / "corpus", "ecom": root / "ecom" / "corpus"}
-    t = config.tokenize
     tokenizer_dir = train_tokenizer_job(
-        list(corpora.values()), root / "tokenizer", t.vocab_size, t.min_frequency, config=config
+        list(corpora.values()), under_output(root, t.tokenizer), t.vocab_size, t.min_frequency, config=config
     )
-    result: dict[str, Any] = {"tokenizer": str(tokenizer_dir), "tokens": {}}
-    # Both corpora tokenized in one Ray Data execution, reused by all three sets.
     cache = {} if cache is None else cache
+    used = {name: path for name, path in corpora.items() if any(name in s.mixture for s in t.sets.values())}
     tokenizer_json = load_tokenizer(tokenizer_dir).backend_tokenizer.to_str()
-    tokenize_cached(corpora, tokenizer_json, t.validation_fraction, t.batch_size, cache)
-    for name, (seq_len, mix) in DEMO_TOKEN_SETS.items():
+    tokenize_cached(used, tokenizer_json, t.validation_fraction, t.batch_size, cache)  # one execution for all
+    result: dict[str, Any] = {"tokenizer": tokenizer_dir, "tokens": {}}
+    for name, token_set in t.sets.items():
+        output = fs.join(root, "tokens", name)
         manifest = pack(
-            [(source, corpora[source], weight) for source, weight in mix],
-            tokenizer_dir, seq_len, root / "tokens" / name, seed=config.run.seed,
+            [(source, corpora[source], weight) for source, weight in token_set.mixture.items()],
+            tokenizer_dir, token_set.seq_len, output, seed=config.run.seed,
             validation_fraction=t.validation_fraction, num_sequences=t.num_sequences,
             token_budget=t.token_budget, batch_size=t.batch_size, rows_per_shard=t.rows_per_shard,
             config=config, cache=cache,
         )
         result["tokens"][name] = {
-            "path": str(root / "tokens" / name),
-            "seq_len": seq_len,
+            "path": output,
+            "seq_len": token_set.seq_len,
             "train_sequences": manifest["splits"]["train"]["sequences"],
             "validation_sequences": manifest["splits"]["validation"]["sequences"],
         }
     return result
+
+
+def run_demo(config: Any, root: str | Path, cache: dict[tuple, list[pa.Table]] | None = None) -> dict[str, Any]:
+    """Demo stage: `run_tokenize` with `root` as the run's output root (the demo's `run.output`)."""
+    if str(root) != config.run.output:
+        config = config.model_copy(update={"run": config.run.model_copy(update={"output": str(root)})})
+    return run_tokenize(config, cache=cache)

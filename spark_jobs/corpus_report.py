@@ -3,13 +3,15 @@
 Like the paper's domain characterisation: category distribution of the corpus, e-commerce score
 histogram (kept vs dropped), quality signal histograms, and the filter funnel
 (input -> extracted -> filtered by reason -> deduped -> corpus). Aggregation runs in Spark; only
-binned counts (and at most `SAMPLE_ROWS` rows of signals) reach the driver.
+binned counts (and at most `SAMPLE_ROWS` rows of signals) reach the driver. The page is drawn in a local
+folder and, for a build on an object store, copied beside the stage folders through infra.core.fs.
 """
 
 from __future__ import annotations
 
 import html
 import json
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from pyspark.sql import SparkSession  # noqa: E402
 from pyspark.sql import functions as F  # noqa: E402
 
+from infra.core import fs  # noqa: E402
 from spark_jobs.output import read_parquet_dir  # noqa: E402
 
 SAMPLE_ROWS = 200_000
@@ -96,15 +99,26 @@ def plot_scores_and_signals(spark: SparkSession, filtered_dir: str, out: Path) -
     return names
 
 
-def write_report(spark: SparkSession, root: str | Path, manifest: dict[str, Any]) -> Path:
-    """Write `root/report/` (PNGs + index.html) from a build's stage folders and top-level manifest."""
-    root = Path(root)
-    out = root / "report"
+def write_report(spark: SparkSession, root: str | Path, manifest: dict[str, Any]) -> str:
+    """Write `root/report/` (PNGs + index.html) from a build's stage folders and top-level manifest; returns
+    the page's path or URI."""
+    root = str(root)
+    if not fs.is_remote(root):
+        out = fs.local_path(root) / "report"
+        _draw_report(spark, root, manifest, out)
+        return str(out / "index.html")
+    with tempfile.TemporaryDirectory(prefix="rexbert-report-") as tmp:
+        _draw_report(spark, root, manifest, Path(tmp))
+        fs.copy_dir(tmp, fs.join(root, "report"))
+    return fs.join(root, "report", "index.html")
+
+
+def _draw_report(spark: SparkSession, root: str, manifest: dict[str, Any], out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     images = [plot_funnel(manifest, out), plot_reasons(manifest, out)]
-    category_png, categories = plot_categories(spark, str(root / "corpus"), out)
+    category_png, categories = plot_categories(spark, fs.join(root, "corpus"), out)
     images.append(category_png)
-    images += plot_scores_and_signals(spark, str(root / "filtered"), out)
+    images += plot_scores_and_signals(spark, fs.join(root, "filtered"), out)
     funnel_rows = "".join(
         f"<tr><td>{html.escape(s['step'])}</td><td>{s['documents']}</td></tr>" for s in manifest["funnel"]
     )
@@ -125,4 +139,3 @@ classifier: {html.escape(str(manifest.get("classifier")))}
 </body></html>"""
     (out / "index.html").write_text(page)
     (out / "summary.json").write_text(json.dumps({"categories": categories, "funnel": manifest["funnel"]}, indent=1))
-    return out / "index.html"

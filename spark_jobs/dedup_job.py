@@ -2,7 +2,8 @@
 
     spark-submit spark_jobs/dedup_job.py --input docs.jsonl [more ...] --output out/deduped [--config run.yaml]
 
-1. Read JSONL / Parquet documents (a `filtered/` folder: only rows whose `filter_reason` is null).
+1. Read JSONL / Parquet documents on the executors through `infra.core.fs` (any filesystem; a `filtered/`
+   folder: only rows whose `filter_reason` is null).
 2. Per partition (`mapInArrow`), corpus.minhash turns texts into signatures and LSH band hashes:
    rows (node, band, band_hash), node = xxhash64(doc_id).
 3. Documents sharing a band hash become candidates: star edges from each to the bucket's smallest node.
@@ -17,7 +18,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -27,9 +27,10 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import NumericType
 
 from corpus.minhash import Permutations, band_hashes, signatures
-from infra.core.config import CorpusConfig, DedupConfig
-from infra.core.manifest import MANIFEST_NAME, StageStats, build_manifest
-from spark_jobs.output import atomic_output, read_parquet_dir, write_stage_manifest
+from infra.core import fs
+from infra.core.config import CorpusConfig, DedupConfig, load_config
+from infra.core.manifest import StageStats, build_manifest, write_manifest
+from spark_jobs.output import TABLE_KINDS, atomic_output, read_parquet_dir, read_table_files, write_parquet
 
 STAGE = "dedup"
 BAND_SCHEMA = "node long, band int, band_hash long"
@@ -38,24 +39,12 @@ BAND_SCHEMA = "node long, band int, band_hash long"
 # --- reading ------------------------------------------------------------------------------------------
 
 
-_JSON_SUFFIXES = (".jsonl", ".json", ".jsonl.gz", ".json.gz")
-
-
 def _read_one(spark: SparkSession, path: str) -> DataFrame:
-    """One JSONL / Parquet file, a folder of JSONL files, or a Parquet (stage) folder."""
-    if path.rstrip("/").lower().endswith(_JSON_SUFFIXES):
-        return spark.read.json(path)
-    if path.rstrip("/").lower().endswith(".parquet"):
-        return spark.read.parquet(path)
-    if "://" not in path or path.startswith("file://"):
-        local = Path(path.removeprefix("file://"))
-        if not local.exists():
-            raise FileNotFoundError(f"dedup input not found: {path}")
-        jsonl = sorted(str(p) for p in local.iterdir() if p.name.lower().endswith(_JSON_SUFFIXES)
-                       and p.name != MANIFEST_NAME) if local.is_dir() else []
-        if jsonl and not any(local.glob("*.parquet")):
-            return spark.read.json(jsonl)
-    return read_parquet_dir(spark, path)
+    """The JSONL / Parquet files of one input (a file, a folder such as a stage folder, or a glob)."""
+    files = fs.list_inputs([path], kinds=TABLE_KINDS)
+    if not files:
+        raise FileNotFoundError(f"no JSONL or Parquet documents in dedup input {path}")
+    return read_table_files(spark, files)
 
 
 def read_documents(spark: SparkSession, inputs: list[str], cfg: DedupConfig) -> tuple[DataFrame, dict]:
@@ -247,17 +236,19 @@ def run_dedup(spark: SparkSession, input: str | list[str], output: str, config: 
         out = out.withColumn("is_duplicate", F.col("representative_id") != F.col("doc_id")).drop("_node")
 
         with atomic_output(output) as staging:
-            out.write.mode("overwrite").option("compression", "zstd").parquet(staging)
+            rows_written = sum(write_parquet(out, staging).values())
             # One pass over what was written: rows, duplicates, clusters and the largest cluster.
-            per_cluster = spark.read.parquet(staging).groupBy("minhash_cluster").agg(
+            per_cluster = read_parquet_dir(spark, staging).groupBy("minhash_cluster").agg(
                 F.count("*").alias("n"), F.sum(F.col("is_duplicate").cast("long")).alias("d"))
             row = per_cluster.agg(
                 F.sum("n").alias("rows"), F.sum("d").alias("duplicates"),
                 F.count("minhash_cluster").alias("clusters"),
                 F.max(F.when(F.col("minhash_cluster").isNotNull(), F.col("n"))).alias("largest"),
             ).first()
+            if int(row["rows"] or 0) != rows_written:
+                raise RuntimeError(f"dedup wrote {rows_written} rows but {row['rows']} were read back")
             stats.duplicates = int(row["duplicates"] or 0)
-            stats.kept = int(row["rows"] or 0) - stats.duplicates
+            stats.kept = rows_written - stats.duplicates
             stats.seconds = time.time() - start
             notes.update({
                 "num_perm": cfg.num_perm,
@@ -272,7 +263,7 @@ def run_dedup(spark: SparkSession, input: str | list[str], output: str, config: 
             })
             manifest = build_manifest(STAGE, stats, config=cfg, inputs=inputs,
                                       outputs={"deduped": output}, extra={"dedup": notes})
-            write_stage_manifest(spark, staging, manifest)
+            write_manifest(staging, manifest)
     finally:
         for frame in persisted:
             frame.unpersist()
@@ -280,21 +271,17 @@ def run_dedup(spark: SparkSession, input: str | list[str], output: str, config: 
 
 
 def main(argv: list[str] | None = None) -> int:
-    import yaml
-
-    from infra.core.config import SparkConfig
     from spark_jobs.session import spark_session_from_config
 
     parser = argparse.ArgumentParser(description="MinHash near-duplicate removal (Spark).")
     parser.add_argument("--input", nargs="+", required=True, help="JSONL / Parquet files or folders.")
     parser.add_argument("--output", required=True, help="Output stage folder (Parquet + manifest.json).")
-    parser.add_argument("--config", help="Run config YAML (its corpus: and spark: sections are used).")
+    parser.add_argument("--config", help="Run config YAML, local or a URI (its corpus: and spark: sections).")
     args = parser.parse_args(argv)
-    raw = yaml.safe_load(Path(args.config).read_text()) if args.config else {}
-    config = CorpusConfig.model_validate(raw.get("corpus", {}))
-    spark = spark_session_from_config("rexbert-dedup", SparkConfig.model_validate(raw.get("spark", {})))
+    config = load_config(args.config)
+    spark = spark_session_from_config("rexbert-dedup", config.spark)
     try:
-        manifest = run_dedup(spark, args.input, args.output, config)
+        manifest = run_dedup(spark, args.input, args.output, config.corpus)
     finally:
         spark.stop()
     print({k: manifest["counts"][k] for k in ("input", "kept", "duplicates")}, file=sys.stderr)

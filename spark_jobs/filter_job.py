@@ -11,11 +11,8 @@ reason. The decisions are `corpus.filter.quality.DocumentFilter` (datatrove's fi
 from __future__ import annotations
 
 import argparse
-import hashlib
-import tempfile
 import time
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 from pyspark import SparkFiles
@@ -23,9 +20,10 @@ from pyspark.sql import SparkSession
 from pyspark.sql import types as T
 
 from corpus.filter.quality import SIGNAL_COLUMNS
-from infra.core.config import CorpusConfig
-from infra.core.manifest import StageStats, build_manifest
-from spark_jobs.output import atomic_output, is_remote, read_parquet_dir, write_stage_manifest
+from infra.core import fs
+from infra.core.config import CorpusConfig, load_config
+from infra.core.manifest import StageStats, build_manifest, write_manifest
+from spark_jobs.output import atomic_output, read_parquet_dir, ship_file, write_parquet
 
 ERROR_PREFIX = "error_"
 _SIGNAL_TYPES = {"word_count": T.LongType(), "stop_word_count": T.LongType()}
@@ -111,7 +109,7 @@ def resolve_classifier(config: CorpusConfig, classifier: str | None) -> str | No
             "the e-commerce filter is on but no classifier was given: pass --classifier MODEL.bin "
             "(train one with `rexbert corpus train-classifier`) or set corpus.filter.ecommerce_filter=false"
         )
-    if model is not None and not is_remote(model) and not Path(model).is_file():
+    if model is not None and not fs.is_file(model):
         raise FileNotFoundError(f"classifier model not found: {model}")
     return model
 
@@ -130,25 +128,6 @@ def stats_from_reasons(counts: dict[str | None, int], seconds: float = 0.0) -> S
     return stats
 
 
-def _ship_model(spark: SparkSession, model: str) -> str:
-    """Send the classifier to every executor under a content-addressed name.
-
-    Spark refuses a second `addFile` of the same file name with other bytes, and a session (tests, the
-    demo) may filter with several classifiers; naming the copy by its hash keeps each one distinct.
-    """
-    if "://" in model and not model.startswith("file://"):
-        spark.sparkContext.addFile(model)
-        return Path(model).name
-    data = Path(model.removeprefix("file://")).read_bytes()
-    name = f"ecom-{hashlib.sha256(data).hexdigest()[:16]}.bin"
-    staged = Path(tempfile.gettempdir()) / "rexbert-models" / name
-    if not staged.exists():
-        staged.parent.mkdir(parents=True, exist_ok=True)
-        staged.write_bytes(data)
-    spark.sparkContext.addFile(str(staged))
-    return name
-
-
 def run_filter(
     spark: SparkSession, input: str, output: str, config: CorpusConfig, classifier: str | None = None
 ) -> dict[str, Any]:
@@ -156,11 +135,8 @@ def run_filter(
     from corpus.filter.categories import load_category_labels
 
     start = time.perf_counter()
-    config = config if isinstance(config, CorpusConfig) else CorpusConfig.model_validate(config)
     model = resolve_classifier(config, classifier)
-    model_name = None
-    if model is not None:
-        model_name = _ship_model(spark, str(model))
+    model_name = ship_file(spark, model, "ecom") if model is not None else None
     labels = load_category_labels(config.filter.category_labels) if config.filter.category_labels else {}
     df = read_parquet_dir(spark, input)
     n_input = df.count()
@@ -172,12 +148,13 @@ def run_filter(
     schema = filter_schema(df.schema)
     out_df = df.mapInArrow(make_partition_fn(config, model_name, labels, schema), schema)
     with atomic_output(output) as staging:
-        out_df.write.mode("overwrite").parquet(staging)
-        written = read_parquet_dir(spark, staging)
+        rows_written = sum(write_parquet(out_df, staging).values())
+        # The counts come from what was written: one pass over the filter_reason column of the output.
+        written = read_parquet_dir(spark, staging).select("filter_reason")
         reasons = {r["filter_reason"]: r["count"] for r in written.groupBy("filter_reason").count().collect()}
         stats = stats_from_reasons(reasons, time.perf_counter() - start)
-        if stats.input != n_input:
-            raise RuntimeError(f"filter wrote {stats.input} rows for {n_input} input rows")
+        if not stats.input == rows_written == n_input:
+            raise RuntimeError(f"filter wrote {rows_written} rows ({stats.input} read back) for {n_input} input rows")
         manifest = build_manifest(
             "filter",
             stats,
@@ -191,7 +168,7 @@ def run_filter(
                 "docs_per_s": round(stats.input / max(stats.seconds, 1e-9), 2),
             },
         )
-        write_stage_manifest(spark, staging, manifest)
+        write_manifest(staging, manifest)
     return manifest
 
 
@@ -201,20 +178,21 @@ def reason_counts(manifest: dict) -> Counter:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from spark_jobs.build_job import load_job_config
     from spark_jobs.session import spark_session_from_config
 
     parser = argparse.ArgumentParser(description="Classify + filter stage (extracted/ -> filtered/).")
     parser.add_argument("--input", required=True)
     parser.add_argument("--output", required=True)
     parser.add_argument("--classifier", default=None)
-    parser.add_argument("--config", default=None)
+    parser.add_argument("--config", default=None, help="Run config YAML, local or a URI (corpus: and spark:).")
     args = parser.parse_args(argv)
-    config = load_job_config(args.config)
-    spark = spark_session_from_config("rexbert-filter", config.spark, args.output)
-    manifest = run_filter(spark, args.input, args.output, config.corpus, args.classifier)
+    config = load_config(args.config)
+    spark = spark_session_from_config("rexbert-filter", config.spark)
+    try:
+        manifest = run_filter(spark, args.input, args.output, config.corpus, args.classifier)
+    finally:
+        spark.stop()
     print(manifest["counts"])
-    spark.stop()
 
 
 if __name__ == "__main__":

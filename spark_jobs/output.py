@@ -1,36 +1,57 @@
-"""Atomic stage outputs: a rerun replaces the folder whole, a failed run leaves nothing that looks complete.
+"""Stage folders on any filesystem: Parquet written and read on the executors through `infra.core.fs`.
 
-Locally a stage writes into `<dir>.tmp-<id>` and renames it over `<dir>` only after its manifest is
-written. On object stores (s3://, gs://) there is no rename: the stage writes in place and the
-manifest, written last, is the completeness marker (readers call `infra.core.manifest.read_manifest`).
+Spark's own readers and writers go through Hadoop connectors (s3a://, gs://), which a cluster may lack and
+this machine does not have. Here the executors read and write with pyarrow through `infra.core.fs`, so a
+stage that works on a local folder works on `s3://` and `gs://` unchanged:
+
+- `write_parquet(df, out_dir)`: each partition becomes `part-<partition>-<schema digest>.parquet` (zstd),
+  written by the task that computed it; returns the rows written per file, so a stage counts what it wrote.
+- `read_parquet_dir(spark, uri)` / `read_table_files(spark, files)`: a stage folder's Parquet (or a list of
+  Parquet and JSONL files) as a DataFrame, one partition per file, read on the executors.
+- `atomic_output(final)`: locally a stage writes into `<dir>.tmp-<id>`, renamed over `<dir>` only after its
+  manifest is written; on object stores (no rename) the old folder is removed and the stage writes in place,
+  its manifest written last marking it complete (readers call `infra.core.manifest.read_manifest`).
 """
 
 from __future__ import annotations
 
+import gzip
+import hashlib
+import io
+import itertools
 import json
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import types as T
 
-from infra.core.manifest import MANIFEST_NAME, write_manifest
+from infra.core import fs
 
-
-def is_remote(path: str) -> bool:
-    return "://" in path and not path.startswith("file://")
+PART_SUFFIX = ".parquet"
+TABLE_KINDS = ("parquet", "jsonl")
+BATCH_ROWS = 8192
+SCHEMA_SAMPLE_LINES = 1000  # JSONL lines the driver reads to infer a JSONL input's schema
+_WRITTEN = pa.schema([pa.field("file", pa.string()), pa.field("rows", pa.int64())])
 
 
 @contextmanager
 def atomic_output(final: str | Path) -> Iterator[str]:
-    """Yield a staging path to write into; on success it becomes `final`, on error it is removed."""
-    final_str = str(final)
-    if is_remote(final_str):
-        yield final_str
+    """Yield the folder to write a stage into; on success it is `final`, on error nothing looks complete.
+
+    Locally: a staging folder renamed over `final` on success and removed on error, so the previous output
+    stays whole until the new one is. Remotely: `final` itself, emptied first (a rerun with fewer partitions
+    must not leave stale part files); the stage's manifest, written last, is what marks it complete.
+    """
+    if fs.is_remote(final):
+        fs.delete_dir(final)
+        yield str(final)
         return
-    final_path = Path(final_str.removeprefix("file://")).resolve()
+    final_path = fs.local_path(final).resolve()
     final_path.parent.mkdir(parents=True, exist_ok=True)
     staging = final_path.with_name(f"{final_path.name}.tmp-{uuid.uuid4().hex[:8]}")
     try:
@@ -47,26 +68,175 @@ def atomic_output(final: str | Path) -> Iterator[str]:
         raise
 
 
-def write_hadoop_text(spark: SparkSession, uri: str, text: str) -> None:
-    """Write one small text file through Hadoop's FileSystem (s3a://, gs://, hdfs://, file:), replacing it."""
-    path = spark.sparkContext._jvm.org.apache.hadoop.fs.Path(uri)
-    stream = path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()).create(path, True)
-    try:
-        stream.write(bytearray(text.encode("utf-8")))
-    finally:
-        stream.close()
+# --- writing ------------------------------------------------------------------------------------------
 
 
-def write_stage_manifest(spark: SparkSession, out_dir: str, manifest: dict) -> str:
-    """A stage's manifest.json: a local file, or on an object store through the cluster's Hadoop connector
-    (a local `Path` would land on the driver's disk instead). Returns where it went."""
-    if not is_remote(out_dir):
-        return str(write_manifest(out_dir, manifest))
-    uri = f"{out_dir.rstrip('/')}/{MANIFEST_NAME}"
-    write_hadoop_text(spark, uri, json.dumps(manifest, indent=2, default=str))
-    return uri
+def _open_output(uri: str):
+    """A binary output stream for `uri` (local parent folders are made first)."""
+    if not fs.is_remote(uri):
+        fs.makedirs(fs.parent_of(uri))
+    filesystem, path = fs.resolve(uri)
+    return filesystem.open_output_stream(path, compression=None)  # bytes as given, whatever the suffix
 
 
-def read_parquet_dir(spark: SparkSession, path: str) -> DataFrame:
-    """A stage folder's Parquet: its manifest.json, config and `_errors/` beside the part files are skipped."""
-    return spark.read.option("pathGlobFilter", "*.parquet").parquet(path)
+def _write_partition_fn(out_dir: str, token: str) -> Callable:
+    """A mapInArrow function: one partition's batches -> one Parquet file; yields its (file, rows)."""
+
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        import pyarrow.parquet as pq
+        from pyspark import TaskContext
+
+        first = next(batches, None)
+        if first is None:  # an empty partition writes nothing (an empty stage gets one file from the driver)
+            return
+        uri = fs.join(out_dir, f"part-{TaskContext.get().partitionId():05d}-{token}{PART_SUFFIX}")
+        rows = 0
+        with _open_output(uri) as stream, pq.ParquetWriter(stream, first.schema, compression="zstd") as writer:
+            for batch in itertools.chain([first], batches):
+                writer.write_batch(batch)
+                rows += batch.num_rows
+        yield pa.RecordBatch.from_pylist([{"file": uri, "rows": rows}], schema=_WRITTEN)
+
+    return run
+
+
+def write_parquet(df: DataFrame, out_dir: str) -> dict[str, int]:
+    """Write `df` as Parquet part files (zstd) under `out_dir` from the executors; return rows per file.
+
+    One file per non-empty partition. Names carry the partition and a digest of the schema, so a retried
+    task overwrites its own file rather than adding a second. A DataFrame without rows still gets one empty
+    file, so the folder keeps its schema for the next stage.
+    """
+    import pyarrow.parquet as pq
+    from pyspark.sql.pandas.types import to_arrow_schema
+
+    out_dir = str(out_dir)
+    token = hashlib.sha1(df.schema.json().encode()).hexdigest()[:10]
+    written = df.mapInArrow(_write_partition_fn(out_dir, token), "file string, rows long").collect()
+    files = {row["file"]: int(row["rows"]) for row in written}
+    if not files:
+        uri = fs.join(out_dir, f"part-00000-{token}{PART_SUFFIX}")
+        with _open_output(uri) as stream:
+            pq.write_table(to_arrow_schema(df.schema).empty_table(), stream, compression="zstd")
+        files[uri] = 0
+    return dict(sorted(files.items()))
+
+
+# --- reading ------------------------------------------------------------------------------------------
+
+
+def _spark_schema(schema: pa.Schema) -> T.StructType:
+    from pyspark.sql.pandas.types import from_arrow_schema
+
+    return from_arrow_schema(schema)
+
+
+def _jsonl_lines(uri: str) -> Iterator[str]:
+    stream = fs.open_input(uri)
+    raw = gzip.GzipFile(fileobj=stream) if uri.lower().endswith(".gz") else stream
+    with io.TextIOWrapper(raw, encoding="utf-8", errors="replace") as text:
+        yield from (line for line in text if line.strip())
+
+
+def _jsonl_rows(lines: Iterator[str]) -> Iterator[dict]:
+    """JSON objects, one per line; a line that is not one becomes a row of nulls (as Spark's PERMISSIVE
+    mode reads it), so the stage counts it instead of losing it."""
+    for line in lines:
+        try:
+            row = json.loads(line)
+        except ValueError:
+            row = None
+        yield row if isinstance(row, dict) else {}
+
+
+def _file_schema(kind: str, uri: str) -> pa.Schema:
+    """The Arrow schema of one input file: Parquet's own; JSONL's inferred from its first lines."""
+    import pyarrow.parquet as pq
+
+    if kind == "parquet":
+        with fs.open_input(uri) as stream:
+            return pq.read_schema(stream)
+    rows = list(itertools.islice(_jsonl_rows(_jsonl_lines(uri)), SCHEMA_SAMPLE_LINES))
+    schema = pa.Table.from_pylist(rows).schema if rows else pa.schema([])
+    # a column that is null in every sampled line is read as text
+    return pa.schema([pa.field(f.name, pa.string()) if pa.types.is_null(f.type) else f for f in schema])
+
+
+def _conform(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
+    """The batch with exactly `schema`'s columns, in order: missing ones null, others cast."""
+    columns = []
+    for field in schema:
+        index = batch.schema.get_field_index(field.name)
+        column = batch.column(index) if index >= 0 else pa.nulls(batch.num_rows, field.type)
+        columns.append(column if column.type == field.type else column.cast(field.type))
+    return pa.RecordBatch.from_arrays(columns, schema=schema)
+
+
+def _read_files_fn(schema: pa.Schema) -> Callable:
+    """A mapInArrow function: rows of (kind, file) -> that file's rows in `schema`, batch by batch."""
+
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        import pyarrow.parquet as pq
+
+        for batch in batches:
+            for kind, uri in zip(batch.column(0).to_pylist(), batch.column(1).to_pylist(), strict=True):
+                if kind == "parquet":
+                    with fs.open_input(uri) as stream:
+                        for part in pq.ParquetFile(stream).iter_batches(batch_size=BATCH_ROWS):
+                            yield _conform(part, schema)
+                    continue
+                rows = _jsonl_rows(_jsonl_lines(uri))
+                while chunk := list(itertools.islice(rows, BATCH_ROWS)):
+                    yield pa.RecordBatch.from_pylist(chunk, schema=schema)
+
+    return run
+
+
+def read_table_files(spark: SparkSession, files: list[tuple[str, str]]) -> DataFrame:
+    """(kind, file) Parquet and JSONL files as one DataFrame, one partition per file, read on the executors.
+
+    The schema is the first file's (Parquet footer, or JSONL's first lines); other files are read into it:
+    missing columns are null, extra ones left out, types cast (an impossible cast fails naming the type).
+    """
+    if not files:
+        raise FileNotFoundError("no Parquet or JSONL files to read")
+    unknown = sorted({kind for kind, _ in files} - set(TABLE_KINDS))
+    if unknown:
+        raise ValueError(f"cannot read {unknown} files as a table (only {TABLE_KINDS})")
+    from pyspark.sql.pandas.types import to_arrow_schema
+
+    spark_schema = _spark_schema(_file_schema(*files[0]))
+    # Spark's own Arrow form of the schema (string widths, timestamp units), as mapInArrow expects it
+    arrow_schema = to_arrow_schema(spark_schema)
+    paths = spark.sparkContext.parallelize([tuple(f) for f in files], len(files))
+    return paths.toDF("kind string, file string").mapInArrow(_read_files_fn(arrow_schema), spark_schema)
+
+
+def read_parquet_dir(spark: SparkSession, uri: str) -> DataFrame:
+    """A stage folder's Parquet (or one Parquet file): manifest, config and `_errors/` beside it are skipped."""
+    files = fs.list_files(uri, suffixes=(PART_SUFFIX,))
+    if not files:
+        raise FileNotFoundError(f"no Parquet files in {uri}")
+    return read_table_files(spark, [("parquet", file) for file in files])
+
+
+# --- side files --------------------------------------------------------------------------------------
+
+
+def ship_file(spark: SparkSession, uri: str, prefix: str) -> str:
+    """Send a model file (local or any URI) to every executor; returns its name for `SparkFiles.get`.
+
+    The bytes are read through `infra.core.fs` (no Hadoop connector needed) and staged under a
+    content-addressed name: Spark refuses a second `addFile` of one name with other bytes, and a session
+    (tests, the demo) may use several models in turn.
+    """
+    import tempfile
+
+    data = fs.read_bytes(uri)
+    name = f"{prefix}-{hashlib.sha256(data).hexdigest()[:16]}.bin"
+    staged = Path(tempfile.gettempdir()) / "rexbert-models" / name
+    if not staged.exists():
+        staged.parent.mkdir(parents=True, exist_ok=True)
+        fs.write_bytes(str(staged), data)
+    spark.sparkContext.addFile(str(staged))
+    return name

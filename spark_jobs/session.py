@@ -16,6 +16,9 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
+from infra.core import fs
+from infra.core.config import SparkConfig
+
 
 def _is_cluster(master: str) -> bool:
     return not master.startswith("local")
@@ -68,11 +71,14 @@ def spark_session(app_name: str, **kwargs) -> Iterator[SparkSession]:
         spark.stop()
 
 
-def spark_session_from_config(app_name: str, spark_config, output_root: str | Path | None = None) -> SparkSession:
-    """Build a session from the `spark:` section of a run config (see infra.core.config.SparkConfig)."""
+def spark_session_from_config(
+    app_name: str, spark_config: SparkConfig, output_root: str | Path | None = None
+) -> SparkSession:
+    """Build a session from the `spark:` section of a run config; event logs go to `spark.event_log_dir`,
+    else `<output_root>/spark-events` for a local output root (none for an object store)."""
     event_dir = spark_config.event_log_dir
-    if event_dir is None and output_root is not None and "://" not in str(output_root):
-        event_dir = Path(output_root) / "spark-events"
+    if event_dir is None and output_root is not None and not fs.is_remote(output_root):
+        event_dir = fs.local_path(output_root) / "spark-events"
     return build_spark_session(
         app_name,
         master=spark_config.master,

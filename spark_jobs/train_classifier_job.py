@@ -1,8 +1,8 @@
-"""Train the fastText e-commerce classifier: from labelled pages, labelled JSONL, or (demo) a generated crawl.
+"""Train the fastText e-commerce classifier from labelled pages and/or labelled JSONL.
 
-Training itself is single-process fastText (`corpus.filter.classify`); Spark only extracts the demo's
-generated crawl. Held-out precision / recall (split by domain) are printed and saved beside the model
-as `<model>.metrics.json`.
+Training itself is single-process fastText (`corpus.filter.classify`). Held-out precision / recall (split by
+domain) are printed and saved beside the model as `<model>.metrics.json`. (The demo's classifier, trained on
+a generated crawl, is built by `infra.demo_corpus`: the crawl generator is not shipped code.)
 
     spark-submit spark_jobs/train_classifier_job.py --labeled-pages pages/wcxb-dev --output model.bin
 """
@@ -15,8 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from corpus.filter.classify import PageExample, load_labeled_jsonl, load_labeled_pages, train_classifier
-
-DEMO_TRAIN_DOCS = 300
+from infra.core.config import load_config
 
 
 def train_from_sources(
@@ -63,59 +62,20 @@ def format_metrics(metrics: dict[str, Any]) -> str:
     )
 
 
-def crawl_to_jsonl(spark, crawl_dir: Path, out_jsonl: Path, config) -> int:
-    """Extract a generated crawl with the extract stage and join its ground truth into labelled JSONL."""
-    from spark_jobs.extract_job import run_extract
-    from spark_jobs.output import read_parquet_dir
-
-    truth = {}
-    with (crawl_dir / "ground-truth.jsonl").open() as fh:
-        for line in fh:
-            row = json.loads(line)
-            truth[row["url"]] = "ecommerce" if row["label"] == "ecommerce" else "non_ecommerce"
-    extracted = crawl_dir.parent / "train-extracted"
-    run_extract(spark, sorted(str(p) for p in crawl_dir.glob("*.warc.gz")), str(extracted), config.corpus)
-    rows = read_parquet_dir(spark, str(extracted)).select("url", "title", "text", "product", "html_signals").collect()
-    n = 0
-    with out_jsonl.open("w") as fh:
-        for row in rows:
-            label = truth.get(row["url"])
-            if label is None or not row["text"]:
-                continue
-            product = row["product"].asDict() if row["product"] is not None else None
-            record = {"text": row["text"], "label": label, "url": row["url"], "title": row["title"], "product": product,
-                      "html_signals": row["html_signals"]}
-            fh.write(json.dumps(record) + "\n")
-            n += 1
-    return n
-
-
-def train_demo_classifier(spark, config, out_dir: Path, docs: int = DEMO_TRAIN_DOCS) -> dict[str, Any]:
-    """The demo's classifier, from a crawl generated with another seed (needs no ../shared/data)."""
-    from infra.sample_crawl.generate import generate_sample_crawl
-
-    out_dir = Path(out_dir)
-    crawl = out_dir / "train-crawl"
-    # Several files so extraction runs in parallel (Spark splits binary inputs by file).
-    generate_sample_crawl(crawl, docs=docs, seed=config.run.seed + 1, docs_per_file=max(25, docs // 4),
-                          progress=False)
-    labeled = out_dir / "labeled.jsonl"
-    crawl_to_jsonl(spark, crawl, labeled, config)
-    metrics = train_from_sources(out_dir / "model.bin", labeled_jsonl=labeled, seed=config.run.seed,
-                                 threshold=config.corpus.filter.ecommerce_threshold)
-    print(f"demo classifier: {format_metrics(metrics)}")
-    return metrics
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Train the fastText e-commerce classifier.")
     parser.add_argument("--labeled-pages", default=None, help="wcxb-dev-shaped folder (labels.csv + html/).")
     parser.add_argument("--labeled-jsonl", default=None, help='{"text", "label"} lines.')
     parser.add_argument("--output", required=True, help="Model path (.bin).")
     parser.add_argument("--listing", default="exclude", choices=["exclude", "positive", "negative"])
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=None, help="Split and training seed (default: run.seed).")
+    parser.add_argument("--config", default=None, help="Run config YAML, local or a URI (run.seed, "
+                        "corpus.filter.ecommerce_threshold).")
     args = parser.parse_args(argv)
-    metrics = train_from_sources(args.output, args.labeled_pages, args.labeled_jsonl, args.listing, seed=args.seed)
+    config = load_config(args.config)
+    seed = config.run.seed if args.seed is None else args.seed
+    metrics = train_from_sources(args.output, args.labeled_pages, args.labeled_jsonl, args.listing, seed=seed,
+                                 threshold=config.corpus.filter.ecommerce_threshold)
     print(format_metrics(metrics))
 
 

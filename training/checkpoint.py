@@ -7,13 +7,15 @@ per-rank things (data-loader position, RNG states) under a key that names the ra
 only one copy of a key that every rank saves.
 
 Layout: `<folder>/step-00000042/` holds one checkpoint (`.metadata` plus one `.distcp` file per rank).
-In a multi-node run, `folder` must be storage every rank can reach (the run directory); the Ray job
-also reports each checkpoint to Ray Train, which copies it to its own storage.
+`folder` is a local path (in a multi-node run, storage every rank can reach) or an `s3://` / `gs://` URI
+(checkpoints are staged locally per rank and uploaded; loading downloads them once per machine). The Ray
+job also reports each checkpoint to Ray Train, which copies it to its own storage.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import random
 import re
 import shutil
@@ -36,13 +38,22 @@ from torch.distributed.checkpoint.state_dict import (
 )
 from torch.distributed.checkpoint.stateful import Stateful
 
+from infra.core import fs
+from training.staging import fetch_dir, staging_dir
+
 logger = logging.getLogger(__name__)
 
 STEP_DIR = re.compile(r"^step-(\d+)$")
+METADATA = ".metadata"  # written last by DCP's coordinator: a checkpoint without it is incomplete
 
 
 def _rank() -> int:
     return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+
+def _local_rank() -> int:
+    """This rank's place on its machine (LOCAL_RANK, as Ray Train and torchrun set it)."""
+    return int(os.environ.get("LOCAL_RANK", 0)) if dist.is_available() and dist.is_initialized() else 0
 
 
 def _barrier() -> None:
@@ -127,36 +138,70 @@ class PerRank(Stateful):
 
 
 class CheckpointManager:
-    """Save and load a dict of Stateful things with DCP; the loop calls only `save` and `load`."""
+    """Save and load a dict of Stateful things with DCP; the loop calls only `save` and `load`.
+
+    `folder` is a local path or a URI. Locally, every rank writes into `folder/step-N/` (in a multi-node run
+    that must be storage all ranks share). On an object store, DCP still needs a local folder: each rank
+    writes its own shards into a local staging folder and uploads them, and rank 0 uploads `.metadata` (the
+    marker of a complete checkpoint) only after every rank's shards are in place.
+    """
 
     def __init__(self, folder: str | Path, states: dict[str, Stateful], interval: int = 500,
                  keep_latest_k: int = 3):
-        self.folder = Path(folder)
+        self.folder = str(folder)
         self.states = states
         self.interval = interval
         self.keep_latest_k = keep_latest_k
+        self.remote = fs.is_remote(self.folder)
+        self.staging = staging_dir(self.folder, f"rank{_rank()}") if self.remote else None
 
-    def step_dir(self, step: int) -> Path:
-        return self.folder / f"step-{step:08d}"
+    @property
+    def staged_per_rank(self) -> bool:
+        """True when each rank's checkpoint folder holds only its own shards (a remote `folder`)."""
+        return self.remote
+
+    def step_dir(self, step: int) -> str:
+        return fs.join(self.folder, f"step-{step:08d}")
 
     def should_save(self, step: int, force: bool = False) -> bool:
         return force or step % self.interval == 0
 
     def save(self, step: int, force: bool = False) -> Path | None:
-        """Save at every `interval` steps (or when forced); returns the checkpoint folder or None."""
+        """Save at every `interval` steps (or when forced); returns the local checkpoint folder or None."""
         if not self.should_save(step, force):
             return None
-        path = self.step_dir(step)
+        path = self._save_staged(step) if self.remote else self._save_in_place(step)
+        if _rank() == 0:
+            self._prune()
+            logger.info("saved checkpoint %s", self.step_dir(step))
+        _barrier()
+        return path
+
+    def _save_in_place(self, step: int) -> Path:
+        path = fs.local_path(self.step_dir(step))
         if _rank() == 0:
             path.mkdir(parents=True, exist_ok=True)
         _barrier()
         with _quiet_single_process():
             dcp.save(self._snapshot(), checkpoint_id=str(path))
         _barrier()
-        if _rank() == 0:
-            self._prune()
-            logger.info("saved checkpoint %s", path)
+        return path
+
+    def _save_staged(self, step: int) -> Path:
+        shutil.rmtree(self.staging, ignore_errors=True)  # locally only the newest step (Ray Train reports it)
+        path = self.staging / f"step-{step:08d}"
+        path.mkdir(parents=True)
+        with _quiet_single_process():
+            dcp.save(self._snapshot(), checkpoint_id=str(path))
+        marker = path / METADATA
+        metadata = marker.read_bytes() if marker.is_file() else None  # the coordinator (rank 0) wrote it
+        if metadata is not None:
+            marker.unlink()
+        fs.copy_dir(path, self.step_dir(step))
         _barrier()
+        if metadata is not None:
+            fs.write_bytes(fs.join(self.step_dir(step), METADATA), metadata)
+            marker.write_bytes(metadata)
         return path
 
     def load(self, step: int = -1, path: str | Path | None = None) -> int | None:
@@ -170,13 +215,10 @@ class CheckpointManager:
                 return None
             step = steps[-1] if step == -1 else step
             path = self.step_dir(step)
-        path = Path(path)
-        if not (path / ".metadata").is_file():
-            raise FileNotFoundError(f"no DCP checkpoint at {path}")
         with _quiet_single_process():
-            dcp.load(self.states, checkpoint_id=str(path))
+            dcp.load(self.states, checkpoint_id=str(fetch_checkpoint(path)))
         logger.info("loaded checkpoint %s", path)
-        match = STEP_DIR.match(path.name)
+        match = STEP_DIR.match(fs.name_of(path))
         return int(match.group(1)) if match else step
 
     def _snapshot(self) -> dict[str, Any]:
@@ -185,28 +227,54 @@ class CheckpointManager:
 
     def _prune(self) -> None:
         for old in available_steps(self.folder)[: -self.keep_latest_k]:
-            shutil.rmtree(self.step_dir(old), ignore_errors=True)
+            fs.delete_dir(self.step_dir(old))
 
 
 def available_steps(folder: str | Path) -> list[int]:
-    """Steps with a complete checkpoint (a `.metadata` file) in `folder`, ascending."""
-    folder = Path(folder)
-    if not folder.is_dir():
+    """Steps with a complete checkpoint (a `.metadata` file) in `folder` (a path or URI), ascending."""
+    if not fs.is_dir(folder):
         return []
-    steps = []
-    for child in folder.iterdir():
-        match = STEP_DIR.match(child.name)
-        if match and (child / ".metadata").is_file():
-            steps.append(int(match.group(1)))
+    base = str(folder).rstrip("/")
+    steps = set()
+    for file in fs.list_files(folder, hidden=True):
+        step, _, name = file[len(base) + 1:].partition("/")
+        match = STEP_DIR.match(step)
+        if match and name == METADATA:
+            steps.add(int(match.group(1)))
     return sorted(steps)
 
 
-def latest_checkpoint(folder: str | Path) -> Path | None:
+def latest_checkpoint(folder: str | Path) -> str | None:
+    """The newest complete checkpoint folder (path or URI, in `folder`'s form), or None."""
     steps = available_steps(folder)
-    return Path(folder) / f"step-{steps[-1]:08d}" if steps else None
+    return fs.join(folder, f"step-{steps[-1]:08d}") if steps else None
+
+
+def step_of(checkpoint: str | Path) -> int:
+    """The step of a `step-00000042` checkpoint folder."""
+    match = STEP_DIR.match(fs.name_of(checkpoint))
+    if match is None:
+        raise ValueError(f"{checkpoint} is not a step-N checkpoint folder")
+    return int(match.group(1))
+
+
+def fetch_checkpoint(path: str | Path) -> Path:
+    """A local checkpoint folder for `path`: itself, or a download of a remote one (one per machine).
+
+    Collective under torch.distributed: the first rank of each machine downloads while the others wait.
+    """
+    if not fs.is_file(fs.join(path, METADATA)):
+        raise FileNotFoundError(f"no DCP checkpoint at {path}")
+    if not fs.is_remote(path):
+        return fs.local_path(path)
+    if _local_rank() == 0:
+        fetch_dir(path)
+    _barrier()
+    return fetch_dir(path)
 
 
 def load_model_weights(model: nn.Module, path: str | Path) -> None:
     """Load only the model from a full training checkpoint (a new phase starts from the last one)."""
+    local = fetch_checkpoint(path)
     with _quiet_single_process():
-        dcp.load({"model": ModelState(model)}, checkpoint_id=str(path))
+        dcp.load({"model": ModelState(model)}, checkpoint_id=str(local))

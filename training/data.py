@@ -2,6 +2,7 @@
 
 Shards are what `ray_jobs.tokenize.pack` writes: `<token set>/<split>/part-XXXXX.parquet` with
 `input_ids` (exactly L ids), `seq_lens` (segment lengths, sum L), `pad_len`, `source`, `seq_index`.
+The token set is a local path or a URI (`s3://`, `gs://`, ...), read through `infra.core.fs`.
 
 Order: epoch `e` visits the sequences in `permutation(seed + e)` of their `seq_index` (or in
 `seq_index` order with `shuffle=False`). A global batch is `batch_size * world_size` consecutive
@@ -25,25 +26,45 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
+from infra.core import fs
+
 COLUMNS = ["input_ids", "seq_lens", "pad_len", "seq_index"]
 
 
-def shard_files(path: str | Path, split: str = "train") -> list[Path]:
-    """Part files of a split folder, or of `<token set>/<split>/` when given the token-set folder."""
-    path = Path(path)
-    if (path / split).is_dir() and not list(path.glob("part-*.parquet")):
-        path = path / split
-    files = sorted(path.glob("part-*.parquet"))
+def _part_files(folder: str) -> list[str]:
+    """The `part-*.parquet` files directly in `folder` (none when it is not a folder)."""
+    if not fs.is_dir(folder):
+        return []
+    base = folder.rstrip("/")
+    return [f for f in fs.list_files(folder, suffixes=(".parquet",))
+            if fs.parent_of(f) == base and fs.name_of(f).startswith("part-")]
+
+
+def shard_files(path: str | Path, split: str = "train") -> list[str]:
+    """Part files (paths or URIs) of a split folder, or of `<token set>/<split>/` when given the token-set folder."""
+    path = str(path)
+    files = _part_files(path)
+    if not files:
+        path = fs.join(path, split)
+        files = _part_files(path)
     if not files:
         raise FileNotFoundError(f"no part-*.parquet shards under {path}")
     return files
+
+
+def read_shard(uri: str, columns: list[str] | None = None) -> pa.Table:
+    """One part file: memory-mapped when local, through its pyarrow filesystem otherwise."""
+    if not fs.is_remote(uri):
+        return pq.read_table(fs.local_path(uri), columns=columns, memory_map=True)
+    filesystem, path = fs.resolve(uri)
+    return pq.read_table(path, columns=columns, filesystem=filesystem)
 
 
 class PackedSequences:
     """All sequences of a split in memory-mapped numpy form, indexed by `seq_index`."""
 
     def __init__(self, path: str | Path, split: str = "train"):
-        tables = [pq.read_table(f, columns=COLUMNS, memory_map=True) for f in shard_files(path, split)]
+        tables = [read_shard(f, COLUMNS) for f in shard_files(path, split)]
         table = pa.concat_tables(tables).combine_chunks()
         order = np.argsort(table.column("seq_index").to_numpy(), kind="stable")
         ids = table.column("input_ids").chunk(0) if table.num_rows else None

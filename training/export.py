@@ -4,19 +4,22 @@ The model uses transformers' parameter names, so an export is the state dict (wi
 `decoder.weight`, which transformers re-ties on load) in `model.safetensors`, a `ModernBertConfig`
 mirroring `ModelArgs` in `config.json`, and the tokenizer files. `AutoModelForMaskedLM.from_pretrained`
 loads the folder; `load_exported` turns it back into our model (to continue training from an export).
+The folder may be a URI (`s3://.../export`): it is written locally and uploaded, and downloaded to load.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
+import tempfile
 from dataclasses import asdict, fields
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from infra.core import fs
 from training.model import ModelArgs, ModernBertMLM
+from training.staging import fetch_dir
 
 ARGS_KEY = "rexbert_model_args"  # our ModelArgs, kept verbatim in config.json for `load_exported`
 TOKENIZER_FILES = (
@@ -76,18 +79,30 @@ def export_hf(
     args: ModelArgs,
     out_dir: str | Path,
     tokenizer_dir: str | Path | None = None,
-) -> Path:
+) -> str:
     """Write `config.json`, `model.safetensors` and the tokenizer files into `out_dir`; returns it.
 
     Args:
         model_or_state_dict: our model (unsharded) or a full state dict with our (= HF) names; for an
             FSDP2 model pass `training.parallelize.unwrap_state_dict_keys(model)` from every rank.
-        tokenizer_dir: folder written by `training.tokenizer.train_tokenizer` (or any HF tokenizer
-            folder); None writes the model alone.
+        out_dir: a local folder or a URI; a remote export is written to a local temporary folder first
+            (safetensors writes local files) and then uploaded.
+        tokenizer_dir: folder (path or URI) written by `training.tokenizer.train_tokenizer` (or any HF
+            tokenizer folder); None writes the model alone.
     """
+    if not fs.is_remote(out_dir):
+        _write_export(model_or_state_dict, args, fs.local_path(out_dir), tokenizer_dir)
+        return str(out_dir)
+    with tempfile.TemporaryDirectory(prefix="rexbert-export-") as staged:
+        _write_export(model_or_state_dict, args, Path(staged), tokenizer_dir)
+        fs.copy_dir(staged, out_dir)
+    return str(out_dir)
+
+
+def _write_export(model_or_state_dict: nn.Module | dict[str, torch.Tensor], args: ModelArgs, out_dir: Path,
+                  tokenizer_dir: str | Path | None) -> None:
     from safetensors.torch import save_file
 
-    out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     state = model_or_state_dict.state_dict() if isinstance(model_or_state_dict, nn.Module) else model_or_state_dict
     state = {_clean_key(k): v for k, v in state.items()}
@@ -105,12 +120,11 @@ def export_hf(
     (out_dir / "config.json").write_text(json.dumps(config_dict, indent=2, sort_keys=True) + "\n")
 
     if tokenizer_dir is not None:
-        copied = [name for name in TOKENIZER_FILES if (Path(tokenizer_dir) / name).is_file()]
+        copied = [name for name in TOKENIZER_FILES if fs.is_file(fs.join(tokenizer_dir, name))]
         if "tokenizer.json" not in copied:
             raise FileNotFoundError(f"{tokenizer_dir} holds no tokenizer.json")
         for name in copied:
-            shutil.copy2(Path(tokenizer_dir) / name, out_dir / name)
-    return out_dir
+            (out_dir / name).write_bytes(fs.read_bytes(fs.join(tokenizer_dir, name)))
 
 
 def _clean_key(key: str) -> str:
@@ -150,13 +164,13 @@ def args_from_config(config: dict) -> ModelArgs:
 
 
 def load_exported(path: str | Path, **overrides) -> ModernBertMLM:
-    """Our model from an export folder (e.g. to continue training); `overrides` change ModelArgs fields
-    such as `attention_backend` or `global_rope_theta` for context extension."""
+    """Our model from an export folder (a path or URI, e.g. to continue training); `overrides` change
+    ModelArgs fields such as `attention_backend` or `global_rope_theta` for context extension."""
     from dataclasses import replace
 
     from safetensors.torch import load_file
 
-    path = Path(path)
+    path = fetch_dir(path)
     args = replace(args_from_config(json.loads((path / "config.json").read_text())), **overrides)
     model = ModernBertMLM(args)
     state = load_file(str(path / "model.safetensors"))

@@ -10,6 +10,10 @@ them the first ids, so they do not move when the vocabulary size changes:
 When the corpus is too small for BPE to reach the requested size (BPE stops when no pair occurs
 `min_frequency` times), the vocabulary is padded with unused tokens `[unused0]`, `[unused1]`, ...
 (ModernBERT pads its vocabulary the same way) so the size is exactly the requested multiple of 64.
+
+Tokenizer folders are read and written by path or URI (`s3://`, `gs://`, ...) through `infra.core.fs`;
+HF reads and writes local folders only, so a remote folder goes through `training.staging` (a staged
+upload, a cached download).
 """
 
 from __future__ import annotations
@@ -19,6 +23,9 @@ from pathlib import Path
 
 from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import AutoTokenizer, PreTrainedTokenizerBase, PreTrainedTokenizerFast
+
+from infra.core import fs
+from training.staging import fetch_dir, local_dir, publish_dir
 
 SPECIAL_TOKENS = ["[UNK]", "[CLS]", "[SEP]", "[PAD]", "[MASK]"]
 VOCAB_MULTIPLE = 64
@@ -81,10 +88,11 @@ def train_tokenizer(
     vocab_size: int = 50368,
     min_frequency: int = 2,
     show_progress: bool = False,
-) -> Path:
-    """Train byte-level BPE on `texts` and save it in HF format under `output_dir`.
+) -> str:
+    """Train byte-level BPE on `texts` and save it in HF format under `output_dir` (a path or URI).
 
-    `AutoTokenizer.from_pretrained(output_dir)` loads the result. Returns `output_dir`.
+    `load_tokenizer(output_dir)` loads the result (`AutoTokenizer.from_pretrained` too, for a local
+    folder). Returns `output_dir` as a string.
     """
     _check_vocab_size(vocab_size)
     tokenizer = build_untrained_tokenizer()
@@ -100,15 +108,24 @@ def train_tokenizer(
         assert tokenizer.token_to_id(token) == token_id, f"{token} must have id {token_id}"
     pad_vocabulary(tokenizer, vocab_size)
     _set_post_processor(tokenizer)
-    output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    wrap_fast_tokenizer(tokenizer).save_pretrained(str(output_dir))
-    return output_dir
+    return save_tokenizer(wrap_fast_tokenizer(tokenizer), output_dir)
+
+
+def save_tokenizer(tokenizer: PreTrainedTokenizerBase, output_dir: str | Path) -> str:
+    """`save_pretrained` into a folder path or URI (a remote one is staged locally, then uploaded)."""
+    local = local_dir(output_dir)
+    local.mkdir(parents=True, exist_ok=True)
+    tokenizer.save_pretrained(str(local))
+    publish_dir(local, output_dir)
+    return str(output_dir)
 
 
 def load_tokenizer(path_or_hub_name: str | Path) -> PreTrainedTokenizerBase:
-    """A tokenizer folder written by `train_tokenizer`, or any HF hub name / local HF folder."""
-    tokenizer = AutoTokenizer.from_pretrained(str(path_or_hub_name))
+    """A tokenizer folder (path or URI) written by `train_tokenizer`, or any HF hub name / local HF folder."""
+    name = str(path_or_hub_name)
+    # a URI is fetched to a local folder; a local folder or a hub name goes to transformers as given
+    local = fetch_dir(name) if fs.is_remote(name) or name.startswith("file://") else name
+    tokenizer = AutoTokenizer.from_pretrained(str(local))
     if not getattr(tokenizer, "is_fast", False):
         raise ValueError(f"{path_or_hub_name}: packing needs a fast (HF tokenizers) tokenizer")
     return tokenizer

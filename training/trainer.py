@@ -8,6 +8,11 @@ previous phase's weights), optimizer, LR schedule, batch-size plan, checkpointer
 It runs as one plain process (no torch.distributed: no FSDP, for debugging) or as one rank of a
 process group (a Ray Train worker sets one up; FSDP2 shards the model). Nothing here imports Ray:
 the Ray job passes its own batch source and hooks.
+
+The phase folder may be a URI (`s3://bucket/runs/demo/general`): checkpoints and the export are staged
+locally and uploaded (`training.checkpoint`, `training.export`), `metrics.jsonl` and TensorBoard files are
+written to a local staging folder and uploaded at every checkpoint and at the end, and small files
+(`run_info.json`, `summary.json`, `manifest.json`) go straight through `infra.core.fs`.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from contextlib import nullcontext
@@ -24,15 +30,18 @@ from typing import Any, Protocol
 
 import torch
 import torch.distributed as dist
-import yaml
 
+from infra.core import fs
 from infra.core.config import PhaseConfig, PretrainConfig
+from infra.core.manifest import StageStats, build_manifest, write_manifest
 from training.checkpoint import (
+    METADATA,
     CheckpointManager,
     ModelState,
     OptimizerState,
     PerRank,
     RNGState,
+    available_steps,
     latest_checkpoint,
     load_model_weights,
 )
@@ -42,10 +51,12 @@ from training.model import ModelArgs, ModernBertMLM, flops_per_token, model_args
 from training.optim import build_optimizer
 from training.parallelize import parallelize_model, unwrap_state_dict_keys
 from training.schedule import WSD, LRSchedule, plan_steps
+from training.staging import absolute, fetch_dir, local_dir, publish_dir
 
 logger = logging.getLogger(__name__)
 
 RUN_INFO = "run_info.json"  # per phase: model args, tokenizer and data folders (for `export_checkpoint`)
+LOGS = ("metrics.jsonl", "tb")  # written locally (appended, event files), uploaded when the phase is remote
 
 
 class BatchSource(Protocol):
@@ -85,7 +96,7 @@ class EndlessBatches:
 class TrainerHooks:
     """Where a launcher (the Ray job) plugs in; called on every rank."""
 
-    on_checkpoint: Callable[[int, Path, dict[str, Any]], None] | None = None
+    on_checkpoint: Callable[[int, Path, dict[str, Any]], None] | None = None  # (step, local folder, metrics)
     sinks: list[Sink] = field(default_factory=list)
 
 
@@ -105,12 +116,12 @@ def pick_device() -> torch.device:
     return torch.device("cpu")
 
 
-def read_shard_manifest(data_dir: Path, phase: PhaseConfig) -> dict[str, Any]:
-    """The shards' manifest, checked against the phase (sequence length, mixture)."""
-    path = data_dir / "manifest.json"
-    if not path.is_file():
+def read_shard_manifest(data_dir: str, phase: PhaseConfig) -> dict[str, Any]:
+    """The shards' manifest (path or URI), checked against the phase (sequence length, mixture)."""
+    path = fs.join(data_dir, "manifest.json")
+    if not fs.is_file(path):
         raise FileNotFoundError(f"no shard manifest at {path} (run `rexbert tokenize` for phase {phase.name!r})")
-    manifest = json.loads(path.read_text())
+    manifest = json.loads(fs.read_text(path))
     if manifest.get("seq_len") != phase.seq_len:
         raise ValueError(f"phase {phase.name!r} wants seq_len {phase.seq_len}, shards in {data_dir} have "
                          f"{manifest.get('seq_len')}")
@@ -148,7 +159,8 @@ class Trainer:
     # core config
     config: PretrainConfig
     phase: PhaseConfig
-    phase_dir: Path
+    phase_dir: str  # a path or URI
+    local_dir: Path  # phase_dir itself, or its local staging folder when phase_dir is remote
     # components
     model: ModernBertMLM
     optimizer: torch.optim.Optimizer
@@ -166,21 +178,22 @@ class Trainer:
         from training.tokenizer import load_tokenizer
 
         self.config, self.phase, self.seed = config, phase, seed
-        self.phase_dir, self.data_dir = Path(phase_dir), Path(data_dir)
+        self.phase_dir, self.data_dir = str(phase_dir), str(data_dir)
+        self.local_dir = local_dir(self.phase_dir)
         self.hooks = hooks or TrainerHooks()
         self.rank, self.world_size = dist_info()
         self.device = pick_device()
         self.step, self.tokens, self.losses = 0, 0, []
 
-        # data: shards checked against the phase, tokenizer from the shard folder
+        # data: shards checked against the phase, tokenizer from the shard folder (downloaded when remote)
         self.manifest = read_shard_manifest(self.data_dir, phase)
-        self.tokenizer_dir = self.data_dir / self.manifest.get("tokenizer", {}).get("path", "tokenizer")
-        tokenizer = load_tokenizer(self.tokenizer_dir)
+        self.tokenizer_dir = fs.join(self.data_dir, self.manifest.get("tokenizer", {}).get("path", "tokenizer"))
+        tokenizer = load_tokenizer(fetch_dir(self.tokenizer_dir))
         micro = config.data.micro_batch_size
-        if batches is None:
+        if batches is None:  # the plain path reads the whole split into memory: a local copy is no worse
             from training.data import PackedShardLoader
 
-            batches = PackedShardLoader(self.data_dir / "train", batch_size=micro, rank=self.rank,
+            batches = PackedShardLoader(fetch_dir(fs.join(self.data_dir, "train")), batch_size=micro, rank=self.rank,
                                         world_size=self.world_size, seed=seed, shuffle=config.data.shuffle,
                                         drop_last=True)
         self.batches = EndlessBatches(batches)
@@ -230,7 +243,7 @@ class Trainer:
         self.mask_generator = torch.Generator().manual_seed(seed * 1_000_003 + self.rank)
 
         self.checkpointer = CheckpointManager(
-            self.phase_dir / "checkpoints",
+            fs.join(self.phase_dir, "checkpoints"),
             {"model": ModelState(self.model), "optimizer": OptimizerState(self.model, self.optimizer),
              "lr_schedule": self.lr_schedule, "train_state": self, "data": PerRank(self.batches, self.rank),
              "rng": PerRank(RNGState({"mlm": self.mask_generator}), self.rank)},
@@ -238,24 +251,44 @@ class Trainer:
 
         sinks: list[Sink] = list(self.hooks.sinks)
         if self.rank == 0:
-            sinks.append(JsonlSink(self.phase_dir / "metrics.jsonl"))
+            self._stage_logs()
+            sinks.append(JsonlSink(self.local_dir / "metrics.jsonl"))
             if config.metrics.tensorboard:
-                sinks.append(TensorBoardSink(self.phase_dir / "tb"))
+                sinks.append(TensorBoardSink(self.local_dir / "tb"))
         self.metrics = MetricsProcessor(
             self.device, flops_per_token(self.model_args, phase.seq_len, mask_rate), config.metrics.log_interval,
             sinks, self.world_size)
         if self.rank == 0:
-            self.phase_dir.mkdir(parents=True, exist_ok=True)
-            (self.phase_dir / RUN_INFO).write_text(json.dumps(
-                {"model_args": asdict(self.model_args), "tokenizer_dir": str(self.tokenizer_dir.resolve()),
-                 "data_dir": str(self.data_dir.resolve())}, indent=2))
-            (self.phase_dir / "phase.resolved.yaml").write_text(yaml.safe_dump(phase.model_dump(mode="json")))
+            fs.write_text(fs.join(self.phase_dir, RUN_INFO), json.dumps(
+                {"model_args": asdict(self.model_args), "tokenizer_dir": absolute(self.tokenizer_dir),
+                 "data_dir": absolute(self.data_dir)}, indent=2))
         logger.info("phase %s: %d steps, %d params, world %d, device %s, fsdp %s", phase.name, len(self.plan),
                     self.model.num_params(), self.world_size, self.device, use_fsdp)
 
     @property
     def total_steps(self) -> int:
         return len(self.plan)
+
+    def _stage_logs(self) -> None:
+        """A remote phase's logs continue from what was uploaded (a resumed run appends to them), never
+        from a staging folder left by an earlier run under the same URI."""
+        if not fs.is_remote(self.phase_dir):
+            return
+        shutil.rmtree(self.local_dir / "tb", ignore_errors=True)
+        (self.local_dir / "metrics.jsonl").unlink(missing_ok=True)
+        uploaded = fs.join(self.phase_dir, "metrics.jsonl")
+        if fs.is_file(uploaded):
+            self.local_dir.mkdir(parents=True, exist_ok=True)
+            (self.local_dir / "metrics.jsonl").write_bytes(fs.read_bytes(uploaded))
+
+    def publish_logs(self) -> None:
+        """Rank 0 uploads metrics.jsonl and the TensorBoard files of a remote phase."""
+        if self.rank != 0 or not fs.is_remote(self.phase_dir):
+            return
+        if (self.local_dir / "metrics.jsonl").is_file():
+            fs.write_bytes(fs.join(self.phase_dir, "metrics.jsonl"), (self.local_dir / "metrics.jsonl").read_bytes())
+        if (self.local_dir / "tb").is_dir():
+            publish_dir(self.local_dir / "tb", fs.join(self.phase_dir, "tb"))
 
     # --- Stateful: the step counter and tokens seen travel with the checkpoint
     def state_dict(self) -> dict[str, Any]:
@@ -329,6 +362,8 @@ class Trainer:
                 logger.info("step %d/%d  %s", self.step, self.total_steps, format_metrics(values))
             save_started = time.perf_counter()
             path = self.checkpointer.save(self.step, force=self.step == self.total_steps)
+            if path is not None:
+                self.publish_logs()  # the logs on the store stay as far along as its checkpoints
             self.metrics.leave_out(time.perf_counter() - save_started)
             if path is not None and self.hooks.on_checkpoint is not None:
                 self.hooks.on_checkpoint(self.step, path, {"loss": loss, "step": self.step, "tokens": self.tokens})
@@ -341,11 +376,10 @@ class Trainer:
         fault = self.config.fault_injection
         if fault.step is None or self.step != fault.step or self.rank != fault.rank:
             return
-        marker = Path(fault.marker) if fault.marker else self.phase_dir / ".fault-injected"
-        if marker.exists():
+        marker = fault.marker or fs.join(self.phase_dir, ".fault-injected")
+        if fs.exists(marker):
             return
-        marker.parent.mkdir(parents=True, exist_ok=True)
-        marker.write_text(f"rank {self.rank} died at step {self.step}\n")
+        fs.write_text(marker, f"rank {self.rank} died at step {self.step}\n")
         logger.warning("fault injection: rank %d exits at step %d", self.rank, self.step)
         os._exit(1)
 
@@ -353,16 +387,18 @@ class Trainer:
         last = self.metrics.last
         return {"phase": self.phase.name, "steps": self.step, "total_steps": self.total_steps,
                 "init_from": str(self.init_from) if self.init_from else None, "tokens": self.tokens,
+                "sequences": self.tokens // self.phase.seq_len,
                 "final_loss": self.losses[-1] if self.losses else None, "losses": list(self.losses),
                 "tokens_per_s": last.get("tokens_per_s"), "mfu": last.get("mfu"),
                 "seq_len": self.phase.seq_len, "rope_theta_global": self.model_args.global_rope_theta,
                 "rope_theta_local": self.model_args.local_rope_theta, "world_size": self.world_size}
 
-    def export(self, out_dir: str | Path | None = None) -> Path | None:
-        """HF export of the current weights (with the tokenizer); collective under FSDP, written by rank 0."""
+    def export(self, out_dir: str | Path | None = None) -> str | None:
+        """HF export (path or URI) of the current weights with the tokenizer; collective under FSDP, written
+        by rank 0."""
         from training.export import export_hf
 
-        out_dir = Path(out_dir) if out_dir else self.phase_dir / "export"
+        out_dir = str(out_dir) if out_dir else fs.join(self.phase_dir, "export")
         state = unwrap_state_dict_keys(self.model)
         if self.rank == 0:
             export_hf(state, self.model_args, out_dir, self.tokenizer_dir)
@@ -372,40 +408,60 @@ class Trainer:
 
     def close(self) -> None:
         self.metrics.close()
+        self.publish_logs()
 
 
-def previous_phase_checkpoint(run_dir: Path, phase: PhaseConfig) -> Path | None:
-    """The final checkpoint of the phase this one starts from (None for a phase without `init_from`)."""
+def previous_phase_checkpoint(run_dir: str | Path, phase: PhaseConfig) -> str | None:
+    """The final checkpoint (path or URI) of the phase this one starts from (None without `init_from`)."""
     if phase.init_from is None:
         return None
-    path = latest_checkpoint(run_dir / phase.init_from / "checkpoints")
+    folder = fs.join(run_dir, phase.init_from, "checkpoints")
+    path = latest_checkpoint(folder)
     if path is None:
         raise FileNotFoundError(f"phase {phase.name!r} starts from {phase.init_from!r}, which has no checkpoint "
-                                f"under {run_dir / phase.init_from / 'checkpoints'}; run that phase first")
+                                f"under {folder}; run that phase first")
     return path
+
+
+def write_phase_manifest(phase_dir: str, summary: dict[str, Any], config: PretrainConfig, data_dir: str,
+                         seconds: float, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """`<phase_dir>/manifest.json` of a finished phase. Counts are sequences: every sequence the phase
+    consumed (over all its runs, resumed ones included) was trained on, none is filtered."""
+    stats = StageStats(input=summary["sequences"], kept=summary["sequences"])
+    folder = fs.join(phase_dir, "checkpoints")
+    manifest = build_manifest(
+        f"pretrain.{summary['phase']}", stats, config=config, inputs=[absolute(data_dir)],
+        outputs={"checkpoints": folder, "export": summary.get("export")}, seconds=seconds,
+        extra={"steps": summary["steps"], "tokens": summary["tokens"], "final_loss": summary["final_loss"],
+               "tokens_per_s": summary["tokens_per_s"], "export": summary.get("export"),
+               "checkpoints": [fs.join(folder, f"step-{s:08d}") for s in available_steps(folder)],
+               "init_from": summary["init_from"], "world_size": summary["world_size"], **(extra or {})})
+    write_manifest(phase_dir, manifest)
+    return manifest
 
 
 def run_phase_local(config: PretrainConfig, phase: PhaseConfig, run_dir: str | Path, data_dir: str | Path,
                     seed: int = 0, resume: bool = False, export: bool = True) -> dict[str, Any]:
-    """One phase as one plain process (no Ray, no FSDP): the debugging path."""
-    run_dir = Path(run_dir)
-    phase_dir = run_dir / phase.name
+    """One phase as one plain process (no Ray, no FSDP): the debugging path. `run_dir` and `data_dir` are
+    paths or URIs."""
+    started = time.perf_counter()
+    phase_dir = fs.join(run_dir, phase.name)
+    if not resume and latest_checkpoint(fs.join(phase_dir, "checkpoints")) is not None:
+        raise FileExistsError(f"{phase_dir} already has checkpoints: pass resume=True (--resume) or use a new run dir")
     trainer = Trainer(config, phase, phase_dir, data_dir, seed=seed,
                       init_from=previous_phase_checkpoint(run_dir, phase))
     if resume:
         trainer.resume()
-    elif latest_checkpoint(phase_dir / "checkpoints") is not None:
-        raise FileExistsError(f"{phase_dir} already has checkpoints: pass resume=True (--resume) or use a new run dir")
     summary = trainer.train()
-    if export:
-        summary["export"] = str(trainer.export())
+    summary["export"] = trainer.export() if export else None
     trainer.close()
+    write_phase_manifest(phase_dir, summary, config, str(data_dir), time.perf_counter() - started)
     return summary
 
 
 def run_local(config: Any, phases: list[str] | None = None, resume: bool = False) -> dict[str, Any]:
     """Phases in one plain process (no Ray, no FSDP), for debugging; `config` is the whole run config."""
-    from infra.core.config import load_phase, resolve_data_path, resolve_run_dir
+    from infra.core.config import load_phase, resolve_data_path, resolve_run_dir, write_resolved_config
 
     pretrain: PretrainConfig = config.pretrain
     run_dir = resolve_run_dir(pretrain, config.run.output, config.run.name)
@@ -413,34 +469,46 @@ def run_local(config: Any, phases: list[str] | None = None, resume: bool = False
     for name in phases or list(pretrain.phases):
         phase = load_phase(pretrain, name)
         data_dir = resolve_data_path(pretrain, phase, config.run.output)
+        write_resolved_config(config, fs.join(run_dir, name))
         results[name] = run_phase_local(pretrain, phase, run_dir, data_dir, seed=config.run.seed, resume=resume)
     return results
 
 
-def find_phase_dir(run_dir: str | Path, phase: str | None = None) -> Path:
-    """A phase folder of a run: `phase`, or the one with the newest checkpoint (run_dir may be a phase folder)."""
-    run_dir = Path(run_dir)
-    if (run_dir / RUN_INFO).is_file():
+def _modified(uri: str) -> float:
+    filesystem, path = fs.resolve(uri)
+    mtime = filesystem.get_file_info(path).mtime
+    return mtime.timestamp() if mtime is not None else 0.0
+
+
+def find_phase_dir(run_dir: str | Path, phase: str | None = None) -> str:
+    """A phase folder of a run (path or URI): `phase`, or the one with the newest checkpoint (run_dir may be
+    a phase folder)."""
+    run_dir = str(run_dir).rstrip("/")
+    if fs.is_file(fs.join(run_dir, RUN_INFO)):
         return run_dir
     if phase is not None:
-        return run_dir / phase
-    candidates = [p for p in run_dir.iterdir() if (p / RUN_INFO).is_file() and latest_checkpoint(p / "checkpoints")]
+        return fs.join(run_dir, phase)
+    phase_dirs = [fs.parent_of(f) for f in fs.list_files(run_dir)
+                  if fs.name_of(f) == RUN_INFO and fs.parent_of(fs.parent_of(f)) == run_dir]
+    latest = {p: latest_checkpoint(fs.join(p, "checkpoints")) for p in phase_dirs}
+    candidates = {p: c for p, c in latest.items() if c is not None}
     if not candidates:
         raise FileNotFoundError(f"no phase with a checkpoint under {run_dir}")
-    return max(candidates, key=lambda p: latest_checkpoint(p / "checkpoints").stat().st_mtime)
+    return max(candidates, key=lambda p: _modified(fs.join(candidates[p], METADATA)))
 
 
-def export_checkpoint(run_dir: str | Path, out_dir: str | Path, phase: str | None = None) -> Path:
-    """HF export (config, safetensors, tokenizer) of a phase's latest DCP checkpoint, in one process."""
+def export_checkpoint(run_dir: str | Path, out_dir: str | Path, phase: str | None = None) -> str:
+    """HF export (config, safetensors, tokenizer) of a phase's latest DCP checkpoint, in one process; the run
+    folder and the export may be paths or URIs."""
     from dataclasses import replace
 
     from training.export import export_hf
 
     phase_dir = find_phase_dir(run_dir, phase)
-    info = json.loads((phase_dir / RUN_INFO).read_text())
-    checkpoint = latest_checkpoint(phase_dir / "checkpoints")
+    info = json.loads(fs.read_text(fs.join(phase_dir, RUN_INFO)))
+    checkpoint = latest_checkpoint(fs.join(phase_dir, "checkpoints"))
     if checkpoint is None:
-        raise FileNotFoundError(f"no checkpoint under {phase_dir / 'checkpoints'}")
+        raise FileNotFoundError(f"no checkpoint under {fs.join(phase_dir, 'checkpoints')}")
     args = replace(ModelArgs(**info["model_args"]), attention_backend="sdpa")
     model = ModernBertMLM(args)
     model.init_weights()  # buffers (RoPE); every parameter is then overwritten by the checkpoint

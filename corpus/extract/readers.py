@@ -19,37 +19,15 @@ from pathlib import Path
 from typing import Any
 
 from corpus.record import InputRecord
+from infra.core import fs
 
 GZIP_MAGIC = b"\x1f\x8b\x08"
 DOCUMENT_TYPES = {"response", "resource"}
 HTML_TYPES = {"text/html", "application/xhtml+xml", "application/xml+html", "text/xhtml"}
 _CHUNK = 1 << 20
+BATCH_ROWS = 4096  # Parquet rows decoded at a time
 _CHARSET = re.compile(r"charset\s*=\s*[\"']?([\w.:-]+)", re.IGNORECASE)
 _HTML_SNIFF = re.compile(rb"^\s*(<!doctype html|<html|<head|<body|<!--)", re.IGNORECASE)
-
-INPUT_KINDS = {
-    ".warc.gz": "warc",
-    ".warc": "warc",
-    ".arc.gz": "warc",
-    ".html": "html",
-    ".htm": "html",
-    ".html.gz": "html",
-    ".htm.gz": "html",
-    ".jsonl": "jsonl",
-    ".jsonl.gz": "jsonl",
-    ".json": "jsonl",
-    ".json.gz": "jsonl",
-    ".parquet": "parquet",
-}
-
-
-def input_kind(path: str) -> str | None:
-    """The input kind ("warc", "html", "jsonl" or "parquet") of a file name; None for anything else."""
-    name = path.lower().rsplit("/", 1)[-1]
-    for suffix in sorted(INPUT_KINDS, key=len, reverse=True):
-        if name.endswith(suffix):
-            return INPUT_KINDS[suffix]
-    return None
 
 
 def source_name(kind: str, path: str) -> str:
@@ -225,95 +203,105 @@ def iter_html_file(data: bytes, file: str, url: str | None = None) -> Iterator[I
 # --- already-extracted text -------------------------------------------------------------------------
 
 
+def _text_or_none(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
 def text_record(
     row: dict[str, Any], file: str, index: int, text_column: str = "text", url_column: str = "url",
     domain_column: str = "domain",
 ) -> InputRecord:  # fmt: skip
-    """A JSONL / Parquet row (FineFineWeb shape: text, url, domain) as a ready-text record."""
-    kind = "parquet" if file.endswith(".parquet") else "jsonl"
-    url = row.get(url_column)
+    """A JSONL / Parquet row (FineFineWeb shape: text, url, domain) as a ready-text record.
+
+    Without an `id` column the record id is `<file>#<line or row index>`, so doc ids are the same whichever
+    engine (or how many partitions) read the file. Dates, URLs and labels are kept as text.
+    """
+    kind = fs.input_kind(fs.name_of(file)) or "jsonl"
+    url = _text_or_none(row.get(url_column))
     record_id = str(row.get("id") or f"{file}#{index}")
     base = dict(source=source_name(kind, file), file=file, offset=index, record_id=record_id, url=url)
     text = row.get(text_column)
     if not isinstance(text, str):
         return InputRecord("error", reason="bad_row", message=f"no string column {text_column!r}", **base)
-    domain = row.get(domain_column)
     return InputRecord(
         "text",
         text=text,
         title=row.get("title") if isinstance(row.get("title"), str) else None,
-        domain_label=str(domain) if domain is not None else None,
-        fetch_date=row.get("date") or row.get("fetch_date"),
+        domain_label=_text_or_none(row.get(domain_column)),
+        fetch_date=_text_or_none(row.get("date") or row.get("fetch_date")),
         **base,
     )
 
 
-def iter_jsonl(path: str | Path, **columns: str) -> Iterator[InputRecord]:
-    """Rows of a (gzipped) JSONL file; a line that is not a JSON object is error `bad_json`."""
-    path = str(path)
-    opener = gzip.open if path.endswith(".gz") else open
-    with opener(path, "rt", encoding="utf-8", errors="replace") as handle:
-        for index, line in enumerate(handle):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-                if not isinstance(row, dict):
-                    raise ValueError("not an object")
-            except ValueError as err:
-                yield InputRecord("error", source_name("jsonl", path), path, index, reason="bad_json", message=str(err))
-                continue
-            yield text_record(row, path, index, **columns)
+def iter_jsonl(uri: str | Path, **columns: str) -> Iterator[InputRecord]:
+    """Rows of a (gzipped) JSONL file on any filesystem; a line that is not a JSON object is error
+    `bad_json`, a gzip stream that breaks off is error `bad_gzip` after the lines before it."""
+    uri = str(uri)
+    source = source_name("jsonl", uri)
+    index = 0
+    try:
+        with fs.open_input(uri) as stream:
+            raw = gzip.GzipFile(fileobj=stream) if uri.lower().endswith(".gz") else stream
+            for index, line in enumerate(io.TextIOWrapper(raw, encoding="utf-8", errors="replace")):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                    if not isinstance(row, dict):
+                        raise ValueError("not an object")
+                except ValueError as err:
+                    yield InputRecord("error", source, uri, index, reason="bad_json", message=str(err))
+                    continue
+                yield text_record(row, uri, index, **columns)
+    except (OSError, EOFError, zlib.error) as err:
+        if isinstance(err, FileNotFoundError):
+            raise
+        yield InputRecord("error", source, uri, index, reason="bad_gzip", message=f"{type(err).__name__}: {err}")
 
 
-def iter_parquet(path: str | Path, **columns: str) -> Iterator[InputRecord]:
+def iter_parquet(uri: str | Path, **columns: str) -> Iterator[InputRecord]:
+    """Rows of a Parquet file on any filesystem, streamed batch by batch; an unreadable file is error
+    `bad_parquet` after the rows before the damage."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    for index, row in enumerate(pq.read_table(str(path)).to_pylist()):
-        yield text_record(row, str(path), index, **columns)
+    uri = str(uri)
+    index = 0
+    try:
+        with fs.open_input(uri) as stream:
+            for batch in pq.ParquetFile(stream).iter_batches(batch_size=BATCH_ROWS):
+                for row in batch.to_pylist():
+                    yield text_record(row, uri, index, **columns)
+                    index += 1
+    except (pa.ArrowException, OSError) as err:
+        if isinstance(err, FileNotFoundError):
+            raise
+        yield InputRecord("error", source_name("parquet", uri), uri, index, reason="bad_parquet",
+                          message=f"{type(err).__name__}: {err}")
 
 
-# --- any local path ------------------------------------------------------------------------------
+# --- any input -----------------------------------------------------------------------------------
 
 
-def select_inputs(files: Iterable[str]) -> list[tuple[str, str]]:
-    """(kind, file) for the readable files of one folder listing, sorted.
+def iter_file(kind: str, uri: str, **columns: str) -> Iterator[InputRecord]:
+    """Every record of one input file of a known kind (see `infra.core.fs.input_kind`), on any filesystem.
 
-    Page inputs win: when a folder holds WARC or HTML files, its JSON / JSONL / Parquet files are
-    side data (a crawl's ground truth, a manifest), not inputs. Names starting with `_` or `.` are
-    skipped (Spark's _SUCCESS, _errors/, hidden files).
+    What the Spark job runs per file on its executors, and `iter_inputs` in one process.
     """
-    kinds = []
-    for file in sorted(files):
-        name = file.rstrip("/").rsplit("/", 1)[-1]
-        kind = input_kind(name)
-        if kind and not name.startswith(("_", ".")) and name != "manifest.json" and "/_" not in file:
-            kinds.append((kind, file))
-    if any(kind in ("warc", "html") for kind, _ in kinds):
-        kinds = [(kind, file) for kind, file in kinds if kind in ("warc", "html")]
-    return kinds
-
-
-def list_inputs(paths: Iterable[str | Path]) -> list[tuple[str, str]]:
-    """(kind, file) for every readable file under the given local files or folders."""
-    found = []
-    for path in map(Path, paths):
-        if path.is_dir():
-            found.extend(select_inputs(str(p) for p in path.rglob("*") if p.is_file()))
-        else:
-            kind = input_kind(path.name)
-            found.extend([(kind, str(path))] if kind else [])
-    return found
+    if kind == "warc":
+        yield from iter_warc(fs.read_bytes(uri), uri)
+    elif kind == "html":
+        yield from iter_html_file(fs.read_bytes(uri), uri)
+    elif kind == "jsonl":
+        yield from iter_jsonl(uri, **columns)
+    elif kind == "parquet":
+        yield from iter_parquet(uri, **columns)
+    else:
+        raise ValueError(f"unknown input kind {kind!r} for {uri}")
 
 
 def iter_inputs(paths: Iterable[str | Path], **columns: str) -> Iterator[InputRecord]:
-    """Every record of local inputs, whatever their kind (the single-process twin of the Spark job)."""
-    for kind, file in list_inputs(paths):
-        if kind == "warc":
-            yield from iter_warc(Path(file).read_bytes(), file)
-        elif kind == "html":
-            yield from iter_html_file(Path(file).read_bytes(), file)
-        elif kind == "jsonl":
-            yield from iter_jsonl(file, **columns)
-        else:
-            yield from iter_parquet(file, **columns)
+    """Every record of the inputs (files, folders, globs; any filesystem): the single-process twin of the
+    Spark extract job, with the same discovery (`infra.core.fs.list_inputs`)."""
+    for kind, file in fs.list_inputs(paths):
+        yield from iter_file(kind, file, **columns)

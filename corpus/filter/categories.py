@@ -9,10 +9,13 @@ score title and product fields three times as much as body text.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import re
 from collections import Counter
 from pathlib import Path
+
+from infra.core import fs
 
 CATEGORIES = ("fashion", "beauty", "electronics", "home", "grocery", "automotive", "sports", "toys", "other")
 
@@ -89,15 +92,15 @@ def normalize_category(label: str | None) -> str:
 
 
 def load_category_labels(path: str | Path) -> dict[str, str]:
-    """Labels keyed by url and/or doc_id from JSONL (`url`/`doc_id`, `category`) or CSV with the same columns."""
-    path = Path(path)
-    rows: list[dict] = []
-    if path.suffix == ".csv":
-        with path.open(newline="") as fh:
-            rows = list(csv.DictReader(fh))
+    """Labels keyed by url and/or doc_id from JSONL (`url`/`doc_id`, `category`) or CSV with the same columns.
+
+    `path` may be local or a URI (infra.core.fs); the file is read once, on the driver.
+    """
+    text = fs.read_text(path)
+    if str(path).lower().endswith(".csv"):
+        rows = list(csv.DictReader(io.StringIO(text, newline="")))
     else:
-        with path.open() as fh:
-            rows = [json.loads(line) for line in fh if line.strip()]
+        rows = [json.loads(line) for line in text.splitlines() if line.strip()]
     labels: dict[str, str] = {}
     for row in rows:
         category = normalize_category(row.get("category") or row.get("label"))

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from corpus.extract.html import count_bucket
+from infra.core import fs
 
 ECOM_LABEL = "__label__ecom"
 OTHER_LABEL = "__label__other"
@@ -115,29 +116,31 @@ def domain_of(url: str | None) -> str:
 
 
 def load_labeled_jsonl(path: str | Path) -> list[PageExample]:
-    """`{"text", "label"}` lines (optionally `url`, `title`); labels like "ecommerce"/"non_ecommerce", 1/0."""
+    """`{"text", "label"}` lines (optionally `url`, `title`); labels like "ecommerce"/"non_ecommerce", 1/0.
+
+    `path` may be local or a URI (infra.core.fs).
+    """
     examples = []
-    with Path(path).open() as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-                text, label = row["text"], row["label"]
-            except (json.JSONDecodeError, KeyError, TypeError) as exc:
-                raise ValueError(f"{path}:{lineno}: expected a JSON object with 'text' and 'label' ({exc})") from None
-            url = row.get("url")
-            examples.append(
-                PageExample(
-                    text=text or "",
-                    label=is_positive_label(label),
-                    url=url,
-                    title=row.get("title"),
-                    product=row.get("product"),
-                    domain=row.get("domain") or domain_of(url) or None,
-                    html_signals=row.get("html_signals"),
-                )
+    for lineno, line in enumerate(fs.read_text(path).splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            text, label = row["text"], row["label"]
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise ValueError(f"{path}:{lineno}: expected a JSON object with 'text' and 'label' ({exc})") from None
+        url = row.get("url")
+        examples.append(
+            PageExample(
+                text=text or "",
+                label=is_positive_label(label),
+                url=url,
+                title=row.get("title"),
+                product=row.get("product"),
+                domain=row.get("domain") or domain_of(url) or None,
+                html_signals=row.get("html_signals"),
             )
+        )
     return examples
 
 

@@ -2,6 +2,12 @@
 
 Token authentication stays on: the client runs with RAY_AUTH_MODE=token and reads the cluster's token
 from RAY_AUTH_TOKEN or ~/.ray/auth_token (`ray get-auth-token` prints it on the head node).
+
+The code a job's driver and workers import travels with the job as its `working_dir`: this checkout
+(corpus/, training/, ray_jobs/, infra/ side by side, as `infra.core.config` expects to find
+`training/phases/`), less environments, outputs and caches. Ray puts the working_dir first on every job
+process's path, so the job runs this code, not whatever the cluster image has installed. Run configs
+travel as URIs (`--config s3://...`) or as files inside the checkout.
 """
 
 from __future__ import annotations
@@ -11,13 +17,23 @@ import os
 import shlex
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from infra.core.paths import PROJECT_ROOT
 
 DEFAULT_ADDRESS = "http://127.0.0.1:8265"
 # What a job's working_dir upload leaves out: environments, outputs and caches are not code.
-WORKING_DIR_EXCLUDES = [".venv", ".git", "demo-output", "bench/results", "**/__pycache__", "*.egg-info"]
+WORKING_DIR_EXCLUDES = [".venv", ".git", "demo-output", "bench/results", "**/__pycache__", "*.egg-info",
+                        ".pytest_cache", ".ruff_cache"]
+# What the job's processes import: the Ray drivers and what they call (the CLI, the config and filesystem
+# layer, training, document logic).
+RAY_PACKAGES = ("corpus", "training", "ray_jobs", "infra")
+
+
+def missing_packages(working_dir: str) -> list[str]:
+    """The packages a job needs that `working_dir` does not hold (its upload would not carry them)."""
+    return [p for p in RAY_PACKAGES if not (Path(working_dir) / p / "__init__.py").is_file()]
 
 
 @dataclass
@@ -44,10 +60,19 @@ def build_ray_job_request(
     entrypoint_num_cpus: float | None = None,
     entrypoint_num_gpus: float | None = None,
 ) -> RayJobRequest:
+    """The submission for `entrypoint`; its runtime_env ships `working_dir` (default: this checkout).
+
+    `working_dir=None` ships nothing: the cluster image's installed code runs. A working_dir that lacks
+    one of `RAY_PACKAGES` is an error, since the job would run a mix of shipped and installed code.
+    """
     if not entrypoint:
         raise ValueError("a Ray job needs an entrypoint command, e.g. -- rexbert pretrain --config run.yaml")
     runtime_env: dict[str, Any] = {}
     if working_dir:
+        missing = missing_packages(working_dir)
+        if missing:
+            raise ValueError(f"working_dir {working_dir} lacks {', '.join(missing)}: submit the project folder "
+                             f"({PROJECT_ROOT}), or none to run the cluster image's code; configs can be URIs")
         runtime_env["working_dir"] = working_dir
         runtime_env["excludes"] = list(WORKING_DIR_EXCLUDES)
     if pip:

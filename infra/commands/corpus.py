@@ -41,7 +41,7 @@ def build_cmd(
     input: list[str] = INPUT,
     output: str = OUTPUT,
     classifier: str | None = CLASSIFIER,
-    config: Path | None = ConfigOption,
+    config: str | None = ConfigOption,
 ) -> None:
     """Every stage: extracted/ filtered/ deduped/ corpus/, manifests, and report/index.html."""
     from spark_jobs.build_job import build_corpus
@@ -53,7 +53,7 @@ def build_cmd(
     typer.echo(f"manifest: {output}/manifest.json  report: {manifest.get('report')}")
 
 
-def _stage(ctx: typer.Context, config: Path | None, output: str, run) -> None:
+def _stage(ctx: typer.Context, config: str | None, output: str, run) -> None:
     from pyspark.sql import SparkSession
 
     from spark_jobs.session import spark_session_from_config
@@ -71,7 +71,7 @@ def _stage(ctx: typer.Context, config: Path | None, output: str, run) -> None:
 
 @app.command("extract", context_settings=OVERRIDES)
 def extract_cmd(ctx: typer.Context, input: list[str] = INPUT, output: str = OUTPUT,
-                config: Path | None = ConfigOption) -> None:
+                config: str | None = ConfigOption) -> None:
     """Extract text and product data from WARC / HTML / JSONL / Parquet into extracted/ Parquet."""
     from spark_jobs.extract_job import run_extract
 
@@ -81,7 +81,7 @@ def extract_cmd(ctx: typer.Context, input: list[str] = INPUT, output: str = OUTP
 @app.command("filter", context_settings=OVERRIDES)
 def filter_cmd(ctx: typer.Context, input: str = typer.Option(..., "--input", "-i", help="extracted/ folder."),
                output: str = OUTPUT, classifier: str | None = CLASSIFIER,
-               config: Path | None = ConfigOption) -> None:
+               config: str | None = ConfigOption) -> None:
     """Score, categorise and quality-filter extracted/ into filtered/ (every row, with filter_reason)."""
     from spark_jobs.filter_job import run_filter
 
@@ -90,7 +90,7 @@ def filter_cmd(ctx: typer.Context, input: str = typer.Option(..., "--input", "-i
 
 @app.command("dedup", context_settings=OVERRIDES)
 def dedup_cmd(ctx: typer.Context, input: list[str] = INPUT, output: str = OUTPUT,
-              config: Path | None = ConfigOption) -> None:
+              config: str | None = ConfigOption) -> None:
     """MinHash near-duplicate removal over any JSONL / Parquet of documents with text and url."""
     from spark_jobs.dedup_job import run_dedup
 

@@ -8,23 +8,25 @@ import typer
 
 from infra.commands.common import OVERRIDES, ConfigOption, resolve_config
 
-DEMO_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "demo.yaml"
+DEMO_CONFIG = str(Path(__file__).resolve().parent.parent / "configs" / "demo.yaml")
 
 
 def demo(
     ctx: typer.Context,
-    output: Path = typer.Option(Path("demo-output"), "--output", "-o", help="Root folder of all stage outputs."),
-    config: Path | None = ConfigOption,
+    output: str | None = typer.Option(
+        None, "--output", "-o", help="Root folder of all stage outputs (default: run.output, demo-output)."
+    ),
+    config: str | None = ConfigOption,
     docs: int | None = typer.Option(None, "--docs", help="Synthetic pages to generate (demo.docs)."),
 ) -> None:
     """Run sample data -> corpus (Spark) -> tokenize (Ray Data) -> 3 pretraining phases (Ray Train) -> evaluate
     (Ray Tune) -> report, at tiny scale. Extra options: --section.key=value config overrides."""
     from infra.demo import format_summary, run_demo
 
-    cfg = resolve_config(ctx, config or DEMO_CONFIG, **{"run.output": str(output), "demo.docs": docs})
-    results = run_demo(cfg, Path(cfg.run.output), echo=typer.echo)
+    cfg = resolve_config(ctx, config or DEMO_CONFIG, **{"run.output": output, "demo.docs": docs})
+    results = run_demo(cfg, cfg.run.output, echo=typer.echo)
     typer.echo(format_summary(results))
-    typer.echo(f"outputs under {Path(cfg.run.output).resolve()}")
+    typer.echo(f"outputs under {cfg.run.output}")
 
 
 def register(app: typer.Typer) -> None:

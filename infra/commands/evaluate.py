@@ -2,23 +2,24 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import typer
 
 from infra.commands.common import OVERRIDES, ConfigOption, resolve_config
+from infra.core import fs
 
 
 def evaluate(
     ctx: typer.Context,
-    model: list[Path] = typer.Option(..., "--model", "-m", help="HF encoder folder (repeat to compare models)."),
+    model: list[str] = typer.Option(..., "--model", "-m", help="HF encoder folder (repeat to compare models)."),
     task: list[str] = typer.Option(
         None, "--task", "-t",
         help="NAME or NAME:PATH (repeatable): product-matching, page-type, attribute-tagging, similarity, "
         "fill-mask. Default: evaluate.tasks from the config.",
     ),
-    output: Path = typer.Option(..., "--output", "-o", help="Folder for results.json, results.md, report.html."),
-    config: Path | None = ConfigOption,
+    output: str = typer.Option(
+        ..., "--output", "-o", help="Results folder (path or URI): results.json, results.md, report.html."
+    ),
+    config: str | None = ConfigOption,
     address: str | None = typer.Option(None, "--address", help="Ray cluster address ('auto', 'ray://head:10001')."),
 ) -> None:
     """Fine-tune and score each model on each task; best config on validation, test mean ± std over seeds.
@@ -31,13 +32,13 @@ def evaluate(
 
     cfg = resolve_config(ctx, config, **{"ray.address": address})
     try:
-        results = run_evaluation([str(m) for m in model], list(task or []), str(output), cfg)
+        results = run_evaluation(list(model), list(task or []), output, cfg)
     except (ModelFolderError, TaskDataError) as err:
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(2) from None
     header, rows = comparison_rows(results)
     typer.echo(markdown_table(header, rows))
-    typer.echo(f"report: {output / 'report.html'}")
+    typer.echo(f"report: {fs.join(output, 'report.html')}")
 
 
 def register(app: typer.Typer) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import click
 import typer
@@ -31,7 +30,7 @@ app = typer.Typer(cls=_OverridesGroup, invoke_without_command=True, context_sett
 @app.callback(invoke_without_command=True)
 def pretrain(
     ctx: typer.Context,
-    config: Path | None = ConfigOption,
+    config: str | None = ConfigOption,
     phase: str | None = typer.Option(None, "--phase", help="One phase (general, context, decay); default: all."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the latest checkpoint in the run folder."),
     workers: int | None = typer.Option(None, "--workers", "-n", help="Ray Train workers (default pretrain.workers)."),
@@ -63,8 +62,8 @@ def pretrain(
 
 @app.command("export")
 def export(
-    run_dir: Path = typer.Argument(..., help="Run folder (or one phase folder) with DCP checkpoints."),
-    out_dir: Path = typer.Argument(..., help="Folder for config.json, model.safetensors and the tokenizer."),
+    run_dir: str = typer.Argument(..., help="Run folder (or one phase folder) with DCP checkpoints."),
+    out_dir: str = typer.Argument(..., help="Folder for config.json, model.safetensors and the tokenizer."),
     phase: str | None = typer.Option(None, "--phase", help="Phase to export (default: newest checkpoint)."),
 ) -> None:
     """Export the latest checkpoint as a transformers ModernBertForMaskedLM folder."""

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import typer
 
 
 def report(
-    root: Path = typer.Argument(Path("demo-output"), help="Run root holding the stage folders."),
+    root: str = typer.Argument("demo-output", help="Run root holding the stage folders (a path or URI)."),
 ) -> None:
-    """Write ROOT/report/index.html: stage accounting, training curves, evaluation tables, stage plots."""
+    """Write ROOT/report/index.html: every stage's manifest checked, training curves, evaluation tables, plots."""
+    from infra.core import fs
     from infra.report import build_report
 
     try:
@@ -18,8 +17,12 @@ def report(
     except FileNotFoundError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
-    typer.echo(f"{len(summary['stages'])} stage manifests, counts add up: {summary['all_counts_add_up']}")
-    typer.echo(f"report: {root / 'report' / 'index.html'}")
+    failed = [row["folder"] for row in summary["stages"] if row["problem"]]
+    typer.echo(f"{len(summary['stages'])} stage manifests, {len(failed)} failed the check"
+               + (f": {', '.join(failed)}" if failed else ""))
+    typer.echo(f"report: {fs.join(root, 'report', 'index.html')}")
+    if failed:
+        raise typer.Exit(1)
 
 
 def register(app: typer.Typer) -> None:

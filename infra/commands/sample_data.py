@@ -10,12 +10,11 @@ from infra.sample_crawl.generate import GROUND_TRUTH_NAME, generate_sample_crawl
 
 
 def _summary(manifest: dict, out: Path) -> str:
-    counts = manifest["counts"]
-    labels = ", ".join(f"{k} {v}" for k, v in counts["by_label"].items())
-    defects = sum(v for k, v in counts["by_defect"].items() if k != "None")
-    dups = sum(v for k, v in counts["by_dup_kind"].items() if k != "None")
+    labels = ", ".join(f"{k} {v}" for k, v in manifest["by_label"].items())
+    defects = sum(manifest["counts"]["errors"].values())
+    dups = sum(v for k, v in manifest["by_dup_kind"].items() if k != "None")
     return (
-        f"wrote {counts['docs']} pages ({labels}; {dups} duplicates in {counts['dup_groups']} groups, "
+        f"wrote {manifest['counts']['input']} pages ({labels}; {dups} duplicates in {manifest['dup_groups']} groups, "
         f"{defects} malformed records) in {len(manifest['files'])} WARC files to {out}"
     )
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import typer
 
 from infra.commands.common import OVERRIDES, ConfigOption, resolve_config
+from infra.core import fs
 
 app = typer.Typer(help="Train the tokenizer and pack corpora into mixed training shards (Ray Data).",
                   no_args_is_help=True)
@@ -15,9 +15,11 @@ CORPUS = typer.Option(..., "--corpus", help="Corpus folder (Parquet with `text`,
 
 
 def source_name(path: str) -> str:
-    """`demo/ecom/corpus` -> 'ecom'; any other folder -> its own name."""
-    p = Path(path.rstrip("/"))
-    return p.parent.name if p.name == "corpus" and p.parent.name else p.stem
+    """`demo/ecom/corpus` -> 'ecom'; any other folder (or URI) -> its own name, without a suffix."""
+    name, parent = fs.name_of(path), fs.name_of(fs.parent_of(path))
+    if name == "corpus" and parent and parent != name:
+        return parent
+    return name.split(".", 1)[0] if not name.startswith(".") else name
 
 
 @app.command("train-tokenizer", context_settings=OVERRIDES)
@@ -26,7 +28,7 @@ def train_tokenizer_cmd(
     corpus: list[str] = CORPUS,
     output: str = typer.Option(..., "--output", "-o", help="Tokenizer folder to write (HF format)."),
     vocab_size: int | None = typer.Option(None, help="Vocabulary size, a multiple of 64 (default 50368)."),
-    config: Path | None = ConfigOption,
+    config: str | None = ConfigOption,
 ) -> None:
     """Byte-level BPE in the ModernBERT convention, trained on the corpora's texts."""
     from ray_jobs.runtime import ray_runtime
@@ -49,7 +51,7 @@ def pack_cmd(
     output: str = typer.Option(..., "--output", "-o", help="Token-set folder: train/ validation/ manifest.json."),
     seed: int | None = typer.Option(None, help="Mixture seed (default run.seed)."),
     num_sequences: int | None = typer.Option(None, help="Train sequences in the mix (default: no repetition)."),
-    config: Path | None = ConfigOption,
+    config: str | None = ConfigOption,
 ) -> None:
     """Tokenize, pack into sequences of exactly --seq-len tokens, mix by weight, write Parquet shards."""
     from ray_jobs.runtime import ray_runtime
@@ -71,7 +73,7 @@ def pack_cmd(
     summary = {split: {"sequences": s["sequences"], "tokens_real": s["tokens_real"]}
                for split, s in manifest["splits"].items()}
     typer.echo(json.dumps(summary))
-    typer.echo(f"manifest: {Path(output) / 'manifest.json'}")
+    typer.echo(f"manifest: {fs.join(output, 'manifest.json')}")
 
 
 def register(root: typer.Typer) -> None:

@@ -160,7 +160,7 @@ def makedirs(uri: str | Path) -> None:
 def read_bytes(uri: str | Path) -> bytes:
     fs, path = resolve(uri)
     try:
-        with fs.open_input_stream(path) as stream:
+        with fs.open_input_stream(path, compression=None) as stream:
             return stream.read()
     except FileNotFoundError as err:
         raise FileNotFoundError(f"not found: {uri}") from err
@@ -181,7 +181,7 @@ def write_bytes(uri: str | Path, data: bytes) -> str:
     an object store's put is already all or nothing."""
     fs, path = resolve(uri)
     if is_remote(uri):
-        with fs.open_output_stream(path) as stream:
+        with fs.open_output_stream(path, compression=None) as stream:
             stream.write(data)
         return str(uri)
     target = local_path(uri)

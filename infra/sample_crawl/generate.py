@@ -3,9 +3,11 @@
 `generate_sample_crawl(out_dir, docs, seed)` writes Common-Crawl-shaped WARC files
 (`crawl-00000.warc.gz`, ...: a `warcinfo` record, then a `request` and a `response` record per page,
 every record its own gzip member), `ground-truth.jsonl` (one line per page, in WARC order) and
-`manifest.json` (config, counts, files, version). Pages (see `infra.sample_crawl.pages`): e-commerce product
-and category pages with schema.org JSON-LD or microdata, news, forum, documentation and recipe pages,
-German / French / Spanish pages, junk pages, exact and near duplicates, and a few malformed records.
+`manifest.json` (infra.core.manifest's schema: config, counts with every defect an error of its kind, and
+the generator's breakdowns `by_label`, `by_defect`, ..., its files, duplicate groups and version). Pages (see
+`infra.sample_crawl.pages`): e-commerce product and category pages with schema.org JSON-LD or microdata,
+news, forum, documentation and recipe pages, German / French / Spanish pages, junk pages, exact and near
+duplicates, and a few malformed records.
 
 Ground truth per page: `record_id` (the response's WARC-Record-ID, angle brackets included), `url`,
 `file`, `offset` / `length` (the response's gzip member in the file, as a CDX index gives them),
@@ -36,8 +38,9 @@ Defects (each a real malformation a reader must count, then continue):
   yield the record with fewer payload bytes than its HTTP Content-Length (the WARC block is shorter
   than the WARC Content-Length) and no error; the member never reaches its gzip end of stream.
 
-Deterministic: the same arguments give byte-identical files (dates and record ids come from the
-seed, gzip headers carry mtime 0). Streaming: pages are built and written one at a time; duplicates
+Deterministic: the same arguments give byte-identical crawl and ground-truth files (dates and record ids
+come from the seed, gzip headers carry mtime 0); the manifest differs only in when it was made and how long
+it took (`created_utc`, `seconds`). Streaming: pages are built and written one at a time; duplicates
 are scheduled at most `LOOKAHEAD` pages after their original, so memory does not grow with `docs`.
 """
 
@@ -48,6 +51,7 @@ import hashlib
 import json
 import random
 import re
+import time
 import uuid
 import zlib
 from collections import Counter
@@ -57,9 +61,10 @@ from pathlib import Path
 from typing import IO, Any
 
 import lxml.html
-import yaml
 from tqdm import tqdm
 
+from infra.core.config import write_resolved_config
+from infra.core.manifest import MANIFEST_NAME, StageStats, build_manifest, write_manifest  # noqa: F401 (MANIFEST_NAME re-exported)
 from infra.sample_crawl import pages as sp
 from infra.sample_crawl.pages import PageDraft, Para
 
@@ -72,7 +77,6 @@ JUNK_SHARE = 0.05
 LANG_WEIGHTS = {"en": 0.7, "de": 0.1, "fr": 0.1, "es": 0.1}
 FORCED_DEFECT_AT = {"bad_gzip": 11, "non_html": 23, "undecodable": 37}  # guarantees one each when docs >= 200
 GROUND_TRUTH_NAME = "ground-truth.jsonl"
-MANIFEST_NAME = "manifest.json"
 _WORD = re.compile(r"\w+")
 
 
@@ -424,6 +428,7 @@ def generate_sample_crawl(
     """Write the synthetic crawl, its ground truth and manifest under `out_dir`; return the manifest."""
     if docs < 1 or docs_per_file < 1 or not 0 <= ecommerce_share <= 1:
         raise ValueError("docs and docs_per_file must be >= 1 and ecommerce_share in [0, 1]")
+    started = time.perf_counter()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     planner, writer = _Planner(seed, docs, docs_per_file, ecommerce_share), _CrawlWriter(out, seed)
@@ -510,20 +515,36 @@ def generate_sample_crawl(
                 counts[key][str(row[key])] += 1
             bar.update(1)
     writer.close()
-    manifest = {
-        "stage": "sample-data",
-        "version": VERSION,
-        "config": {"docs": docs, "seed": seed, "docs_per_file": docs_per_file, "ecommerce_share": ecommerce_share},
-        "counts": {
-            "docs": docs,
-            "records": 2 * docs + len(writer.files),
+    return _write_manifest(out, counts, groups, writer.files, time.perf_counter() - started,
+                           {"docs": docs, "seed": seed, "docs_per_file": docs_per_file,
+                            "ecommerce_share": ecommerce_share})
+
+
+def _write_manifest(out: Path, counts: dict[str, Counter], groups: int, files: list[str], seconds: float,
+                    config: dict[str, Any]) -> dict:
+    """The crawl's manifest in the one stage schema: every generated page is an input; a page written
+    malformed on purpose (a defect) is an error of that kind, every other page is kept. The generator's own
+    breakdowns (`by_label`, `by_defect`, ...), its files and duplicate groups are the stage's extra keys."""
+    docs = sum(counts["label"].values())
+    stats = StageStats(input=docs, seconds=seconds)
+    for defect, n in counts["defect"].items():
+        if defect != "None":
+            stats.error(defect, n)
+    stats.kept = docs - sum(stats.errors.values())
+    manifest = build_manifest(
+        "sample-data",
+        stats,
+        config=config,
+        outputs={"files": len(files), "records": 2 * docs + len(files)},  # beside this manifest
+        extra={
+            "version": VERSION,
             "dup_groups": groups,
             **{f"by_{k}": dict(sorted(v.items())) for k, v in counts.items()},
+            "files": files,
+            "ground_truth": GROUND_TRUTH_NAME,
         },
-        "files": writer.files,
-        "ground_truth": GROUND_TRUTH_NAME,
-    }
-    (out / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n")
+    )
+    write_manifest(str(out), manifest)
     return manifest
 
 
@@ -535,6 +556,6 @@ def run_demo(config: Any, root: Path) -> dict:
     """
     out = Path(root) / "sample-data"
     docs = config.demo.docs
-    manifest = generate_sample_crawl(out, docs=docs, seed=config.run.seed, docs_per_file=max(50, -(-docs // 2)))
-    (out / "config.resolved.yaml").write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
-    return {"output": str(out), "files": manifest["files"], **manifest["counts"]}
+    manifest = generate_sample_crawl(out, docs=docs, seed=config.run.seed, docs_per_file=config.demo.docs_per_file)
+    write_resolved_config(config, out)
+    return {"output": str(out), "files": manifest["files"], "docs": manifest["counts"]["input"], **manifest["counts"]}

@@ -8,7 +8,8 @@ from collections import Counter
 
 import pytest
 
-from corpus.extract.readers import iter_html_file, iter_inputs, iter_warc, list_inputs, select_inputs
+from corpus.extract.readers import iter_html_file, iter_inputs, iter_warc
+from infra.core.fs import list_inputs, select_inputs
 
 pytestmark = pytest.mark.shared_data
 

@@ -20,6 +20,7 @@ from fastwarc.warc import ArchiveIterator as FastIterator
 from warcio.archiveiterator import ArchiveIterator as WarcioIterator
 from warcio.exceptions import ArchiveLoadFailed
 
+from infra.core.manifest import check_manifest
 from infra.sample_crawl.generate import GROUND_TRUTH_NAME, MANIFEST_NAME, generate_sample_crawl
 from infra.sample_crawl.pages import CATEGORIES, build_product, make_site, render_html
 
@@ -78,6 +79,13 @@ def well_formed(row: dict) -> bool:
     return row["defect"] not in ("bad_gzip", "truncated")
 
 
+def _stable(manifest_path) -> dict:
+    """A manifest without its timestamp and timings."""
+    manifest = json.loads(manifest_path.read_text())
+    del manifest["created_utc"], manifest["seconds"], manifest["counts"]["seconds"]
+    return manifest
+
+
 def test_same_seed_gives_identical_bytes_and_another_seed_differs(tmp_path):
     for name, seed in (("a", 5), ("b", 5), ("c", 6)):
         generate_sample_crawl(tmp_path / name, docs=60, seed=seed, docs_per_file=25, progress=False)
@@ -90,6 +98,9 @@ def test_same_seed_gives_identical_bytes_and_another_seed_differs(tmp_path):
         MANIFEST_NAME,
     ]
     for name in files:
+        if name == MANIFEST_NAME:  # the same but for when it was made and how long that took
+            assert _stable(tmp_path / "a" / name) == _stable(tmp_path / "b" / name)
+            continue
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
     assert (tmp_path / "a" / files[0]).read_bytes() != (tmp_path / "c" / files[0]).read_bytes()
 
@@ -206,8 +217,11 @@ def test_template_variant_is_the_same_product_in_another_colour():
 def test_labels_languages_categories_and_manifest_counts(crawl):
     out, rows = crawl
     manifest = json.loads((out / MANIFEST_NAME).read_text())
-    assert manifest["counts"]["docs"] == len(rows) == DOCS
-    assert manifest["counts"]["by_label"] == dict(sorted(Counter(r["label"] for r in rows).items()))
+    stats = check_manifest(manifest)  # the one stage schema, and input = kept + errors
+    assert stats.input == len(rows) == DOCS
+    assert dict(stats.errors) == dict(Counter(r["defect"] for r in rows if r["defect"]))
+    assert stats.kept == sum(1 for r in rows if not r["defect"])
+    assert manifest["by_label"] == dict(sorted(Counter(r["label"] for r in rows).items()))
     assert manifest["files"] == sorted({r["file"] for r in rows})
     assert {r["label"] for r in rows} == {"ecommerce", "non_ecommerce", "junk"}
     assert {r["lang"] for r in rows} >= {"en", "de", "fr", "es"}

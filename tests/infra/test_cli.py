@@ -7,9 +7,12 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from infra.cli import app
+from infra.core import fs
+from infra.core.config import ConfigError
 
 GROUPS = ["corpus", "tokenize", "pretrain", "evaluate", "submit", "jobs", "dashboard", "report", "demo", "sample-data"]
 runner = CliRunner()
@@ -59,3 +62,40 @@ def test_console_script_rejects_unknown_dotted_override(tmp_path):
     )
     assert proc.returncode == 2
     assert "demo.nope" in proc.stderr
+
+
+def _run_report_only_demo(config_uri: str, out: Path) -> dict:
+    """`rexbert demo --config URI` with only the report stage: the config goes through the CLI's loader."""
+    result = runner.invoke(app, ["demo", "--config", config_uri, "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    return yaml.safe_load((out / "config.resolved.yaml").read_text())
+
+
+def test_cli_loads_a_config_from_an_s3_uri(s3_server, tmp_path):
+    uri = f"{s3_server}/configs/run.yaml"
+    fs.write_text(uri, "run:\n  name: from-s3\n  seed: 5\ndemo:\n  stages: [report]\n")
+    resolved = _run_report_only_demo(uri, tmp_path / "out")
+    assert resolved["run"]["name"] == "from-s3" and resolved["run"]["seed"] == 5
+    assert resolved["run"]["output"] == str(tmp_path / "out")  # the explicit option wins over the file
+
+
+def test_cli_loads_a_config_from_a_file_uri(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("run:\n  name: from-file-uri\ndemo:\n  stages: [report]\n")
+    resolved = _run_report_only_demo(path.as_uri(), tmp_path / "out")
+    assert path.as_uri().startswith("file://") and resolved["run"]["name"] == "from-file-uri"
+
+
+def test_cli_names_a_missing_s3_config(s3_server, tmp_path):
+    uri = f"{s3_server}/configs/absent.yaml"
+    result = runner.invoke(app, ["demo", "--config", uri, "--output", str(tmp_path / "out")])
+    assert isinstance(result.exception, ConfigError) and f"config file not found: {uri}" in str(result.exception)
+
+
+def test_demo_writes_where_the_config_says_unless_output_is_given(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "run.yaml"
+    path.write_text(f"run:\n  output: {tmp_path / 'from-config'}\ndemo:\n  stages: [report]\n")
+    assert runner.invoke(app, ["demo", "--config", str(path)]).exit_code == 0
+    assert (tmp_path / "from-config" / "config.resolved.yaml").is_file()
+    assert _run_report_only_demo(str(path), tmp_path / "given")["run"]["output"] == str(tmp_path / "given")

@@ -4,7 +4,10 @@ deployable configs validated against the providers' own schemas."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import zipfile
+from pathlib import Path
 
 import boto3
 import pytest
@@ -16,7 +19,7 @@ from typer.testing import CliRunner
 from infra.cli import app
 from infra.cloud.dataproc import build_dataproc_submission
 from infra.cloud.emr import build_emr_submission, send_emr_submission
-from infra.cloud.packaging import build_py_files_zip, spark_main_file
+from infra.cloud.packaging import SPARK_JOBS, build_py_files_zip, spark_main_file
 from infra.core.paths import PROJECT_ROOT
 
 CONFIGS = PROJECT_ROOT / "infra" / "configs"
@@ -26,10 +29,34 @@ REGION = "us-east-1"
 def test_py_files_zip_holds_the_spark_packages_only(tmp_path):
     path = build_py_files_zip(tmp_path / "code.zip")
     names = zipfile.ZipFile(path).namelist()
-    assert "corpus/__init__.py" in names and "spark_jobs/session.py" in names
-    assert not any(n.startswith(("infra/", "training/", "ray_jobs/")) or "__pycache__" in n for n in names)
+    assert {"corpus/__init__.py", "corpus/extract/stage.py", "spark_jobs/session.py"} <= set(names)
+    # infra/core (config schema, filesystem layer, manifest) ships with its parent's __init__; the rest of infra stays
+    assert {"infra/__init__.py", "infra/core/__init__.py", "infra/core/config.py", "infra/core/fs.py",
+            "infra/core/manifest.py"} <= set(names)
+    infra_files = {n for n in names if n.startswith("infra/")}
+    assert all(n.startswith("infra/core/") for n in infra_files - {"infra/__init__.py"}), infra_files
+    assert not any(n.startswith(("training/", "ray_jobs/")) or "__pycache__" in n for n in names)
     # Deterministic: the same tree gives the same bytes.
     assert build_py_files_zip(tmp_path / "again.zip").read_bytes() == path.read_bytes()
+
+
+def test_py_files_zip_imports_every_spark_entry_point_in_a_clean_interpreter(tmp_path):
+    """What an executor sees: only the zip on the path (no checkout, no installed project)."""
+    path = build_py_files_zip(tmp_path / "code.zip")
+    modules = [f"spark_jobs.{Path(entry).stem}" for entry in SPARK_JOBS.values()]
+    code = "import sys; sys.path.insert(0, sys.argv[1]); import importlib\n" + "".join(
+        f"importlib.import_module({m!r})\n" for m in modules
+    ) + "import infra.core.config as c; print(c.__file__)"
+    proc = subprocess.run([sys.executable, "-I", "-c", code, str(path)], capture_output=True, text=True,
+                          cwd=tmp_path, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().startswith(str(path)), proc.stdout
+
+
+@pytest.mark.parametrize("job", sorted(SPARK_JOBS))
+def test_every_spark_job_entry_point_exists(job):
+    main = spark_main_file(job)
+    assert main.is_file() and main.name.endswith("_job.py")
 
 
 def test_unknown_spark_job_is_a_clear_error():
@@ -58,9 +85,9 @@ def test_emr_step_is_accepted_by_the_emr_api(tmp_path):
     args = step["Config"]["Args"]
     assert args[:3] == ["spark-submit", "--deploy-mode", "cluster"]
     assert args[args.index("--py-files") + 1] == "s3://rexbert-staging/code/rexbert-pyfiles.zip"
-    assert "s3://rexbert-staging/code/dedup.py" in args and args[-1] == "s3://data/out"
+    assert "s3://rexbert-staging/code/dedup_job.py" in args and args[-1] == "s3://data/out"
     keys = {o["Key"] for o in session.client("s3").list_objects_v2(Bucket="rexbert-staging")["Contents"]}
-    assert keys == {"code/rexbert-pyfiles.zip", "code/dedup.py"}
+    assert keys == {"code/rexbert-pyfiles.zip", "code/dedup_job.py"}
 
 
 @mock_aws
@@ -98,7 +125,7 @@ def test_dataproc_request_is_a_valid_submit_job_message(tmp_path):
     assert dataproc_v1.SubmitJobRequest.from_json(dataproc_v1.SubmitJobRequest.to_json(request)) == request
     job = request.job
     assert job.placement.cluster_name == "rexbert"
-    assert job.pyspark_job.main_python_file_uri == "gs://staging/rexbert/build.py"
+    assert job.pyspark_job.main_python_file_uri == "gs://staging/rexbert/build_job.py"
     assert list(job.pyspark_job.python_file_uris) == ["gs://staging/rexbert/rexbert-pyfiles.zip"]
     assert job.pyspark_job.properties["spark.executor.memory"] == "8g"
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -46,3 +47,39 @@ def test_ray_job_submission_round_trip_with_token_auth(ray_cluster):
     job_id = submit_ray_job(request, address)
     assert wait_for_job(job_id, address, timeout_s=180) == "SUCCEEDED"
     assert "hello from a rexbert job" in job_client(address).get_job_logs(job_id)
+
+
+@pytest.mark.ray
+def test_ray_job_runs_the_shipped_checkout_with_its_phases(ray_cluster):
+    """The default submission ships this checkout as the working_dir: the job imports corpus, training,
+    ray_jobs and infra from the uploaded copy (not from this machine's checkout) and loads a config whose
+    phases are read from the shipped training/phases/."""
+    import ray
+
+    from infra.cloud.ray_submit import build_ray_job_request, job_client, submit_ray_job, wait_for_job
+    from infra.core.paths import PROJECT_ROOT
+
+    code = ("import corpus.extract.stage, training.packing, ray_jobs.runtime, infra.core.config as c\n"
+            "cfg = c.load_config('infra/configs/demo.yaml')\n"
+            "print('phases', ','.join(cfg.pretrain.phases))\n"
+            "print('from', c.__file__)")
+    request = build_ray_job_request([sys.executable, "-c", code])
+    assert request.runtime_env["working_dir"] == str(PROJECT_ROOT)
+
+    address = "http://" + ray.worker.get_dashboard_url()
+    job_id = submit_ray_job(request, address)
+    status = wait_for_job(job_id, address, timeout_s=300)
+    logs = job_client(address).get_job_logs(job_id)
+    assert status == "SUCCEEDED", logs
+    assert "phases general,context,decay" in logs
+    shipped = next(line.split(" ", 1)[1] for line in logs.splitlines() if line.startswith("from "))
+    assert not Path(shipped).resolve().is_relative_to(PROJECT_ROOT), shipped
+
+
+def test_a_working_dir_without_the_code_is_refused(tmp_path):
+    from infra.cloud.ray_submit import build_ray_job_request
+
+    (tmp_path / "run.yaml").write_text("run:\n  name: x\n")
+    with pytest.raises(ValueError, match="lacks corpus, training, ray_jobs, infra"):
+        build_ray_job_request(["rexbert", "pretrain", "-c", "run.yaml"], working_dir=str(tmp_path))
+    assert "working_dir" not in build_ray_job_request(["rexbert", "report"], working_dir=None).runtime_env

@@ -10,6 +10,19 @@ import pytest
 
 pytestmark = [pytest.mark.ray, pytest.mark.shared_data]
 
+DEMO_CONFIG = Path(__file__).resolve().parents[2] / "infra" / "configs" / "demo.yaml"
+
+
+def test_demo_yaml_holds_the_evaluation_settings_the_demo_used_to_set_in_code():
+    from infra.core.config import DataLimits, SearchSpace, load_config
+
+    evaluate = load_config(DEMO_CONFIG).evaluate
+    assert evaluate.limits == DataLimits(train=48, eval=32, pages_per_class=2, pages=20, texts=40)
+    assert evaluate.max_seq_length == 64 and evaluate.task_search_space == {}
+    assert evaluate.search_space == SearchSpace(learning_rate=[1e-4, 5e-4], epochs=[1], batch_size=[16])
+    assert evaluate.models == ["runs/{run}/context/export", "runs/{run}/decay/export"]
+    assert evaluate.output == "eval" and len(evaluate.tasks) == 5
+
 
 @pytest.fixture(scope="module")
 def demo_root(shared_data, tmp_path_factory) -> Path:
@@ -31,8 +44,9 @@ def demo_results(demo_root, ray_cluster) -> dict:
     from infra.core.config import load_config
     from ray_jobs.evaluate import run_demo
 
-    # The demo's own caps apply where none is set; fewer pages keep extraction short here.
-    config = load_config(None, {"evaluate": {"seeds": [0, 1], "limits": {"pages_per_class": 1, "pages": 12}}})
+    # The demo's settings (demo.yaml), with fewer pages to keep extraction short here.
+    config = load_config(DEMO_CONFIG, {"run": {"output": str(demo_root)},
+                                       "evaluate": {"seeds": [0, 1], "limits": {"pages_per_class": 1, "pages": 12}}})
     summary = run_demo(config, demo_root)
     assert summary["report"].endswith("report.html") and set(summary["scores"]["fill-mask"]) == {"context", "decay"}
     return json.loads((demo_root / "eval" / "results.json").read_text())
@@ -68,11 +82,48 @@ def test_outputs_table_json_html_and_manifest(demo_results, demo_root):
     assert " ± " in table
     page = (out / "report.html").read_text()
     assert page.count("data:image/png;base64,") == 5
+    from infra.core.manifest import check_manifest
+
     manifest = json.loads((out / "manifest.json").read_text())
-    trials = manifest["trials"]
-    assert trials["input"] == trials["completed"] + trials["errored"] == 2 * (4 * 4 + 2)
+    counts = check_manifest(manifest)  # input = kept + errors by kind
+    assert manifest["stage"] == "evaluate" and counts.input == counts.kept == 2 * (4 * 4 + 2) and not counts.errors
+    assert manifest["inputs"] == [str(demo_root / "runs/demo" / m / "export") for m in ("context", "decay")]
+    assert manifest["config"]["max_seq_length"] == 64 and manifest["stopped_early_by_asha"] == 0
     assert (out / "config.resolved.yaml").is_file()
     assert (out / "cache" / "page-type" / "texts.jsonl").is_file()
+
+
+def test_results_are_written_to_an_s3_uri(demo_results, s3_server):
+    from infra.core import fs
+    from infra.core.manifest import read_manifest
+    from training.evaluation.report import write_report
+
+    out = fs.join(s3_server, "eval-results")
+    paths = write_report(demo_results, out)
+    assert paths["manifest"] == fs.join(out, "manifest.json")
+    assert json.loads(fs.read_text(fs.join(out, "results.json")))["tasks"].keys() == demo_results["tasks"].keys()
+    assert "| context |" in fs.read_text(fs.join(out, "results.md"))
+    assert fs.read_text(fs.join(out, "report.html")).count("data:image/png;base64,") == 5
+    assert read_manifest(out)["counts"]["input"] == 2 * (4 * 4 + 2)
+
+
+def test_a_failing_trial_is_counted_as_an_error_by_kind(demo_root, ray_cluster, tmp_path):
+    """A checkpoint without an MLM head passes the driver's encoder check but fails every fill-mask trial:
+    the manifest counts those trials as errors of the trial's own exception class."""
+    from transformers import AutoModel, AutoTokenizer
+
+    from infra.core.config import load_config
+    from infra.core.manifest import read_manifest
+    from ray_jobs.evaluate import run_evaluation
+
+    headless = tmp_path / "headless"
+    AutoModel.from_pretrained(demo_root / "runs/demo/decay/export").save_pretrained(headless)
+    AutoTokenizer.from_pretrained(demo_root / "runs/demo/decay/export").save_pretrained(headless)
+    config = load_config(DEMO_CONFIG, {"evaluate": {"seeds": [0, 1], "limits": {"texts": 12}}})
+    results = run_evaluation([str(headless)], ["fill-mask"], str(tmp_path / "out"), config)
+    assert results["tasks"]["fill-mask"]["models"]["headless"]["trials_errored"] == 2
+    counts = read_manifest(tmp_path / "out")["counts"]
+    assert counts["input"] == 2 and counts["kept"] == 0 and counts["errors"] == {"ModelFolderError": 2}
 
 
 @pytest.mark.heavy

@@ -6,26 +6,71 @@ import json
 
 import pytest
 
-from infra.core.config import load_config
-from ray_jobs.pretrain import DEMO_PHASES, run_demo, run_phase
+import infra.core.config as config_module
+from infra.core.config import (
+    config_from_dict,
+    load_config,
+    resolve_data_path,
+    resolve_run_dir,
+    write_resolved_config,
+)
+from infra.core.manifest import check_manifest
+from infra.core.paths import PROJECT_ROOT
+from ray_jobs.pretrain import run_demo, run_phase
 from tests.training.shard_fixtures import demo_tokens  # noqa: F401  (session fixture)
 from training.checkpoint import available_steps
 
 pytestmark = [pytest.mark.ray, pytest.mark.shared_data]
 
+DEMO_CONFIG = PROJECT_ROOT / "infra" / "configs" / "demo.yaml"
+
 
 def job_config(tmp_path, demo_root, **pretrain):
-    return load_config(None, {
+    """The demo's settings (demo.yaml), under another run name and output, with test overrides."""
+    return load_config(DEMO_CONFIG, {
         "run": {"name": "t", "output": str(tmp_path)},
-        "pretrain": {"phases": dict(DEMO_PHASES), "data": {"root": str(demo_root / "tokens"), "micro_batch_size": 2},
-                     "metrics": {"log_interval": 1, "progress": False}, **pretrain},
+        "pretrain": {"data": {"root": str(demo_root / "tokens")}, **pretrain},
     })
+
+
+def test_demo_yaml_holds_every_setting_the_demo_used_to_set_in_code(tmp_path):
+    config = load_config(DEMO_CONFIG, {"run": {"output": str(tmp_path)}})
+    p = config.pretrain
+    assert p.model.preset == "tiny" and p.workers == 2 and p.use_gpu is False and p.cpus_per_worker == 0.5
+    assert (p.data.micro_batch_size, p.data.materialize) == (2, True)
+    assert (p.checkpoint.interval, p.checkpoint.keep_latest_k) == (2, 2)
+    assert (p.metrics.log_interval, p.metrics.progress) == (1, False)
+    assert {name: phase.source for name, phase in p.phases.items()} == {
+        "general": "demo-general.yaml", "context": "demo-context.yaml", "decay": "demo-decay.yaml"}
+    assert [(ph.seq_len, ph.data, ph.init_from) for ph in p.phases.values()] == [
+        (128, "general-128", None), (256, "context-256", "general"), (256, "decay-256", "context")]
+    assert resolve_run_dir(p, config.run.output, config.run.name) == f"{tmp_path}/runs/demo"
+    assert resolve_data_path(p, p.phases["decay"], config.run.output) == f"{tmp_path}/tokens/decay-256"
+    # the token sets the phases read are the ones tokenize builds
+    assert {ph.data: ph.seq_len for ph in p.phases.values()} == {
+        name: s.seq_len for name, s in config.tokenize.sets.items()}
+
+
+def test_resolved_config_and_worker_copy_reproduce_the_run_without_phase_files(tmp_path, monkeypatch):
+    """`config.resolved.yaml` and the dict each Ray Train worker validates again are self-contained: phases
+    are inline, so neither reads a phase file (here: none can be read)."""
+    config = load_config(DEMO_CONFIG, {"run": {"output": str(tmp_path)},
+                                       "pretrain": {"phase_overrides": {"general": {"max_steps": 3}}}})
+    write_resolved_config(config, tmp_path)
+
+    def no_phase_files(ref):
+        raise AssertionError(f"phase file {ref} read again")
+
+    monkeypatch.setattr(config_module, "phase_file", no_phase_files)
+    assert load_config(tmp_path / "config.resolved.yaml") == config
+    worker = config_from_dict(config.model_dump(mode="json"))
+    assert worker == config and worker.pretrain.phases["general"].max_steps == 3
 
 
 def test_three_phases_chain_on_two_workers_with_fsdp_and_export_each(ray_cluster, demo_tokens):  # noqa: F811
     from transformers import AutoModelForMaskedLM
 
-    summary = run_demo(load_config(), demo_tokens)
+    summary = run_demo(load_config(DEMO_CONFIG, {"run": {"output": str(demo_tokens)}}), demo_tokens)
 
     run_dir = demo_tokens / "runs" / "demo"
     phases = summary["phases"]
@@ -40,6 +85,11 @@ def test_three_phases_chain_on_two_workers_with_fsdp_and_export_each(ray_cluster
         assert available_steps(phase_dir / "checkpoints")
         assert list((phase_dir / "tb").glob("events.out.tfevents.*"))
         assert (phase_dir / "metrics.jsonl").is_file() and (phase_dir / "config.resolved.yaml").is_file()
+        manifest = json.loads((phase_dir / "manifest.json").read_text())
+        counts = check_manifest(manifest)
+        assert manifest["stage"] == f"pretrain.{name}" and manifest["steps"] == detail["steps"]
+        assert counts.input == counts.kept == detail["tokens"] // seq_len and manifest["workers"] == 2
+        assert manifest["export"] == str(phase_dir / "export") and manifest["init_from"] == detail["init_from"]
         model = AutoModelForMaskedLM.from_pretrained(phase_dir / "export")
         assert model.config.rope_parameters["full_attention"]["rope_theta"] == theta
         assert (phase_dir / "export" / "tokenizer.json").is_file()

@@ -1,4 +1,5 @@
-"""The Ray Data tokenize jobs end to end on real page texts: run_demo, shards, manifest, loaders, CLI."""
+"""The Ray Data tokenize jobs end to end on real page texts: run_demo / run_tokenize, shards, manifest,
+loaders, CLI, and the same over `file://` and `s3://` (a real S3 endpoint on 127.0.0.1)."""
 
 from __future__ import annotations
 
@@ -12,26 +13,32 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
+from infra.core import fs
 from infra.core.config import load_config
+from infra.core.manifest import check_manifest, read_manifest
+from infra.core.paths import PROJECT_ROOT
 from ray_jobs.loader import iter_rank_batches, ordered_dataset, read_packed
-from ray_jobs.tokenize import document_split, pack, run_demo
+from ray_jobs.tokenize import document_split, pack, run_demo, run_tokenize
 from tests.training.test_tokenizer import wcxb_documents, write_corpus
-from training.data import PackedShardLoader
+from training.data import PackedShardLoader, read_shard, shard_files
 from training.tokenizer import load_tokenizer
+
+DEMO_CONFIG = PROJECT_ROOT / "infra" / "configs" / "demo.yaml"
 
 pytestmark = [pytest.mark.ray, pytest.mark.shared_data]
 
 
 @pytest.fixture(scope="module")
 def demo(ray_cluster, shared_data, tmp_path_factory) -> tuple[Path, dict, dict[str, str], dict]:
-    """run_demo over a general corpus (non-shop pages, plus an empty and a 1-token document) and an
-    e-commerce corpus (product and collection pages)."""
+    """run_demo with the demo's config (its token sets) over a general corpus (non-shop pages, plus an
+    empty and a 1-token document) and an e-commerce corpus (product and collection pages)."""
     root = tmp_path_factory.mktemp("demo")
     general = wcxb_documents(shared_data, 40, ecom=False, max_chars=3000)
     general += [dict(general[0], doc_id="empty", text="  \n"), dict(general[0], doc_id="tiny", text="ok")]
     write_corpus(root / "general" / "corpus", general)
     write_corpus(root / "ecom" / "corpus", wcxb_documents(shared_data, 24, ecom=True, max_chars=3000))
-    config = load_config(overrides={"tokenize": {"vocab_size": 512, "validation_fraction": 0.2}})
+    config = load_config(DEMO_CONFIG, overrides={"tokenize": {"vocab_size": 512, "validation_fraction": 0.2}})
+    assert config.run.output != str(root)  # run_demo's root is the output root
     cache: dict = {}  # the tokenized corpora, reused by the pack tests below (no new Ray Data run)
     result = run_demo(config, root, cache=cache)
     texts = {row["doc_id"]: row["text"] for row in general + wcxb_documents(shared_data, 24, ecom=True, max_chars=3000)}
@@ -42,14 +49,23 @@ def read_split(token_set: Path, split: str) -> pa.Table:
     return pa.concat_tables(pq.read_table(f) for f in sorted((token_set / split).glob("part-*.parquet")))
 
 
-def test_run_demo_writes_tokenizer_and_the_three_token_sets(demo):
-    root, result, _, _ = demo
+def test_run_demo_writes_tokenizer_and_the_token_sets_of_the_demo_config(demo):
+    root, result, texts, _ = demo
     assert result["tokenizer"] == str(root / "tokenizer")
-    assert set(result["tokens"]) == {"general-128", "context-256", "decay-256"}
+    assert set(result["tokens"]) == {"general-128", "context-256", "decay-256"}  # demo.yaml's tokenize.sets
     tok = load_tokenizer(root / "tokenizer")
     assert len(tok) == 512
-    for name in result["tokens"]:
-        assert (root / "tokens" / name / "manifest.json").is_file()
+    tokenizer_manifest = read_manifest(root / "tokenizer")
+    assert tokenizer_manifest["stage"] == "train-tokenizer"
+    empty = sum(1 for text in texts.values() if not text.strip())
+    assert check_manifest(tokenizer_manifest).filtered == {"empty_text": empty}
+    assert tokenizer_manifest["counts"]["input"] == len(texts)
+    for name, seq_len in {"general-128": 128, "context-256": 256, "decay-256": 256}.items():
+        assert result["tokens"][name]["path"] == str(root / "tokens" / name)
+        assert result["tokens"][name]["seq_len"] == seq_len
+        manifest = read_manifest(root / "tokens" / name)
+        assert manifest["stage"] == "pack" and manifest["seq_len"] == seq_len
+        assert manifest["config"]["run"]["output"] == str(root)
         assert (root / "tokens" / name / "config.resolved.yaml").is_file()
         assert len(load_tokenizer(root / "tokens" / name / "tokenizer")) == 512
 
@@ -78,7 +94,10 @@ def test_manifest_counts_add_up_and_equal_the_shards(demo):
     manifest = json.loads((root / "tokens" / "context-256" / "manifest.json").read_text())
     general = manifest["sources"]["general"]
     assert general["documents_skipped"] == {"empty_text": 1, "too_short": 1}
-    assert manifest["documents_in"] == manifest["documents_packed"] + sum(manifest["documents_skipped"].values())
+    counts = check_manifest(manifest)  # the one schema: input = kept + filtered
+    assert counts.input == sum(s["documents_in"] for s in manifest["sources"].values())
+    assert counts.kept == sum(s["documents_packed"] for s in manifest["sources"].values())
+    assert counts.filtered == sum((Counter(s["documents_skipped"]) for s in manifest["sources"].values()), Counter())
     for source in manifest["sources"].values():
         assert source["documents_in"] == source["documents_packed"] + sum(source["documents_skipped"].values())
         packed = source["packed"]
@@ -200,4 +219,62 @@ def test_cli_trains_a_tokenizer(demo, tmp_path):
     assert result.exit_code == 0, result.output
     assert len(load_tokenizer(tmp_path / "tok")) == 384
     manifest = json.loads((tmp_path / "tok" / "manifest.json").read_text())
-    assert manifest["documents_in"] == 10 + 24 and manifest["padding_tokens"] >= 0
+    assert manifest["counts"]["input"] == 10 + 24 and manifest["padding_tokens"] >= 0
+
+
+def test_run_tokenize_reads_and_writes_file_uris_as_configured(ray_cluster, shared_data, tmp_path):
+    """Corpora, tokenizer and token sets all named by file:// URIs; the sets come from the config alone."""
+    docs = wcxb_documents(shared_data, 12, ecom=True, max_chars=2000)
+    write_corpus(tmp_path / "in" / "shop", docs)
+    out = f"file://{tmp_path}/out"
+    config = load_config(overrides={
+        "run": {"output": out},
+        "tokenize": {"vocab_size": 384, "validation_fraction": 0.0, "tokenizer": "tok",
+                     "corpora": {"shop": f"file://{tmp_path}/in/shop"},
+                     "sets": {"shop-64": {"seq_len": 64, "mixture": {"shop": 1.0}}}},
+    })
+    result = run_tokenize(config)
+    assert result["tokenizer"] == f"{out}/tok" and list(result["tokens"]) == ["shop-64"]
+    token_set = result["tokens"]["shop-64"]
+    assert token_set["path"] == f"{out}/tokens/shop-64" and token_set["seq_len"] == 64
+    assert read_manifest(f"{out}/tok")["counts"]["input"] == len(docs)
+    manifest = read_manifest(token_set["path"])
+    assert manifest["stage"] == "pack" and check_manifest(manifest).input == len(docs)
+    assert manifest["inputs"] == [f"file://{tmp_path}/in/shop"]
+    assert (tmp_path / "out" / "tokens" / "shop-64" / "config.resolved.yaml").is_file()
+    batches = list(PackedShardLoader(token_set["path"], batch_size=2, shuffle=False))
+    assert len(batches) == token_set["train_sequences"] // 2 and all(b["input_ids"].shape == (2, 64) for b in batches)
+    assert len(load_tokenizer(f"{out}/tokens/shop-64/tokenizer")) == 384
+
+
+def test_run_tokenize_refuses_a_set_mixing_an_unknown_corpus(tmp_path):
+    config = load_config(overrides={"run": {"output": str(tmp_path)},
+                                    "tokenize": {"sets": {"x-64": {"seq_len": 64, "mixture": {"nowhere": 1.0}}}}})
+    with pytest.raises(ValueError, match="nowhere"):
+        run_tokenize(config)
+
+
+def test_pack_reads_a_corpus_from_s3_and_writes_the_same_shards_there(demo, s3_server, tmp_path):
+    """Ray Data reads the corpus from the bucket; shards, tokenizer and manifest are written to it, and
+    both loaders read them back. The shards equal those of the same pack on local folders."""
+    root, _, _, cache = demo
+    bucket = fs.join(s3_server, "tokenize")
+    fs.copy_dir(root / "ecom" / "corpus", fs.join(bucket, "ecom/corpus"))
+    args = dict(seq_len=128, validation_fraction=0.2, rows_per_shard=16)
+    local = pack([("ecom", root / "ecom" / "corpus", 1.0)], root / "tokenizer", output=tmp_path / "local",
+                 cache=cache, **args)
+    remote_out = fs.join(bucket, "tokens/ecom-128")
+    remote = pack([("ecom", fs.join(bucket, "ecom/corpus"), 1.0)], root / "tokenizer", output=remote_out, **args)
+    assert read_manifest(remote_out)["counts"] == remote["counts"]
+    assert remote["counts"]["input"] == local["counts"]["input"] == 24
+    assert remote["splits"] == local["splits"]
+    for split in ("train", "validation"):
+        files = shard_files(remote_out, split)
+        assert all(f.startswith("s3://") for f in files) and len(files) == len(shard_files(tmp_path / "local", split))
+        for remote_file, local_file in zip(files, shard_files(tmp_path / "local", split), strict=True):
+            assert read_shard(remote_file).equals(read_shard(local_file))
+    assert len(load_tokenizer(fs.join(remote_out, "tokenizer"))) == 512
+    plain = [b["seq_index"].tolist() for b in PackedShardLoader(remote_out, 4, seed=2)]
+    assert plain == [b["seq_index"].tolist() for b in PackedShardLoader(str(tmp_path / "local"), 4, seed=2)]
+    ds = ordered_dataset(read_packed(remote_out), seed=2).materialize()
+    assert [b["seq_index"].tolist() for b in iter_rank_batches(ds, 4)] == plain

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 from infra.core.config import load_config
-from infra.core.manifest import read_manifest
+from infra.core.manifest import check_manifest, read_manifest
+from infra.demo_corpus import train_demo_classifier
 from infra.sample_crawl.generate import generate_sample_crawl
 from spark_jobs.build_job import STAGES, build_corpus
-from spark_jobs.filter_job import read_parquet_dir
-from spark_jobs.train_classifier_job import train_demo_classifier
+from spark_jobs.output import read_parquet_dir
 
 pytestmark = [pytest.mark.spark, pytest.mark.shared_data]
 
@@ -42,6 +42,9 @@ def test_manifest_adds_up_within_and_across_stages(built):
     stage_counts = {name: read_manifest(out / name)["counts"] for name in STAGES}
     for name, counts in stage_counts.items():
         assert _adds_up(counts), name
+        check_manifest(read_manifest(out / name), name)  # the one schema for every stage
+    check_manifest(read_manifest(out), "build")
+    assert (out / "config.resolved.yaml").is_file()
     assert stage_counts["filtered"]["input"] == stage_counts["extracted"]["kept"]
     assert stage_counts["deduped"]["input"] == stage_counts["filtered"]["kept"]
     assert stage_counts["corpus"]["kept"] == manifest["counts"]["kept"] > 0
@@ -76,12 +79,12 @@ def test_report_files_exist(built):
 
 
 @pytest.mark.heavy
-def test_run_demo_builds_ecom_and_general_corpora(spark, tmp_path):
-    from spark_jobs.build_job import run_demo
+def test_demo_corpus_stage_builds_ecom_and_general_corpora(spark, tmp_path):
+    from infra.demo_corpus import run_corpus_stage
 
     config = load_config(None, {"run": {"seed": 0}})
     generate_sample_crawl(tmp_path / "sample-data", docs=400, seed=0, progress=False)
-    result = run_demo(config, tmp_path, spark=spark)
+    result = run_corpus_stage(config, tmp_path, spark=spark)
     clf = result["classifier"]
     print(f"demo classifier held-out: precision {clf['precision']} recall {clf['recall']}; {result['seconds']}s")
     assert clf["precision"] >= 0.8 and clf["recall"] >= 0.8

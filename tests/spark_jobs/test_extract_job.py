@@ -110,12 +110,13 @@ def test_slow_pages_are_timeout_errors_in_spark(spark, shared_data, tmp_path):
     )
 
 
-def test_a_file_named_twice_is_read_once(spark, shared_data):
-    from spark_jobs.extract_job import list_input_files
+def test_a_file_named_twice_is_read_once(shared_data):
+    """The extract job lists its inputs with infra.core.fs.list_inputs: a folder and a file in it name it once."""
+    from infra.core import fs
 
     folder = shared_data / "warc"
     one = sorted(folder.glob("*.warc.gz"))[0]
-    files = list_input_files(spark, [str(folder), str(one)])
+    files = fs.list_inputs([str(folder), str(one)])
     assert len(files) == len(set(files)) == len(list(folder.glob("*.warc.gz")))
 
 

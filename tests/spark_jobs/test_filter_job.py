@@ -10,7 +10,8 @@ import pytest
 
 from corpus.filter.classify import load_labeled_jsonl, train_classifier
 from infra.core.config import CorpusConfig
-from spark_jobs.filter_job import read_parquet_dir, run_filter
+from spark_jobs.filter_job import run_filter
+from spark_jobs.output import read_parquet_dir
 from tests.corpus.test_classify import labeled_rows, write_jsonl
 
 pytestmark = pytest.mark.spark

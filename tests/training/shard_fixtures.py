@@ -3,7 +3,8 @@
 The main content of WCXB pages (e-commerce: product and collection pages; general: articles,
 documentation, forums, services) is tokenized with a small BPE tokenizer trained here, packed with
 `training.packing.SequencePacker`, mixed by weight, and written in the tokenize stage's layout:
-`DIR/{train,validation}/part-00000.parquet`, `DIR/tokenizer/`, `DIR/manifest.json`.
+`DIR/{train,validation}/part-00000.parquet`, `DIR/tokenizer/`, `DIR/manifest.json` (the one manifest
+schema, stage `pack`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from training.packing import SequencePacker
+from infra.core.manifest import StageStats, build_manifest, write_manifest
+from training.packing import MIN_DOCUMENT_TOKENS, SequencePacker
 from training.tokenizer import load_tokenizer, train_tokenizer
 
 ECOM_TYPES = {"product", "collection"}
@@ -46,13 +48,17 @@ def read_texts(shared_data: Path, per_kind: int = 60) -> dict[str, list[str]]:
     return texts
 
 
-def _pack(tokenizer, texts: list[str], seq_len: int) -> list:
+def _pack(tokenizer, texts: list[str], seq_len: int, stats: StageStats) -> list:
     packer = SequencePacker(seq_len, tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.pad_token_id)
     sequences = []
     for i, text in enumerate(texts):
+        stats.input += 1
         ids = tokenizer(text, add_special_tokens=False)["input_ids"]
-        if len(ids) >= 3:
-            sequences += packer.add(str(i), ids)
+        if len(ids) < MIN_DOCUMENT_TOKENS:
+            stats.drop("too_short")
+            continue
+        sequences += packer.add(str(i), ids)
+        stats.kept += 1
     return sequences + packer.finish()
 
 
@@ -74,19 +80,22 @@ def write_token_set(out: Path, tokenizer_dir: Path, texts: dict[str, list[str]],
     tokenizer.save_pretrained(str(out / "tokenizer"))
     rng = np.random.default_rng(seed)
     splits = {}
+    stats = StageStats()  # documents: input = packed + too_short
     for split in ("train", "validation"):
         rows = []
         for name in mixture:
             pool = texts[name][:-5] if split == "train" else texts[name][-5:]
-            rows += [(name, s) for s in _pack(tokenizer, pool, seq_len)][: None if split == "validation" else
-                                                                        max(4, int(400 * mixture[name]))]
+            rows += [(name, s) for s in _pack(tokenizer, pool, seq_len, stats)][: None if split == "validation" else
+                                                                               max(4, int(400 * mixture[name]))]
         rows = [rows[i] for i in rng.permutation(len(rows))]
         _write(rows, out / split)
         splits[split] = {"sequences": len(rows)}
-    manifest = {"stage": "tokenize.pack", "seq_len": seq_len, "seed": seed,
-                "tokenizer": {"path": "tokenizer", "vocab_size": len(tokenizer)},
-                "sources": {name: {"weight": w} for name, w in mixture.items()}, "splits": splits}
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    manifest = build_manifest(
+        "pack", stats, outputs={"path": str(out)},
+        extra={"seq_len": seq_len, "seed": seed, "tokenizer": {"path": "tokenizer", "vocab_size": len(tokenizer)},
+               "sources": {name: {"weight": w} for name, w in mixture.items()}, "splits": splits},
+    )
+    write_manifest(out, manifest)
     return out
 
 

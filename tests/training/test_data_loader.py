@@ -1,7 +1,8 @@
-"""PackedShardLoader: batch format, determinism, exact resume, disjoint ranks."""
+"""PackedShardLoader: batch format, determinism, exact resume, disjoint ranks, shards on S3."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -10,8 +11,9 @@ import numpy as np
 import pytest
 import torch
 
+from infra.core import fs
 from ray_jobs.tokenize import write_split
-from training.data import PackedShardLoader
+from training.data import PackedShardLoader, shard_files
 from training.packing import pack_documents
 
 SEQ_LEN = 32
@@ -20,13 +22,17 @@ SEQ_LEN = 32
 @pytest.fixture(scope="module")
 def shards(tmp_path_factory) -> Path:
     """103 packed sequences from random documents, written as the pack job writes them (3 parts)."""
+    out = tmp_path_factory.mktemp("tokens") / "set"
+    write_split(out / "train", triples(), SEQ_LEN, rows_per_shard=40)
+    return out
+
+
+def triples() -> list:
+    """(source, packed_index, sequence) of 103 packed sequences from random documents."""
     rng = np.random.default_rng(0)
     docs = [(f"d{i}", rng.integers(10, 500, size=rng.integers(3, 80)).tolist()) for i in range(110)]
     sequences, _ = pack_documents(docs, SEQ_LEN, 1, 2, 3)
-    sequences = sequences[:103]
-    out = tmp_path_factory.mktemp("tokens") / "set"
-    write_split(out / "train", [("src", i, s) for i, s in enumerate(sequences)], SEQ_LEN, rows_per_shard=40)
-    return out
+    return [("src", i, s) for i, s in enumerate(sequences[:103])]
 
 
 def seen(batches) -> list[int]:
@@ -78,6 +84,23 @@ def test_state_from_another_world_size_is_refused(shards):
     state = PackedShardLoader(str(shards), batch_size=4, world_size=2).state_dict()
     with pytest.raises(ValueError, match="world_size"):
         PackedShardLoader(str(shards), batch_size=4).load_state_dict(state)
+
+
+def test_shards_written_to_s3_load_the_same_batches_and_resume_there(shards, s3_server):
+    token_set = fs.join(s3_server, "loader/set")
+    write_split(fs.join(token_set, "train"), triples(), SEQ_LEN, rows_per_shard=40)
+    assert [fs.name_of(f) for f in shard_files(token_set)] == [fs.name_of(f) for f in shard_files(shards)]
+    remote, local = PackedShardLoader(token_set, batch_size=10, seed=4), PackedShardLoader(str(shards), 10, seed=4)
+    assert [b["input_ids"].tolist() for b in remote] == [b["input_ids"].tolist() for b in local]
+    next(iter(remote))  # one batch into the second epoch
+    resumed = PackedShardLoader(token_set, batch_size=10, seed=4)
+    resumed.load_state_dict(remote.state_dict())
+    assert seen(resumed) == seen(local)[10:]  # the local loader's second epoch, less its first batch
+
+
+def test_missing_shards_name_the_folder(tmp_path):
+    with pytest.raises(FileNotFoundError, match=re.escape(f"no part-*.parquet shards under {tmp_path}/train")):
+        shard_files(tmp_path)
 
 
 def test_training_data_module_does_not_import_ray():

@@ -4,6 +4,7 @@ logits as the training model; `load_exported` brings it back for further trainin
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -20,7 +21,7 @@ def exported(shared_data, tmp_path_factory):
     model = tiny_model(global_rope_theta=160_000.0)  # context-extension thetas: global 160k, local 10k
     apply_ac(model, "full")  # wrapped blocks must still export with transformers' names
     out = export_hf(model, model.args, tmp_path_factory.mktemp("export"), tokenizer_dir(shared_data))
-    return model, out
+    return model, Path(out)
 
 
 @pytest.fixture(scope="module")

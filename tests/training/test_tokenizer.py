@@ -1,4 +1,5 @@
-"""The ModernBERT-convention BPE tokenizer, trained on real page texts (wcxb-dev ground truth)."""
+"""The ModernBERT-convention BPE tokenizer, trained on real page texts (wcxb-dev ground truth); folders by
+path or URI."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ import pyarrow.parquet as pq
 import pytest
 from transformers import AutoTokenizer
 
-from training.tokenizer import SPECIAL_TOKENS, load_tokenizer, train_tokenizer
+from infra.core import fs
+from training.tokenizer import SPECIAL_TOKENS, load_tokenizer, save_tokenizer, train_tokenizer
 
 pytestmark = pytest.mark.shared_data
 
@@ -97,3 +99,16 @@ def test_tiny_corpus_vocab_is_padded_to_the_requested_multiple_of_64(tmp_path):
 def test_bad_vocab_size_is_refused(tmp_path, vocab_size):
     with pytest.raises(ValueError, match="vocab_size"):
         train_tokenizer(["some text"], tmp_path / "tok", vocab_size=vocab_size)
+
+
+def test_tokenizer_trains_into_and_loads_from_s3_and_file_uris(texts, s3_server, tmp_path):
+    uri = fs.join(s3_server, "tokenizers/tok")
+    assert train_tokenizer(texts[:30], uri, vocab_size=512) == uri
+    assert fs.is_file(fs.join(uri, "tokenizer.json"))
+    tok = load_tokenizer(uri)
+    assert len(tok) == 512 and tok.mask_token_id == 4
+    local = save_tokenizer(tok, f"file://{tmp_path}/copy")  # a loaded tokenizer saved again, by file:// URI
+    again = load_tokenizer(local)
+    text = texts[0][:500]
+    assert again(text)["input_ids"] == tok(text)["input_ids"]
+    assert again(text)["input_ids"] == AutoTokenizer.from_pretrained(tmp_path / "copy")(text)["input_ids"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -12,7 +13,7 @@ from safetensors.torch import load_file
 from infra.core.config import PretrainConfig, load_phase
 from tests.training.shard_fixtures import demo_tokens  # noqa: F401  (session fixture)
 from training.checkpoint import available_steps
-from training.trainer import Trainer, export_checkpoint, run_phase_local
+from training.trainer import Trainer, export_checkpoint, find_phase_dir, run_phase_local
 
 pytestmark = pytest.mark.shared_data
 
@@ -54,7 +55,7 @@ def test_plain_process_run_trains_checkpoints_logs_and_exports(tmp_path, demo_to
     # `rexbert pretrain export` rebuilds the same weights from the DCP checkpoint alone
     again = export_checkpoint(tmp_path / "run", tmp_path / "exported")
     first = load_file(str(phase_dir / "export" / "model.safetensors"))
-    second = load_file(str(again / "model.safetensors"))
+    second = load_file(str(Path(again) / "model.safetensors"))
     assert first.keys() == second.keys() and all(torch.equal(first[k], second[k]) for k in first)
 
 
@@ -88,3 +89,61 @@ def test_several_workers_without_fsdp_are_refused(tmp_path, demo_tokens, monkeyp
     with pytest.raises(ValueError, match="fsdp=off with 2 workers"):
         Trainer(config, load_phase(config, "general"), tmp_path / "run" / "general",
                 demo_tokens / "tokens" / "general-128")
+
+
+def test_phase_on_s3_checkpoints_resumes_chains_and_exports(s3_server, tmp_path, demo_tokens, monkeypatch):  # noqa: F811
+    """Run folder and shards on a real S3 endpoint: DCP checkpoints are staged locally and uploaded, a
+    resumed run and the next phase download them, and the export loads with transformers after download."""
+    from transformers import AutoModelForMaskedLM
+
+    from infra.core import fs
+    from infra.core.manifest import read_manifest
+
+    monkeypatch.setenv("REXBERT_LOCAL_CACHE", str(tmp_path / "cache"))
+    root = fs.join(s3_server, tmp_path.name)
+    data_dir = fs.join(root, "tokens", "general-128")
+    fs.copy_dir(demo_tokens / "tokens" / "general-128", data_dir)
+    run_dir = fs.join(root, "runs", "t")
+    phase_dir = fs.join(run_dir, "general")
+    config = tiny_config(tmp_path, demo_tokens, max_steps=4)
+    phase = load_phase(config, "general")
+    torch.manual_seed(123)
+    uninterrupted = Trainer(config, phase, tmp_path / "local", demo_tokens / "tokens" / "general-128").train()
+
+    torch.manual_seed(123)
+    first = Trainer(config, phase, phase_dir, data_dir, seed=0)
+    first.train(until_step=3)  # the step-3 checkpoint is uploaded, then the run "stops"
+    first.close()
+    assert available_steps(fs.join(phase_dir, "checkpoints")) == [3]
+    uploaded = [json.loads(line)["step"] for line in fs.read_text(fs.join(phase_dir, "metrics.jsonl")).splitlines()]
+    assert uploaded == [1, 2, 3]
+    with pytest.raises(FileExistsError):
+        run_phase_local(config, phase, run_dir, data_dir)
+
+    torch.manual_seed(999)
+    resumed = run_phase_local(config, phase, run_dir, data_dir, resume=True)
+    assert resumed["steps"] == 4 and first.losses + resumed["losses"] == uninterrupted["losses"]
+    assert available_steps(fs.join(phase_dir, "checkpoints")) == [3, 4]
+    manifest = read_manifest(phase_dir)
+    assert manifest["stage"] == "pretrain.general" and manifest["inputs"] == [data_dir]
+    assert manifest["counts"]["input"] == manifest["counts"]["kept"] == uninterrupted["sequences"] > 0
+    assert manifest["checkpoints"][-1] == fs.join(phase_dir, "checkpoints", "step-00000004")
+    assert manifest["export"] == resumed["export"] == fs.join(phase_dir, "export")
+    assert not (tmp_path / "runs").exists()  # nothing of the S3 run landed in a local run folder
+
+    # the next phase starts from the final general checkpoint on S3
+    context = load_phase(config, "context")
+    chained = run_phase_local(config, context, run_dir, demo_tokens / "tokens" / "context-256", export=False)
+    assert chained["init_from"] == fs.join(phase_dir, "checkpoints", "step-00000004")
+    assert find_phase_dir(run_dir) == fs.join(run_dir, "context")  # the newest checkpoint's phase
+
+    downloaded = tmp_path / "export"
+    fs.copy_dir(resumed["export"], downloaded)
+    model = AutoModelForMaskedLM.from_pretrained(downloaded)
+    assert model.config.max_position_embeddings == 128 and (downloaded / "tokenizer.json").is_file()
+    # `rexbert pretrain export` from the S3 run folder to S3 rebuilds the same weights
+    again = export_checkpoint(run_dir, fs.join(root, "exported"), phase="general")
+    fs.copy_dir(again, tmp_path / "again")
+    first_weights = load_file(str(downloaded / "model.safetensors"))
+    second_weights = load_file(str(tmp_path / "again" / "model.safetensors"))
+    assert all(torch.equal(first_weights[k], second_weights[k]) for k in first_weights)

@@ -2,7 +2,8 @@
 
 Rows are models, columns are tasks; each cell is the test score of the configuration chosen on
 validation, as mean ± std over seeds. The HTML page embeds one PNG per task (bars with std error
-bars per model, and the validation curve of the chosen configuration per epoch).
+bars per model, and the validation curve of the chosen configuration per epoch). Everything is written
+through `infra.core.fs`, so the results folder may be a URI; `manifest.json` counts the trials.
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ import io
 import json
 from pathlib import Path
 from typing import Any
+
+from infra.core import fs
+from infra.core.manifest import StageStats, build_manifest, write_manifest
 
 
 def cell(summary: dict[str, Any]) -> str:
@@ -124,21 +128,35 @@ def html_report(results: dict[str, Any]) -> str:
             f"mean ± std over seeds.</p>{table}{''.join(sections)}</body></html>")
 
 
-def write_report(results: dict[str, Any], out_dir: str | Path) -> dict[str, Path]:
-    """Write results.json, results.md, report.html and manifest.json (trial counts that add up)."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = {"json": out / "results.json", "markdown": out / "results.md", "html": out / "report.html",
-             "manifest": out / "manifest.json"}
-    paths["json"].write_text(json.dumps(results, indent=2, default=str))
-    paths["markdown"].write_text(markdown_report(results))
-    paths["html"].write_text(html_report(results))
+def trial_stats(results: dict[str, Any]) -> StageStats:
+    """Every trial of the run: kept when it finished with a score, else an error by kind."""
+    stats = StageStats(seconds=results.get("seconds") or 0.0)
+    for entry in results["tasks"].values():
+        for summary in entry["models"].values():
+            for trial in summary["trials"]:
+                stats.input += 1
+                kind = trial.get("error_kind") or ("error" if trial.get("error") else None)
+                if kind:
+                    stats.error(kind)
+                else:
+                    stats.kept += 1
+    return stats
+
+
+def write_report(results: dict[str, Any], out_dir: str | Path, config: Any = None) -> dict[str, str]:
+    """Write results.json, results.md, report.html (plots embedded) and manifest.json under `out_dir`, a
+    path or URI; the manifest counts trials (input = finished + failed by kind)."""
+    out = str(out_dir)
+    paths = {"json": fs.join(out, "results.json"), "markdown": fs.join(out, "results.md"),
+             "html": fs.join(out, "report.html")}
+    fs.write_text(paths["json"], json.dumps(results, indent=2, default=str))
+    fs.write_text(paths["markdown"], markdown_report(results))
+    fs.write_text(paths["html"], html_report(results))
     summaries = [s for entry in results["tasks"].values() for s in entry["models"].values()]
-    total = sum(s["trials_total"] for s in summaries)
-    errored = sum(s["trials_errored"] for s in summaries)
-    manifest = {"stage": "evaluate", "models": results["models"], "tasks": list(results["tasks"]),
-                "trials": {"input": total, "completed": total - errored, "errored": errored,
-                           "stopped_early_by_asha": sum(s["trials_stopped_early"] for s in summaries)},
-                "seconds": results.get("seconds")}
-    paths["manifest"].write_text(json.dumps(manifest, indent=2))
+    manifest = build_manifest(
+        "evaluate", trial_stats(results), config=config, inputs=list(results["models"].values()),
+        outputs={name: fs.name_of(path) for name, path in paths.items()},
+        extra={"models": results["models"], "tasks": list(results["tasks"]),
+               "stopped_early_by_asha": sum(s["trials_stopped_early"] for s in summaries)})
+    paths["manifest"] = write_manifest(out, manifest)
     return paths
