@@ -27,7 +27,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 REPORT_DIR = "report"
-# The pipeline's stages in order, as they name themselves in their manifests' `stage` key.
+# The pipeline's stages in order, as they name themselves in their manifests' `stage` key (pretraining
+# phases as `pretrain.<phase>`).
 PIPELINE_STAGES = (
     "sample-data", "extract", "filter", "dedup", "corpus", "build", "train-tokenizer", "pack", "pretrain", "evaluate",
 )
@@ -46,8 +47,8 @@ def _is_stage_output(relative: str) -> bool:
 
 def check_stage(folder: str, text: str) -> dict[str, Any]:
     """One row of the stage table: the manifest's stage, its counts, and `problem` (None when it passes)."""
-    row: dict[str, Any] = {"folder": folder, "stage": None, "phase": None, "input": None, "kept": None,
-                           "filtered": None, "duplicates": None, "errors": None, "problem": None}
+    row: dict[str, Any] = {"folder": folder, "stage": None, "input": None, "kept": None, "filtered": None,
+                           "duplicates": None, "errors": None, "problem": None}
     try:
         manifest = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -56,9 +57,7 @@ def check_stage(folder: str, text: str) -> dict[str, Any]:
     if not isinstance(manifest, dict):
         row["problem"] = f"not a stage manifest (a JSON {type(manifest).__name__})"
         return row
-    row["stage"] = manifest.get("stage")
-    phase = manifest.get("phase")
-    row["phase"] = phase if isinstance(phase, str) else None
+    row["stage"] = manifest.get("stage") if isinstance(manifest.get("stage"), str) else None
     try:
         stats = check_manifest(manifest, where=folder)
     except (ValueError, TypeError, KeyError, AssertionError) as exc:  # AccountingError is an AssertionError
@@ -80,30 +79,30 @@ def collect_stages(root: str, files: list[str]) -> list[dict[str, Any]]:
     return rows
 
 
+def pipeline_order(stage: str) -> tuple[int, str]:
+    """Sort key: a stage's place in the pipeline (`pretrain.general` is a phase of `pretrain`), unknown ones last."""
+    base = stage.split(".", 1)[0]
+    return (PIPELINE_STAGES.index(base) if base in PIPELINE_STAGES else len(PIPELINE_STAGES), stage)
+
+
 def pipeline_summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One line per stage (and per pretraining phase), in pipeline order: manifests found, how many fail.
+    """One line per stage (each pretraining phase, `pretrain.<phase>`, its own), in pipeline order.
 
-    A pipeline stage with no manifest under the root says so; a manifest without a `stage` is a line of
-    its own, failed.
+    A pipeline stage with no manifest under the root says so; a manifest without a `stage` is a line of its
+    own, failed.
     """
-    groups: dict[tuple[str, str], list[dict[str, Any]]] = {(stage, ""): [] for stage in PIPELINE_STAGES}
+    groups: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
-        key = (row["stage"] or f"? ({row['folder']})", row["phase"] or "")
-        groups.setdefault(key, []).append(row)
-    phased = {stage for stage, phase in groups if phase}  # its phases' lines stand in for an empty stage line
-    groups = {key: group for key, group in groups.items() if group or key[0] not in phased}
-
-    def order(key: tuple[str, str]) -> tuple[int, str, str]:
-        stage, phase = key
-        return (PIPELINE_STAGES.index(stage) if stage in PIPELINE_STAGES else len(PIPELINE_STAGES), stage, phase)
-
+        groups.setdefault(row["stage"] or f"? ({row['folder']})", []).append(row)
+    for stage in PIPELINE_STAGES:
+        if not any(name == stage or name.startswith(f"{stage}.") for name in groups):
+            groups[stage] = []
     lines = []
-    for stage, phase in sorted(groups, key=order):
-        group = groups[(stage, phase)]
+    for stage in sorted(groups, key=pipeline_order):
+        group = groups[stage]
         failed = sum(1 for r in group if r["problem"])
         result = "not in this run" if not group else ("FAILED" if failed else "ok")
-        lines.append({"stage": f"{stage} ({phase})" if phase else stage, "manifests": len(group),
-                      "failed": failed, "result": result})
+        lines.append({"stage": stage, "manifests": len(group), "failed": failed, "result": result})
     return lines
 
 

@@ -248,7 +248,7 @@ def run_phase(config: RexbertConfig, phase: str, resume: bool = False, workers: 
     write_phase_manifest(phase_dir, summary, pretrain, data_dir, summary["seconds"],
                          extra={"workers": workers, "restarted_after_failure": summary["restarted_after_failure"],
                                 "ray_checkpoint": summary["ray_checkpoint"]})
-    logger.info("phase %s done: %d steps, final loss %.4f", phase, summary["steps"], summary["final_loss"])
+    logger.info("phase %s done: %d steps, final loss %s", phase, summary["steps"], summary["final_loss"])
     return summary
 
 

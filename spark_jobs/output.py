@@ -15,9 +15,7 @@ stage that works on a local folder works on `s3://` and `gs://` unchanged:
 
 from __future__ import annotations
 
-import gzip
 import hashlib
-import io
 import itertools
 import json
 import shutil
@@ -28,8 +26,8 @@ from pathlib import Path
 
 import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import types as T
 
+from corpus.extract.readers import jsonl_lines
 from infra.core import fs
 
 PART_SUFFIX = ".parquet"
@@ -125,23 +123,10 @@ def write_parquet(df: DataFrame, out_dir: str) -> dict[str, int]:
 # --- reading ------------------------------------------------------------------------------------------
 
 
-def _spark_schema(schema: pa.Schema) -> T.StructType:
-    from pyspark.sql.pandas.types import from_arrow_schema
-
-    return from_arrow_schema(schema)
-
-
-def _jsonl_lines(uri: str) -> Iterator[str]:
-    stream = fs.open_input(uri)
-    raw = gzip.GzipFile(fileobj=stream) if uri.lower().endswith(".gz") else stream
-    with io.TextIOWrapper(raw, encoding="utf-8", errors="replace") as text:
-        yield from (line for line in text if line.strip())
-
-
-def _jsonl_rows(lines: Iterator[str]) -> Iterator[dict]:
-    """JSON objects, one per line; a line that is not one becomes a row of nulls (as Spark's PERMISSIVE
-    mode reads it), so the stage counts it instead of losing it."""
-    for line in lines:
+def _jsonl_rows(uri: str) -> Iterator[dict]:
+    """A JSONL file's objects, one per line; a line that is not one becomes a row of nulls (as Spark's
+    PERMISSIVE mode reads it), so the stage counts it instead of losing it."""
+    for _, line in jsonl_lines(uri):
         try:
             row = json.loads(line)
         except ValueError:
@@ -156,7 +141,7 @@ def _file_schema(kind: str, uri: str) -> pa.Schema:
     if kind == "parquet":
         with fs.open_input(uri) as stream:
             return pq.read_schema(stream)
-    rows = list(itertools.islice(_jsonl_rows(_jsonl_lines(uri)), SCHEMA_SAMPLE_LINES))
+    rows = list(itertools.islice(_jsonl_rows(uri), SCHEMA_SAMPLE_LINES))
     schema = pa.Table.from_pylist(rows).schema if rows else pa.schema([])
     # a column that is null in every sampled line is read as text
     return pa.schema([pa.field(f.name, pa.string()) if pa.types.is_null(f.type) else f for f in schema])
@@ -185,7 +170,7 @@ def _read_files_fn(schema: pa.Schema) -> Callable:
                         for part in pq.ParquetFile(stream).iter_batches(batch_size=BATCH_ROWS):
                             yield _conform(part, schema)
                     continue
-                rows = _jsonl_rows(_jsonl_lines(uri))
+                rows = _jsonl_rows(uri)
                 while chunk := list(itertools.islice(rows, BATCH_ROWS)):
                     yield pa.RecordBatch.from_pylist(chunk, schema=schema)
 
@@ -203,9 +188,9 @@ def read_table_files(spark: SparkSession, files: list[tuple[str, str]]) -> DataF
     unknown = sorted({kind for kind, _ in files} - set(TABLE_KINDS))
     if unknown:
         raise ValueError(f"cannot read {unknown} files as a table (only {TABLE_KINDS})")
-    from pyspark.sql.pandas.types import to_arrow_schema
+    from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
 
-    spark_schema = _spark_schema(_file_schema(*files[0]))
+    spark_schema = from_arrow_schema(_file_schema(*files[0]))
     # Spark's own Arrow form of the schema (string widths, timestamp units), as mapInArrow expects it
     arrow_schema = to_arrow_schema(spark_schema)
     paths = spark.sparkContext.parallelize([tuple(f) for f in files], len(files))

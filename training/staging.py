@@ -2,9 +2,9 @@
 
 DCP, TensorBoard, safetensors and transformers' `from_pretrained` read and write local folders only, while a
 run folder, an export or a model to evaluate may be an `s3://` / `gs://` URI. Writers work in a local staging
-folder and upload it with `infra.core.fs.copy_dir`; readers download a remote folder once into a cache keyed
-by its listing (names, sizes, modification times), so a folder rewritten under the same URI is fetched
-again. Local paths pass through untouched: nothing is copied for a local run.
+folder and upload it with `infra.core.fs.copy_dir`; readers download a remote folder (or file) once into a
+cache keyed by its listing (names, sizes, modification times), so a folder rewritten under the same URI is
+fetched again. Local paths pass through untouched: nothing is copied for a local run.
 
 The cache lives under $REXBERT_LOCAL_CACHE (default: `<tmp>/rexbert-cache`); every process on one machine
 uses the same folders, so ranks and Tune trials on a node share one download.
@@ -57,13 +57,16 @@ def publish_dir(local: str | Path, uri: str | Path) -> None:
 
 def _listing(uri: str) -> list[tuple[str, int, str]]:
     filesystem, root = fs.resolve(uri)
+    info = filesystem.get_file_info(root)
+    if info.type == pafs.FileType.File:
+        return [("", info.size, str(info.mtime))]
     entries = filesystem.get_file_info(pafs.FileSelector(root, recursive=True, allow_not_found=True))
     return sorted((e.path[len(root.rstrip("/")) + 1:], e.size, str(e.mtime))
                   for e in entries if e.type == pafs.FileType.File)
 
 
 def fetch_dir(uri: str | Path) -> Path:
-    """A local copy of folder `uri`: the folder itself when local, else a cached download.
+    """A local copy of folder `uri` (or of one file): itself when local, else a cached download.
 
     Concurrent callers (ranks, trials) may both download; each writes its own temporary folder and one
     rename wins, so nobody ever reads a half-copied folder.
@@ -72,14 +75,18 @@ def fetch_dir(uri: str | Path) -> Path:
         return fs.local_path(uri)
     listing = _listing(str(uri))
     if not listing:
-        raise FileNotFoundError(f"no files under {uri}")
+        raise FileNotFoundError(f"not found (or empty): {uri}")
     target = cache_root() / "downloads" / f"{fs.name_of(uri)}-{_key(repr((str(uri), listing)))}"
-    if target.is_dir():
-        return target
-    partial = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex[:8]}")
-    fs.copy_dir(uri, partial)
-    try:
-        partial.rename(target)
-    except OSError:  # another process finished the same download first
-        shutil.rmtree(partial, ignore_errors=True)
-    return target
+    single_file = listing[0][0] == ""
+    if not target.is_dir():
+        partial = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex[:8]}")
+        if single_file:  # kept under its own name, inside the cache folder
+            partial.mkdir(parents=True)
+            (partial / fs.name_of(uri)).write_bytes(fs.read_bytes(uri))
+        else:
+            fs.copy_dir(uri, partial)
+        try:
+            partial.rename(target)
+        except OSError:  # another process finished the same download first
+            shutil.rmtree(partial, ignore_errors=True)
+    return target / fs.name_of(uri) if single_file else target

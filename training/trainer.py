@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import shutil
 import time
@@ -51,12 +52,11 @@ from training.model import ModelArgs, ModernBertMLM, flops_per_token, model_args
 from training.optim import build_optimizer
 from training.parallelize import parallelize_model, unwrap_state_dict_keys
 from training.schedule import WSD, LRSchedule, plan_steps
-from training.staging import absolute, fetch_dir, local_dir, publish_dir
+from training.staging import absolute, local_dir, publish_dir
 
 logger = logging.getLogger(__name__)
 
 RUN_INFO = "run_info.json"  # per phase: model args, tokenizer and data folders (for `export_checkpoint`)
-LOGS = ("metrics.jsonl", "tb")  # written locally (appended, event files), uploaded when the phase is remote
 
 
 class BatchSource(Protocol):
@@ -171,6 +171,7 @@ class Trainer:
     # runtime state (checkpointed through `state_dict`)
     step: int
     tokens: int
+    last_loss: float  # NaN before the first step; a run resumed at the end of its phase still reports it
 
     def __init__(self, config: PretrainConfig, phase: PhaseConfig, phase_dir: str | Path, data_dir: str | Path,
                  seed: int = 0, batches: BatchSource | None = None, init_from: str | Path | None = None,
@@ -183,17 +184,17 @@ class Trainer:
         self.hooks = hooks or TrainerHooks()
         self.rank, self.world_size = dist_info()
         self.device = pick_device()
-        self.step, self.tokens, self.losses = 0, 0, []
+        self.step, self.tokens, self.last_loss, self.losses = 0, 0, float("nan"), []
 
-        # data: shards checked against the phase, tokenizer from the shard folder (downloaded when remote)
+        # data: shards (a path or URI) checked against the phase, tokenizer from the shard folder
         self.manifest = read_shard_manifest(self.data_dir, phase)
         self.tokenizer_dir = fs.join(self.data_dir, self.manifest.get("tokenizer", {}).get("path", "tokenizer"))
-        tokenizer = load_tokenizer(fetch_dir(self.tokenizer_dir))
+        tokenizer = load_tokenizer(self.tokenizer_dir)
         micro = config.data.micro_batch_size
-        if batches is None:  # the plain path reads the whole split into memory: a local copy is no worse
+        if batches is None:
             from training.data import PackedShardLoader
 
-            batches = PackedShardLoader(fetch_dir(fs.join(self.data_dir, "train")), batch_size=micro, rank=self.rank,
+            batches = PackedShardLoader(fs.join(self.data_dir, "train"), batch_size=micro, rank=self.rank,
                                         world_size=self.world_size, seed=seed, shuffle=config.data.shuffle,
                                         drop_last=True)
         self.batches = EndlessBatches(batches)
@@ -290,12 +291,12 @@ class Trainer:
         if (self.local_dir / "tb").is_dir():
             publish_dir(self.local_dir / "tb", fs.join(self.phase_dir, "tb"))
 
-    # --- Stateful: the step counter and tokens seen travel with the checkpoint
+    # --- Stateful: the step counter, tokens seen and the last loss travel with the checkpoint
     def state_dict(self) -> dict[str, Any]:
-        return {"step": self.step, "tokens": self.tokens}
+        return {"step": self.step, "tokens": self.tokens, "last_loss": self.last_loss}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.step, self.tokens = int(state["step"]), int(state["tokens"])
+        self.step, self.tokens, self.last_loss = int(state["step"]), int(state["tokens"]), float(state["last_loss"])
 
     def resume(self, path: str | Path | None = None) -> int | None:
         """Load everything from `path`, or from the latest checkpoint of this phase; returns the step."""
@@ -354,6 +355,7 @@ class Trainer:
             self.step += 1
             self.tokens += batch_size * self.phase.seq_len
             self.losses.append(loss)
+            self.last_loss = loss
             values = self.metrics.step(self.step, loss, grad_norm, lr, real_tokens, batch_size,
                                        force=self.step == self.total_steps)
             progress.update(1)
@@ -388,7 +390,7 @@ class Trainer:
         return {"phase": self.phase.name, "steps": self.step, "total_steps": self.total_steps,
                 "init_from": str(self.init_from) if self.init_from else None, "tokens": self.tokens,
                 "sequences": self.tokens // self.phase.seq_len,
-                "final_loss": self.losses[-1] if self.losses else None, "losses": list(self.losses),
+                "final_loss": None if math.isnan(self.last_loss) else self.last_loss, "losses": list(self.losses),
                 "tokens_per_s": last.get("tokens_per_s"), "mfu": last.get("mfu"),
                 "seq_len": self.phase.seq_len, "rope_theta_global": self.model_args.global_rope_theta,
                 "rope_theta_local": self.model_args.local_rope_theta, "world_size": self.world_size}
@@ -427,7 +429,7 @@ def write_phase_manifest(phase_dir: str, summary: dict[str, Any], config: Pretra
                          seconds: float, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """`<phase_dir>/manifest.json` of a finished phase. Counts are sequences: every sequence the phase
     consumed (over all its runs, resumed ones included) was trained on, none is filtered."""
-    stats = StageStats(input=summary["sequences"], kept=summary["sequences"])
+    stats = StageStats(input=summary["sequences"], kept=summary["sequences"], seconds=seconds)
     folder = fs.join(phase_dir, "checkpoints")
     manifest = build_manifest(
         f"pretrain.{summary['phase']}", stats, config=config, inputs=[absolute(data_dir)],

@@ -233,6 +233,18 @@ def text_record(
     )
 
 
+def jsonl_lines(uri: str) -> Iterator[tuple[int, str]]:
+    """(line index, line) for the non-blank lines of a (gzipped: name ends in .gz) JSONL file on any filesystem.
+
+    A broken gzip stream raises OSError / EOFError / zlib.error after the lines before the damage.
+    """
+    with fs.open_input(uri) as stream:
+        raw = gzip.GzipFile(fileobj=stream) if uri.lower().endswith(".gz") else stream
+        for index, line in enumerate(io.TextIOWrapper(raw, encoding="utf-8", errors="replace")):
+            if line.strip():
+                yield index, line
+
+
 def iter_jsonl(uri: str | Path, **columns: str) -> Iterator[InputRecord]:
     """Rows of a (gzipped) JSONL file on any filesystem; a line that is not a JSON object is error
     `bad_json`, a gzip stream that breaks off is error `bad_gzip` after the lines before it."""
@@ -240,19 +252,15 @@ def iter_jsonl(uri: str | Path, **columns: str) -> Iterator[InputRecord]:
     source = source_name("jsonl", uri)
     index = 0
     try:
-        with fs.open_input(uri) as stream:
-            raw = gzip.GzipFile(fileobj=stream) if uri.lower().endswith(".gz") else stream
-            for index, line in enumerate(io.TextIOWrapper(raw, encoding="utf-8", errors="replace")):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                    if not isinstance(row, dict):
-                        raise ValueError("not an object")
-                except ValueError as err:
-                    yield InputRecord("error", source, uri, index, reason="bad_json", message=str(err))
-                    continue
-                yield text_record(row, uri, index, **columns)
+        for index, line in jsonl_lines(uri):
+            try:
+                row = json.loads(line)
+                if not isinstance(row, dict):
+                    raise ValueError("not an object")
+            except ValueError as err:
+                yield InputRecord("error", source, uri, index, reason="bad_json", message=str(err))
+                continue
+            yield text_record(row, uri, index, **columns)
     except (OSError, EOFError, zlib.error) as err:
         if isinstance(err, FileNotFoundError):
             raise

@@ -22,6 +22,22 @@ def source_name(path: str) -> str:
     return name.split(".", 1)[0] if not name.startswith(".") else name
 
 
+@app.command("run", context_settings=OVERRIDES)
+def run_cmd(ctx: typer.Context, config: str | None = ConfigOption) -> None:
+    """The run's whole tokenize stage from its config: the tokenizer (tokenize.tokenizer) trained on
+    tokenize.corpora, then every set of tokenize.sets packed into <run.output>/tokens/<name>."""
+    from ray_jobs.runtime import ray_runtime
+    from ray_jobs.tokenize import run_tokenize
+
+    cfg = resolve_config(ctx, config)
+    with ray_runtime(cfg.ray):
+        result = run_tokenize(cfg)
+    typer.echo(f"tokenizer: {result['tokenizer']}")
+    for name, token_set in result["tokens"].items():
+        typer.echo(f"{name}: {token_set['train_sequences']} train / {token_set['validation_sequences']} validation "
+                   f"sequences of {token_set['seq_len']} tokens in {token_set['path']}")
+
+
 @app.command("train-tokenizer", context_settings=OVERRIDES)
 def train_tokenizer_cmd(
     ctx: typer.Context,

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from infra.cli import app
 from infra.core import fs
 from infra.core.config import ConfigError
+from infra.core.manifest import read_manifest
 
 GROUPS = ["corpus", "tokenize", "pretrain", "evaluate", "submit", "jobs", "dashboard", "report", "demo", "sample-data"]
 runner = CliRunner()
@@ -99,3 +100,24 @@ def test_demo_writes_where_the_config_says_unless_output_is_given(tmp_path, monk
     assert runner.invoke(app, ["demo", "--config", str(path)]).exit_code == 0
     assert (tmp_path / "from-config" / "config.resolved.yaml").is_file()
     assert _run_report_only_demo(str(path), tmp_path / "given")["run"]["output"] == str(tmp_path / "given")
+
+
+@pytest.mark.ray
+@pytest.mark.shared_data
+def test_tokenize_run_builds_every_set_the_config_names(ray_cluster, shared_data, tmp_path):
+    """`rexbert tokenize run --config FILE`: the tokenizer and every token set, from the config alone."""
+    from tests.training.test_tokenizer import wcxb_documents, write_corpus
+
+    write_corpus(tmp_path / "out" / "shop" / "corpus", wcxb_documents(shared_data, 12, ecom=True, max_chars=2000))
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump({
+        "run": {"output": str(tmp_path / "out")},
+        "tokenize": {"vocab_size": 384, "validation_fraction": 0.0, "corpora": {"shop": "shop/corpus"},
+                     "sets": {"shop-64": {"seq_len": 64, "mixture": {"shop": 1.0}}}},
+    }))
+    result = runner.invoke(app, ["tokenize", "run", "--config", str(path), "--tokenize.rows_per_shard=8"])
+    assert result.exit_code == 0, result.output
+    assert "shop-64: " in result.output and str(tmp_path / "out" / "tokens" / "shop-64") in result.output
+    manifest = read_manifest(tmp_path / "out" / "tokens" / "shop-64")
+    assert manifest["stage"] == "pack" and manifest["seq_len"] == 64 and manifest["counts"]["input"] == 12
+    assert manifest["config"]["tokenize"]["rows_per_shard"] == 8  # the override reached the job

@@ -1,11 +1,13 @@
-"""Cluster submission: the real EMR requests against moto, the real Dataproc request messages, and the
+"""Cluster submission: the real EMR requests against a moto server, the real Dataproc request messages, and the
 deployable configs validated against the providers' own schemas."""
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import uuid
 import zipfile
 from pathlib import Path
 
@@ -13,7 +15,6 @@ import boto3
 import pytest
 import yaml
 from google.cloud import dataproc_v1
-from moto import mock_aws
 from typer.testing import CliRunner
 
 from infra.cli import app
@@ -64,10 +65,22 @@ def test_unknown_spark_job_is_a_clear_error():
         spark_main_file("dedupe")
 
 
-@mock_aws
-def test_emr_step_is_accepted_by_the_emr_api(tmp_path):
+@pytest.fixture
+def aws(s3_server, monkeypatch):
+    """A boto3 session whose S3 and EMR clients talk to the local moto server, and a fresh staging bucket.
+
+    The server, not `moto.mock_aws`: mock_aws resets moto's in-process state on exit, which would empty the
+    session-wide `s3_server` that later tests use.
+    """
+    monkeypatch.setenv("AWS_ENDPOINT_URL_EMR", os.environ["AWS_ENDPOINT_URL_S3"])
     session = boto3.session.Session(region_name=REGION)
-    session.client("s3").create_bucket(Bucket="rexbert-staging")
+    bucket = f"rexbert-staging-{uuid.uuid4().hex[:8]}"
+    session.client("s3").create_bucket(Bucket=bucket)
+    return session, bucket
+
+
+def test_emr_step_is_accepted_by_the_emr_api(aws, tmp_path):
+    session, bucket = aws
     emr = session.client("emr")
     template = json.loads((CONFIGS / "emr-cluster.json").read_text())
     cluster_id = emr.run_job_flow(**template)["JobFlowId"]
@@ -75,7 +88,7 @@ def test_emr_step_is_accepted_by_the_emr_api(tmp_path):
     submission = build_emr_submission(
         "dedup",
         ["--input", "s3://data/in", "--output", "s3://data/out"],
-        "s3://rexbert-staging/code",
+        f"s3://{bucket}/code",
         cluster_id,
         tmp_path,
     )
@@ -84,18 +97,16 @@ def test_emr_step_is_accepted_by_the_emr_api(tmp_path):
     step = emr.describe_step(ClusterId=cluster_id, StepId=result["step_ids"][0])["Step"]
     args = step["Config"]["Args"]
     assert args[:3] == ["spark-submit", "--deploy-mode", "cluster"]
-    assert args[args.index("--py-files") + 1] == "s3://rexbert-staging/code/rexbert-pyfiles.zip"
-    assert "s3://rexbert-staging/code/dedup_job.py" in args and args[-1] == "s3://data/out"
-    keys = {o["Key"] for o in session.client("s3").list_objects_v2(Bucket="rexbert-staging")["Contents"]}
+    assert args[args.index("--py-files") + 1] == f"s3://{bucket}/code/rexbert-pyfiles.zip"
+    assert f"s3://{bucket}/code/dedup_job.py" in args and args[-1] == "s3://data/out"
+    keys = {o["Key"] for o in session.client("s3").list_objects_v2(Bucket=bucket)["Contents"]}
     assert keys == {"code/rexbert-pyfiles.zip", "code/dedup_job.py"}
 
 
-@mock_aws
-def test_emr_create_cluster_request_runs_the_step(tmp_path):
-    session = boto3.session.Session(region_name=REGION)
-    session.client("s3").create_bucket(Bucket="rexbert-staging")
+def test_emr_create_cluster_request_runs_the_step(aws, tmp_path):
+    session, bucket = aws
     submission = build_emr_submission(
-        "build", ["--input", "s3://x"], "s3://rexbert-staging/code", None, tmp_path, create_cluster=True
+        "build", ["--input", "s3://x"], f"s3://{bucket}/code", None, tmp_path, create_cluster=True
     )
     result = send_emr_submission(submission, REGION, session=session)
     steps = session.client("emr").list_steps(ClusterId=result["cluster_id"])["Steps"]

@@ -38,7 +38,7 @@ def _write_run(root: str) -> None:
     for stage, folder in STAGE_FOLDERS.items():
         write_manifest(fs.join(root, folder), build_manifest(stage, _stats(), inputs=["in"], outputs={"path": folder}))
     for phase in PHASES:
-        manifest = build_manifest("pretrain", _stats(20), extra={"phase": phase, "final_loss": 3.2})
+        manifest = build_manifest(f"pretrain.{phase}", _stats(20), extra={"final_loss": 3.2})
         write_manifest(fs.join(root, "runs", "demo", phase), manifest)
 
 
@@ -57,11 +57,13 @@ def test_every_stage_and_every_phase_is_checked_and_shown(tmp_path):
     assert summary["all_stages_pass"] is True
     rows = _rows_by_folder(summary)
     assert set(rows) == set(STAGE_FOLDERS.values()) | {f"runs/demo/{p}" for p in PHASES}
-    assert rows["ecom/filtered"] == {"folder": "ecom/filtered", "stage": "filter", "phase": None, "input": 10,
-                                     "kept": 6, "filtered": 2, "duplicates": 1, "errors": 1, "problem": None}
-    assert rows["runs/demo/decay"]["phase"] == "decay" and rows["runs/demo/decay"]["input"] == 20
+    assert rows["ecom/filtered"] == {"folder": "ecom/filtered", "stage": "filter", "input": 10, "kept": 6,
+                                     "filtered": 2, "duplicates": 1, "errors": 1, "problem": None}
+    assert rows["runs/demo/decay"]["stage"] == "pretrain.decay" and rows["runs/demo/decay"]["input"] == 20
     lines = {line["stage"]: line for line in summary["pipeline"]}
-    expected = [s for s in PIPELINE_STAGES if s != "pretrain"] + [f"pretrain ({p})" for p in PHASES]
+    expected = [s for s in PIPELINE_STAGES if s != "pretrain"] + [f"pretrain.{p}" for p in PHASES]
+    assert [line["stage"] for line in summary["pipeline"]][-4:] == ["pretrain.context", "pretrain.decay",
+                                                                    "pretrain.general", "evaluate"]
     assert set(lines) == set(expected)
     assert all(line["result"] == "ok" and line["manifests"] == 1 for line in lines.values())
     page = (tmp_path / "report" / "index.html").read_text()
@@ -124,7 +126,7 @@ def test_report_over_an_s3_run_root(s3_server):
     _write_run(root)
     summary = build_report(root)
     assert summary["all_stages_pass"] is True and len(summary["stages"]) == len(STAGE_FOLDERS) + len(PHASES)
-    assert "<td>pretrain (context)</td>" in fs.read_text(f"{root}/report/index.html")
+    assert "<td>pretrain.context</td>" in fs.read_text(f"{root}/report/index.html")
 
 
 def test_report_command_exit_codes(tmp_path):

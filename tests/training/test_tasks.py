@@ -189,3 +189,16 @@ def test_esci_file_is_split_by_query_and_hub_names_need_datasets(tmp_path, cache
             TASKS["similarity"].load("tasksource/esci", EvaluateConfig(), cache_dir)
     with pytest.raises(TaskDataError, match="data path not found"):
         TASKS["product-matching"].load(str(tmp_path / "missing"), EvaluateConfig(), cache_dir)
+
+
+def test_task_data_on_s3_is_read_through_the_local_cache(tmp_path, s3_server, cache_dir, monkeypatch):
+    from infra.core import fs
+
+    monkeypatch.setenv("REXBERT_LOCAL_CACHE", str(tmp_path / "cache"))
+    rows = [f"query {i % 40}\tproduct {i}\t{'ESCI'[i % 4]}" for i in range(200)]
+    uri = fs.join(s3_server, tmp_path.name, "esci.tsv")
+    fs.write_text(uri, "query\tproduct_title\tesci_label\n" + "\n".join(rows) + "\n")
+    data = TASKS["similarity"].load(uri, EvaluateConfig(), cache_dir)
+    assert sum(data.sizes().values()) == 200
+    with pytest.raises(TaskDataError, match="data path not found"):
+        TASKS["product-matching"].load(fs.join(s3_server, tmp_path.name, "missing"), EvaluateConfig(), cache_dir)

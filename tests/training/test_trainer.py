@@ -78,6 +78,12 @@ def test_stopped_and_resumed_run_follows_the_same_loss_trajectory(tmp_path, demo
     assert len(uninterrupted) == 6
     assert first.losses + rest == uninterrupted  # exactly, step by step
 
+    # resumed once more, at the end of the phase: nothing left to train, the last loss is still reported
+    done = Trainer(config, phase, tmp_path / "b", data_dir, seed=0)
+    assert done.resume() == 6
+    summary = done.train()
+    assert summary["steps"] == 6 and summary["losses"] == [] and summary["final_loss"] == uninterrupted[-1]
+
 
 def test_several_workers_without_fsdp_are_refused(tmp_path, demo_tokens, monkeypatch):  # noqa: F811
     """Nothing but FSDP syncs gradients: two workers with fsdp=off would train two drifting copies."""

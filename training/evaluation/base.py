@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from infra.core import fs
 from infra.core.config import EvaluateConfig
+from training.staging import fetch_dir
 
 EpochCallback = Callable[[dict[str, Any]], None]
 
@@ -105,10 +107,16 @@ def require_file(path: Path, what: str) -> Path:
 
 
 def local_source(path: str, task: str, hub_supported: bool = False) -> Path | None:
-    """A user path that exists locally; None for a HF dataset name the caller may read with `datasets`.
+    """A user path that exists locally (a `s3://` / `gs://` file or folder is downloaded to the local cache
+    first); None for a HF dataset name the caller may read with `datasets`.
 
     Anything else is a clear error: a missing path, or a dataset name without `datasets` installed.
     """
+    if fs.is_remote(path):
+        try:
+            return fetch_dir(path)
+        except FileNotFoundError:
+            raise TaskDataError(f"{task}: data path not found: {path}") from None
     candidate = Path(path)
     if candidate.exists():
         return candidate
