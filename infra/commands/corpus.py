@@ -8,6 +8,8 @@ from pathlib import Path
 import typer
 
 from infra.commands.common import OVERRIDES, ConfigOption, resolve_config
+from infra.core import fs
+from infra.core.config import write_resolved_config
 
 app = typer.Typer(help="Curate an e-commerce corpus on Spark: extract, classify, filter, deduplicate.",
                   no_args_is_help=True)
@@ -50,10 +52,12 @@ def build_cmd(
     manifest = build_corpus(input, output, cfg, classifier)
     for step in manifest["funnel"]:
         typer.echo(f"{step['step']:>10}: {step['documents']}")
-    typer.echo(f"manifest: {output}/manifest.json  report: {manifest.get('report')}")
+    typer.echo(f"manifest: {fs.join(output, 'manifest.json')}  report: {manifest.get('report')}")
 
 
 def _stage(ctx: typer.Context, config: str | None, output: str, run) -> None:
+    """One Spark stage alone: its session from the config, the stage, then the run's resolved config beside
+    the stage's output (the stage itself sees only the `corpus:` section)."""
     from pyspark.sql import SparkSession
 
     from spark_jobs.session import spark_session_from_config
@@ -66,6 +70,7 @@ def _stage(ctx: typer.Context, config: str | None, output: str, run) -> None:
     finally:
         if owned:
             spark.stop()
+    write_resolved_config(cfg, output)
     typer.echo(json.dumps(manifest["counts"], indent=1))
 
 

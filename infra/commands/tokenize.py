@@ -15,11 +15,12 @@ CORPUS = typer.Option(..., "--corpus", help="Corpus folder (Parquet with `text`,
 
 
 def source_name(path: str) -> str:
-    """`demo/ecom/corpus` -> 'ecom'; any other folder (or URI) -> its own name, without a suffix."""
+    """`demo/ecom/corpus` -> 'ecom'; any other folder or file (path or URI) -> its stem."""
     name, parent = fs.name_of(path), fs.name_of(fs.parent_of(path))
     if name == "corpus" and parent and parent != name:
         return parent
-    return name.split(".", 1)[0] if not name.startswith(".") else name
+    stem, dot, _ = name.rpartition(".")
+    return stem if dot and stem else name
 
 
 @app.command("run", context_settings=OVERRIDES)

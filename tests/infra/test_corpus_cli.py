@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from infra.cli import app
+from infra.core.manifest import check_manifest, read_manifest
 from infra.sample_crawl.generate import generate_sample_crawl
 from tests.corpus.test_classify import labeled_rows, write_jsonl
 
@@ -51,3 +53,21 @@ def test_build_runs_with_a_config_override(spark, tmp_path):
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["counts"]["input"] >= 15 and manifest["ecommerce_filter"] is False
     assert "corpus" in result.output and (out / "report" / "index.html").is_file()
+
+
+@pytest.mark.spark
+def test_a_stage_run_alone_writes_its_manifest_and_the_runs_resolved_config(spark, tmp_path):
+    text = "the quick brown fox jumps over the lazy dog and runs far away into the green hills " * 3
+    rows = [{"doc_id": "a", "url": "http://x.test/a", "text": text},
+            {"doc_id": "b", "url": "http://x.test/b", "text": text},
+            {"doc_id": "c", "url": "http://x.test/c", "text": "socks and shoes on sale with free shipping " * 4}]
+    docs = tmp_path / "docs.jsonl"
+    docs.write_text("\n".join(json.dumps(r) for r in rows))
+    out = tmp_path / "deduped"
+    result = runner.invoke(app, ["corpus", "dedup", "-i", str(docs), "-o", str(out), "--corpus.dedup.bands=7"])
+    assert result.exit_code == 0, result.output
+    manifest = read_manifest(out)
+    stats = check_manifest(manifest)
+    assert manifest["stage"] == "dedup" and (stats.input, stats.kept, stats.duplicates) == (3, 2, 1)
+    resolved = yaml.safe_load((out / "config.resolved.yaml").read_text())
+    assert resolved["corpus"]["dedup"]["bands"] == 7  # the override, in the whole run's config
