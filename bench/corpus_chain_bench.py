@@ -29,7 +29,7 @@ _STATE: dict = {}
 
 
 def _langid_en(doc) -> bool:
-    from corpus.extract.langid import identify_language
+    from corpus.extract.stage import identify_language
 
     lang, _ = identify_language(doc.text)
     doc.metadata["language"] = lang

@@ -31,8 +31,7 @@ import torch
 
 from infra.core.paths import PROJECT_ROOT
 from ray_jobs.tokenize import write_split
-from training.data import PackedShardLoader
-from training.packing import pack_documents
+from training.data import PackedShardLoader, pack_documents
 
 RESULTS = PROJECT_ROOT / "bench" / "results"
 BASE_RATES = {  # tokens/s per GPU at seq 1024

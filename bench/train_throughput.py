@@ -12,7 +12,7 @@ step) and reports real (non-pad) tokens per second after warm-up steps, plus MFU
                      CPU gloo with SDPA masks, a check of the path rather than a speed).
 
 Documents are random token ids with log-normal lengths (median ~250 tokens, like web pages after
-extraction), so the runs need no data. Packed rows come from the project's packer (`training.packing`,
+extraction), so the runs need no data. Packed rows come from the project's packer (`training.data`,
 rows filled exactly, long documents split into segments), as in the real shards. Defaults: tiny size
 on the CPU; `--preset base --seq-len 1024 --batch 32` on a GPU.
 Writes `bench/results/train_throughput_<cpu|gpu>.json` and `.md`.
@@ -78,9 +78,9 @@ def mlm_mask(ids: torch.Tensor, real: torch.Tensor, args: ModelArgs, g: torch.Ge
 
 
 def packed_batches(docs, batch: int, seq_len: int, args: ModelArgs, g) -> list[dict]:
-    """Rows from the project's packer (`training.packing`): full rows, long documents split into
+    """Rows from the project's packer (`training.data`): full rows, long documents split into
     [CLS] chunk [SEP] segments, a [PAD] segment only in the stream's last row."""
-    from training.packing import pack_documents
+    from training.data import pack_documents
 
     sequences, _ = pack_documents(
         [(str(i), d[1:-1].tolist()) for i, d in enumerate(docs)], seq_len,

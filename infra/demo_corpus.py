@@ -23,7 +23,7 @@ from infra.sample_crawl.generate import GROUND_TRUTH_NAME, generate_sample_crawl
 from spark_jobs.build_job import build_corpus
 from spark_jobs.extract_job import run_extract
 from spark_jobs.output import read_parquet_dir
-from spark_jobs.session import spark_session_from_config
+from spark_jobs.session import stage_session
 from spark_jobs.train_classifier_job import format_metrics, train_from_sources
 
 LABELED_COLUMNS = ("url", "title", "text", "product", "html_signals")
@@ -86,10 +86,8 @@ def run_corpus_stage(config: RexbertConfig, root: str | Path, spark: SparkSessio
     inputs = [file for _, file in fs.list_inputs([crawl], kinds=("warc",))] if crawl.is_dir() else []
     if not inputs:
         raise FileNotFoundError(f"no sample crawl in {crawl}: generate it first")
-    own_session = spark is None and SparkSession.getActiveSession() is None
-    spark = spark or spark_session_from_config("rexbert-demo-corpus", config.spark, root)
     summary: dict[str, Any] = {}
-    try:
+    with stage_session("rexbert-demo-corpus", config.spark, root, spark) as spark:
         summary["classifier"] = train_demo_classifier(spark, config, root / "classifier")
         for name, ecommerce_filter in config.demo.corpora.items():
             corpus_config = config.model_copy(deep=True)
@@ -98,8 +96,5 @@ def run_corpus_stage(config: RexbertConfig, root: str | Path, spark: SparkSessio
                                     spark=spark)
             summary[name] = {"funnel": manifest["funnel"], "counts": manifest["counts"], "path": str(root / name),
                              "ecommerce_filter": ecommerce_filter}
-    finally:
-        if own_session:
-            spark.stop()
     summary["seconds"] = round(time.perf_counter() - start, 2)
     return summary

@@ -130,3 +130,36 @@ def iter_rank_batches(
     ):
         if len(batch["input_ids"]):
             yield batch
+
+
+class RayPackedBatches:
+    """This rank's micro batches from the ordered Ray dataset of `ray_jobs.loader` (a Ray Train shard).
+
+    The dataset starts `start_batches` global micro batches into the phase's deterministic order (the
+    driver skips what a resumed run already saw). Position = global micro batches consumed since the
+    phase began; after Ray Train restarts a worker from a later checkpoint, the batches between the
+    dataset's start and that checkpoint are read and dropped (skip count).
+    """
+
+    def __init__(self, shard, batch_size: int, rank: int, world_size: int, start_batches: int = 0):
+        self.shard, self.batch_size, self.rank, self.world_size = shard, batch_size, rank, world_size
+        self.start_batches = self.consumed = start_batches
+
+    def __iter__(self):
+        target, position = self.consumed, self.start_batches
+        for batch in iter_rank_batches(self.shard, self.batch_size, self.rank, self.world_size):
+            position += 1
+            if position <= target:
+                continue
+            self.consumed = position
+            yield batch
+        raise RuntimeError(f"the ordered dataset ended after {position} micro batches; it was built too short")
+
+    def state_dict(self) -> dict[str, int]:
+        return {"consumed": self.consumed}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        if int(state["consumed"]) < self.start_batches:
+            raise ValueError(f"checkpoint at micro batch {state['consumed']} is before this dataset's start "
+                             f"({self.start_batches})")
+        self.consumed = int(state["consumed"])

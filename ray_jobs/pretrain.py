@@ -46,7 +46,7 @@ from infra.core.config import (
     resolve_run_dir,
     write_resolved_config,
 )
-from ray_jobs.loader import data_config, iter_rank_batches, ordered_dataset, read_packed
+from ray_jobs.loader import RayPackedBatches, data_config, ordered_dataset, read_packed
 from ray_jobs.runtime import ray_runtime
 from training.checkpoint import latest_checkpoint, step_of
 from training.schedule import plan_steps
@@ -54,39 +54,6 @@ from training.staging import absolute
 from training.trainer import Trainer, TrainerHooks, previous_phase_checkpoint, write_phase_manifest
 
 logger = logging.getLogger(__name__)
-
-
-class RayPackedBatches:
-    """This rank's micro batches from the ordered Ray dataset of `ray_jobs.loader` (a Ray Train shard).
-
-    The dataset starts `start_batches` global micro batches into the phase's deterministic order (the
-    driver skips what a resumed run already saw). Position = global micro batches consumed since the
-    phase began; after Ray Train restarts a worker from a later checkpoint, the batches between the
-    dataset's start and that checkpoint are read and dropped (skip count).
-    """
-
-    def __init__(self, shard, batch_size: int, rank: int, world_size: int, start_batches: int = 0):
-        self.shard, self.batch_size, self.rank, self.world_size = shard, batch_size, rank, world_size
-        self.start_batches = self.consumed = start_batches
-
-    def __iter__(self):
-        target, position = self.consumed, self.start_batches
-        for batch in iter_rank_batches(self.shard, self.batch_size, self.rank, self.world_size):
-            position += 1
-            if position <= target:
-                continue
-            self.consumed = position
-            yield batch
-        raise RuntimeError(f"the ordered dataset ended after {position} micro batches; it was built too short")
-
-    def state_dict(self) -> dict[str, int]:
-        return {"consumed": self.consumed}
-
-    def load_state_dict(self, state: dict[str, int]) -> None:
-        if int(state["consumed"]) < self.start_batches:
-            raise ValueError(f"checkpoint at micro batch {state['consumed']} is before this dataset's start "
-                             f"({self.start_batches})")
-        self.consumed = int(state["consumed"])
 
 
 def plan_for(pretrain: PretrainConfig, phase: PhaseConfig, workers: int) -> list[int]:

@@ -9,9 +9,9 @@ writes `tokens/ctx/{train,validation}/part-00000.parquet`, `tokens/ctx/tokenizer
 and `config.resolved.yaml`. Corpora, tokenizer and outputs are local paths or URIs (`file://`, `s3://`,
 `gs://`), read and written through `infra.core.fs`. Reading and batch tokenization run on Ray Data
 (`read_parquet` / `read_json` + `map_batches`); packing then streams the tokenized documents in their
-input order through `training.packing.SequencePacker` on the driver, so the shards do not depend on how
+input order through `training.data.SequencePacker` on the driver, so the shards do not depend on how
 Ray happened to split the work (same input + seed = same shards, on any cluster). Mixing follows
-`training.packing.plan_mixture`. Shard columns: see `SHARD_SCHEMA`.
+`training.data.plan_mixture`. Shard columns: see `SHARD_SCHEMA`.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from infra.core import fs
 from infra.core.config import write_resolved_config
 from infra.core.manifest import StageStats, build_manifest, write_manifest
 from ray_jobs.loader import dataset_paths
-from training.packing import MIN_DOCUMENT_TOKENS, PackedSequence, SequencePacker, plan_mixture
+from training.data import MIN_DOCUMENT_TOKENS, PackedSequence, SequencePacker, plan_mixture
 from training.staging import absolute
 from training.tokenizer import boundary_token_ids, load_tokenizer, save_tokenizer, train_tokenizer
 

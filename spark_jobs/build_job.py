@@ -14,36 +14,15 @@ import time
 from typing import Any
 
 from pyspark.sql import SparkSession
-from pyspark.sql import functions as F
 
 from infra.core import fs
 from infra.core.config import RexbertConfig, load_config, write_resolved_config
 from infra.core.manifest import MANIFEST_NAME, StageStats, build_manifest, write_manifest
-from spark_jobs.dedup_job import run_dedup
+from spark_jobs.dedup_job import run_dedup, write_corpus
 from spark_jobs.extract_job import run_extract
 from spark_jobs.filter_job import run_filter
-from spark_jobs.output import atomic_output, read_parquet_dir, write_parquet
 
-CORPUS_COLUMNS = ["doc_id", "url", "text", "ecom_score", "category", "source"]
 STAGES = ("extracted", "filtered", "deduped", "corpus")
-
-
-def write_corpus(spark: SparkSession, deduped: str, output: str) -> dict[str, Any]:
-    """`corpus/`: the non-duplicate documents of `deduped/`, with the columns the tokenizer reads.
-
-    Duplicates are counted by the dedup stage; this stage's input is what dedup kept.
-    """
-    start = time.perf_counter()
-    kept = read_parquet_dir(spark, deduped).filter(~F.col("is_duplicate")).select(*CORPUS_COLUMNS)
-    n_kept = kept.count()
-    with atomic_output(output) as staging:
-        written = sum(write_parquet(kept, staging).values())
-        if written != n_kept:
-            raise RuntimeError(f"corpus wrote {written} rows, expected {n_kept}")
-        stats = StageStats(input=n_kept, kept=written, seconds=time.perf_counter() - start)
-        manifest = build_manifest("corpus", stats, inputs=[deduped], outputs={"path": output, "rows": written})
-        write_manifest(staging, manifest)
-    return manifest
 
 
 def chain_funnel(stage_manifests: dict[str, dict]) -> dict[str, Any]:
@@ -84,14 +63,11 @@ def build_corpus(
         classifier: fastText model (local or a URI) for the e-commerce filter (else `corpus.filter.classifier`).
         spark: reuse a session (the demo builds two corpora in one); else one is made and stopped.
     """
-    from spark_jobs.session import spark_session_from_config
+    from spark_jobs.session import stage_session
 
     start = time.perf_counter()
-    own_session = spark is None and SparkSession.getActiveSession() is None
-    if spark is None:  # an active session (a notebook, a test) is reused and left running
-        spark = spark_session_from_config("rexbert-corpus-build", config.spark, output)
     root = str(output).rstrip("/")
-    try:
+    with stage_session("rexbert-corpus-build", config.spark, output, spark) as spark:
         fs.delete_file(fs.join(root, MANIFEST_NAME))  # a rerun that fails must not look complete
         write_resolved_config(config, root)
         paths = {name: fs.join(root, name) for name in STAGES}
@@ -121,9 +97,6 @@ def build_corpus(
 
             manifest["report"] = write_report(spark, root, manifest)
         write_manifest(root, manifest)  # last: it marks the whole build complete
-    finally:
-        if own_session:
-            spark.stop()
     return manifest
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -30,7 +31,8 @@ from corpus.minhash import Permutations, band_hashes, signatures
 from infra.core import fs
 from infra.core.config import CorpusConfig, DedupConfig, load_config
 from infra.core.manifest import StageStats, build_manifest, write_manifest
-from spark_jobs.output import TABLE_KINDS, atomic_output, read_parquet_dir, read_table_files, write_parquet
+from infra.core.outputs import staged_output
+from spark_jobs.output import TABLE_KINDS, read_parquet_dir, read_table_files, write_parquet
 
 STAGE = "dedup"
 BAND_SCHEMA = "node long, band int, band_hash long"
@@ -235,7 +237,7 @@ def run_dedup(spark: SparkSession, input: str | list[str], output: str, config: 
         out = out.withColumn("representative_id", F.coalesce("representative_id", "doc_id"))
         out = out.withColumn("is_duplicate", F.col("representative_id") != F.col("doc_id")).drop("_node")
 
-        with atomic_output(output) as staging:
+        with staged_output(output, STAGE, inputs) as staging:
             rows_written = sum(write_parquet(out, staging).values())
             # One pass over what was written: rows, duplicates, clusters and the largest cluster.
             per_cluster = read_parquet_dir(spark, staging).groupBy("minhash_cluster").agg(
@@ -270,8 +272,32 @@ def run_dedup(spark: SparkSession, input: str | list[str], output: str, config: 
     return manifest
 
 
+# --- the corpus: dedup's kept rows, projected ----------------------------------------------------------
+
+CORPUS_COLUMNS = ["doc_id", "url", "text", "ecom_score", "category", "source"]
+
+
+def write_corpus(spark: SparkSession, deduped: str, output: str) -> dict[str, Any]:
+    """`corpus/`: the non-duplicate documents of `deduped/`, with the columns the tokenizer reads.
+
+    Duplicates are counted by the dedup stage; this stage's input is what dedup kept.
+    """
+    start = time.perf_counter()
+    kept = read_parquet_dir(spark, deduped).filter(~F.col("is_duplicate")).select(*CORPUS_COLUMNS)
+    n_kept = kept.count()
+    with staged_output(output, "corpus", [deduped]) as staging:
+        written = sum(write_parquet(kept, staging).values())
+        if written != n_kept:
+            raise RuntimeError(f"corpus wrote {written} rows, expected {n_kept}")
+        stats = StageStats(input=n_kept, kept=written, seconds=time.perf_counter() - start)
+        manifest = build_manifest("corpus", stats, inputs=[deduped], outputs={"path": output, "rows": written})
+        write_manifest(staging, manifest)
+    return manifest
+
+
+
 def main(argv: list[str] | None = None) -> int:
-    from spark_jobs.session import spark_session_from_config
+    from spark_jobs.session import run_stage_job
 
     parser = argparse.ArgumentParser(description="MinHash near-duplicate removal (Spark).")
     parser.add_argument("--input", nargs="+", required=True, help="JSONL / Parquet files or folders.")
@@ -279,11 +305,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", help="Run config YAML, local or a URI (its corpus: and spark: sections).")
     args = parser.parse_args(argv)
     config = load_config(args.config)
-    spark = spark_session_from_config("rexbert-dedup", config.spark)
-    try:
-        manifest = run_dedup(spark, args.input, args.output, config.corpus)
-    finally:
-        spark.stop()
+    manifest = run_stage_job("rexbert-dedup", config, args.output,
+                             lambda spark: run_dedup(spark, args.input, args.output, config.corpus))
     print({k: manifest["counts"][k] for k in ("input", "kept", "duplicates")}, file=sys.stderr)
     return 0
 

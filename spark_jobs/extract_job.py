@@ -8,7 +8,7 @@ filesystem layer (`corpus.extract.readers.iter_file`) and runs `corpus.extract.s
 unchanged, emitting documents, error records and its counters as rows. The result is persisted once, so
 documents, errors (`_errors/`) and the summed counters come from one pass; the Parquet is written from
 the executors (`spark_jobs.output.write_parquet`) and the rows written are checked against the counters.
-The manifest (input = kept + filtered + errors) is written last, inside `atomic_output`.
+The manifest (input = kept + filtered + errors) is written last, inside `infra.core.outputs.staged_output`.
 """
 
 from __future__ import annotations
@@ -25,12 +25,12 @@ from pyspark.sql import SparkSession
 from pyspark.sql import types as T
 
 from corpus.extract.readers import iter_file
-from corpus.extract.stage import ExtractStage
-from corpus.record import PRODUCT_COLUMNS, ErrorRecord, ExtractedDoc
+from corpus.extract.stage import PRODUCT_COLUMNS, ErrorRecord, ExtractedDoc, ExtractStage
 from infra.core import fs
 from infra.core.config import CorpusConfig, ExtractConfig, load_config
 from infra.core.manifest import StageStats, build_manifest, write_manifest
-from spark_jobs.output import atomic_output, ship_file, write_parquet
+from infra.core.outputs import staged_output
+from spark_jobs.output import ship_file, write_parquet
 
 ERRORS_DIR = "_errors"
 PRODUCT_SCHEMA = T.StructType([T.StructField(name, T.StringType()) for name in PRODUCT_COLUMNS])
@@ -137,7 +137,7 @@ def run_extract(spark: SparkSession, inputs: list[str], output: str, config: Cor
         lambda it: _extract_partition(config_json, langid_name, it))
     results = results.persist(StorageLevel.MEMORY_AND_DISK)
     try:
-        with atomic_output(output) as staging:
+        with staged_output(output, "extract", inputs) as staging:
             docs = spark.createDataFrame(results.filter(lambda r: r[0] == "doc").map(lambda r: r[1]), DOC_SCHEMA)
             written = write_parquet(docs, staging)
             errors = spark.createDataFrame(results.filter(lambda r: r[0] == "error").map(lambda r: r[2]),
@@ -188,7 +188,7 @@ def _sum_counts(rows: list[str]) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from spark_jobs.session import spark_session_from_config
+    from spark_jobs.session import run_stage_job
 
     parser = argparse.ArgumentParser(description="Extract text and product data into extracted/ Parquet.")
     parser.add_argument("--input", nargs="+", required=True, help="WARC / HTML / JSONL / Parquet files or folders.")
@@ -196,11 +196,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--config", default=None, help="Run config YAML, local or a URI (corpus: and spark:).")
     args = parser.parse_args(argv)
     config = load_config(args.config)
-    spark = spark_session_from_config("rexbert-extract", config.spark)
-    try:
-        manifest = run_extract(spark, args.input, args.output, config.corpus)
-    finally:
-        spark.stop()
+    manifest = run_stage_job("rexbert-extract", config, args.output,
+                             lambda spark: run_extract(spark, args.input, args.output, config.corpus))
     print(json.dumps(manifest["counts"], indent=2))
 
 

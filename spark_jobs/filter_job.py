@@ -23,7 +23,8 @@ from corpus.filter.quality import SIGNAL_COLUMNS
 from infra.core import fs
 from infra.core.config import CorpusConfig, load_config
 from infra.core.manifest import StageStats, build_manifest, write_manifest
-from spark_jobs.output import atomic_output, read_parquet_dir, ship_file, write_parquet
+from infra.core.outputs import staged_output
+from spark_jobs.output import read_parquet_dir, ship_file, write_parquet
 
 ERROR_PREFIX = "error_"
 _SIGNAL_TYPES = {"word_count": T.LongType(), "stop_word_count": T.LongType()}
@@ -51,9 +52,8 @@ def make_partition_fn(config: CorpusConfig, model_name: str | None, labels: dict
     def run(batches):
         import pyarrow as pa
 
-        from corpus.filter.categories import categorize
         from corpus.filter.classify import EcomClassifier, page_features
-        from corpus.filter.quality import DocumentFilter, quality_signals
+        from corpus.filter.quality import DocumentFilter, categorize, quality_signals
 
         classifier = EcomClassifier(SparkFiles.get(model_name)) if model_name else None
         decide = DocumentFilter(filter_config)
@@ -132,7 +132,7 @@ def run_filter(
     spark: SparkSession, input: str, output: str, config: CorpusConfig, classifier: str | None = None
 ) -> dict[str, Any]:
     """Score, categorise and filter `input` (extracted/ Parquet) into `output` (filtered/); returns the manifest."""
-    from corpus.filter.categories import load_category_labels
+    from corpus.filter.quality import load_category_labels
 
     start = time.perf_counter()
     model = resolve_classifier(config, classifier)
@@ -147,7 +147,7 @@ def run_filter(
         df = df.repartition(target)
     schema = filter_schema(df.schema)
     out_df = df.mapInArrow(make_partition_fn(config, model_name, labels, schema), schema)
-    with atomic_output(output) as staging:
+    with staged_output(output, "filter", [input]) as staging:
         rows_written = sum(write_parquet(out_df, staging).values())
         # The counts come from what was written: one pass over the filter_reason column of the output.
         written = read_parquet_dir(spark, staging).select("filter_reason")
@@ -178,7 +178,7 @@ def reason_counts(manifest: dict) -> Counter:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from spark_jobs.session import spark_session_from_config
+    from spark_jobs.session import run_stage_job
 
     parser = argparse.ArgumentParser(description="Classify + filter stage (extracted/ -> filtered/).")
     parser.add_argument("--input", required=True)
@@ -187,11 +187,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--config", default=None, help="Run config YAML, local or a URI (corpus: and spark:).")
     args = parser.parse_args(argv)
     config = load_config(args.config)
-    spark = spark_session_from_config("rexbert-filter", config.spark)
-    try:
-        manifest = run_filter(spark, args.input, args.output, config.corpus, args.classifier)
-    finally:
-        spark.stop()
+    manifest = run_stage_job("rexbert-filter", config, args.output,
+                             lambda spark: run_filter(spark, args.input, args.output, config.corpus, args.classifier))
     print(manifest["counts"])
 
 

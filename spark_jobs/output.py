@@ -8,9 +8,8 @@ stage that works on a local folder works on `s3://` and `gs://` unchanged:
   written by the task that computed it; returns the rows written per file, so a stage counts what it wrote.
 - `read_parquet_dir(spark, uri)` / `read_table_files(spark, files)`: a stage folder's Parquet (or a list of
   Parquet and JSONL files) as a DataFrame, one partition per file, read on the executors.
-- `atomic_output(final)`: locally a stage writes into `<dir>.tmp-<id>`, renamed over `<dir>` only after its
-  manifest is written; on object stores (no rename) the old folder is removed and the stage writes in place,
-  its manifest written last marking it complete (readers call `infra.core.manifest.read_manifest`).
+
+Each stage writes its folder inside `infra.core.outputs.staged_output`, so it appears whole or not at all.
 """
 
 from __future__ import annotations
@@ -18,10 +17,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-import shutil
-import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pyarrow as pa
@@ -35,35 +31,6 @@ TABLE_KINDS = ("parquet", "jsonl")
 BATCH_ROWS = 8192
 SCHEMA_SAMPLE_LINES = 1000  # JSONL lines the driver reads to infer a JSONL input's schema
 _WRITTEN = pa.schema([pa.field("file", pa.string()), pa.field("rows", pa.int64())])
-
-
-@contextmanager
-def atomic_output(final: str | Path) -> Iterator[str]:
-    """Yield the folder to write a stage into; on success it is `final`, on error nothing looks complete.
-
-    Locally: a staging folder renamed over `final` on success and removed on error, so the previous output
-    stays whole until the new one is. Remotely: `final` itself, emptied first (a rerun with fewer partitions
-    must not leave stale part files); the stage's manifest, written last, is what marks it complete.
-    """
-    if fs.is_remote(final):
-        fs.delete_dir(final)
-        yield str(final)
-        return
-    final_path = fs.local_path(final).resolve()
-    final_path.parent.mkdir(parents=True, exist_ok=True)
-    staging = final_path.with_name(f"{final_path.name}.tmp-{uuid.uuid4().hex[:8]}")
-    try:
-        yield str(staging)
-        if final_path.exists():
-            old = final_path.with_name(f"{final_path.name}.old-{uuid.uuid4().hex[:8]}")
-            final_path.rename(old)
-            staging.rename(final_path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            staging.rename(final_path)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
 
 
 # --- writing ------------------------------------------------------------------------------------------

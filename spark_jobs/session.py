@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from pyspark.sql import SparkSession
 
 from infra.core import fs
-from infra.core.config import SparkConfig
+from infra.core.config import RexbertConfig, SparkConfig, write_resolved_config
 
 
 def _is_cluster(master: str) -> bool:
@@ -87,3 +87,29 @@ def spark_session_from_config(
         event_log_dir=event_dir,
         conf=spark_config.conf,
     )
+
+
+@contextmanager
+def stage_session(app_name: str, spark_config: SparkConfig, output_root: str | Path | None = None,
+                  spark: SparkSession | None = None) -> Iterator[SparkSession]:
+    """The session a stage runs in: `spark` when given, else the active one (a notebook's, a test's, the
+    demo's: reused and left running), else a new one from the config, stopped at the end."""
+    session = spark or SparkSession.getActiveSession()
+    if session is not None:
+        yield session
+        return
+    session = spark_session_from_config(app_name, spark_config, output_root)
+    try:
+        yield session
+    finally:
+        session.stop()
+
+
+def run_stage_job(app_name: str, config: RexbertConfig, output: str, run: Callable[[SparkSession], dict]) -> dict:
+    """One Spark stage on its own (a spark-submit entry point, a CLI command): its session, the stage, then
+    the run's `config.resolved.yaml` beside the stage's output (the stage itself sees only its section).
+    Event logs go where `spark.event_log_dir` says (none by default: nothing is written beside the output)."""
+    with stage_session(app_name, config.spark) as spark:
+        manifest = run(spark)
+    write_resolved_config(config, output)
+    return manifest

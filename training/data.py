@@ -1,8 +1,24 @@
-"""The training loader over packed shards: plain pyarrow, per rank, deterministic, resumable. No Ray.
+"""Packed sequences: documents packed into rows of exactly L tokens, and the training loader over them. No Ray.
 
-Shards are what `ray_jobs.tokenize.pack` writes: `<token set>/<split>/part-XXXXX.parquet` with
-`input_ids` (exactly L ids), `seq_lens` (segment lengths, sum L), `pad_len`, `source`, `seq_index`.
-The token set is a local path or a URI (`s3://`, `gs://`, ...), read through `infra.core.fs`.
+Packing (first in this file: the loader reads what it writes). Greedy packing of tokenized documents into
+sequences of exactly `seq_len` tokens. Every sequence is a run of segments; a segment is `[CLS] tokens [SEP]`
+for one whole document or one chunk of a document that did not fit (so attention can be kept inside a
+segment). `seq_lens` records the segment lengths and always sums to `seq_len`. Only the very last sequence
+of a stream may end in one padding segment of `[PAD]` tokens (`pad_len` of them). The packer fills each
+sequence exactly:
+- a document that fits whole goes in whole;
+- a document longer than the space left is split: the chunk that fits closes the sequence and the
+  rest continues in the next one (long documents become several chunks, in order);
+- a document that fits but would leave a 1- or 2-token gap (where no `[CLS] x [SEP]` fits) is split
+  in two chunks inside this sequence, `R-5` and 1 tokens, so exactly 3 or 0 tokens stay free.
+Documents under `MIN_DOCUMENT_TOKENS` tokens are refused (counted as `too_short` by the caller): only
+such a tiny document could leave a gap no split can close. `plan_mixture` is the seeded choice and
+interleaving of packed sequences from weighted sources.
+
+The loader: plain pyarrow, per rank, deterministic, resumable. Shards are what `ray_jobs.tokenize.pack`
+writes: `<token set>/<split>/part-XXXXX.parquet` with `input_ids` (exactly L ids), `seq_lens` (segment
+lengths, sum L), `pad_len`, `source`, `seq_index`. The token set is a local path or a URI (`s3://`,
+`gs://`, ...), read through `infra.core.fs`.
 
 Order: epoch `e` visits the sequences in `permutation(seed + e)` of their `seq_index` (or in
 `seq_index` order with `shuffle=False`). A global batch is `batch_size * world_size` consecutive
@@ -17,7 +33,9 @@ to the batch's most segments S); `pad_len` IntTensor[B]; `seq_index` LongTensor[
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +45,198 @@ import pyarrow.parquet as pq
 import torch
 
 from infra.core import fs
+
+# --- packing ----------------------------------------------------------------------------------------------------------
+
+MIN_DOCUMENT_TOKENS = 3
+FRAME = 2  # [CLS] and [SEP] around every segment
+
+
+@dataclass
+class PackedSequence:
+    """One training sequence: exactly seq_len ids, its segment lengths, and where each came from."""
+
+    input_ids: np.ndarray  # int32 [seq_len]
+    seq_lens: list[int]
+    pad_len: int
+    doc_ids: list[str]  # one per segment; "" for the padding segment
+
+
+@dataclass
+class PackStats:
+    """Counters of one packing stream; they merge with `+`."""
+
+    documents: int = 0
+    split_documents: int = 0
+    chunks_from_split_documents: int = 0
+    segments: int = 0
+    sequences: int = 0
+    tokens_real: int = 0  # every non-pad token, [CLS]/[SEP] included
+    tokens_pad: int = 0
+    content_tokens: int = 0  # document tokens without the frame
+
+    def __add__(self, other: PackStats) -> PackStats:
+        return PackStats(**{k: getattr(self, k) + getattr(other, k) for k in self.__dataclass_fields__})
+
+    def as_dict(self) -> dict[str, int]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+@dataclass
+class SequencePacker:
+    """Feed documents with `add`, collect finished sequences; `finish` pads and flushes the last one."""
+
+    seq_len: int
+    cls_id: int
+    sep_id: int
+    pad_id: int
+    stats: PackStats = field(default_factory=PackStats)
+
+    def __post_init__(self) -> None:
+        if self.seq_len < 8:
+            raise ValueError(f"seq_len must be at least 8, got {self.seq_len}")
+        self._pieces: list[np.ndarray] = []
+        self._lens: list[int] = []
+        self._doc_ids: list[str] = []
+        self._space = self.seq_len
+
+    def add(self, doc_id: str, token_ids: Sequence[int] | np.ndarray) -> list[PackedSequence]:
+        """Place one document (ids without [CLS]/[SEP]); returns the sequences it completed."""
+        tokens = np.asarray(token_ids, dtype=np.int32)
+        if len(tokens) < MIN_DOCUMENT_TOKENS:
+            raise ValueError(f"document {doc_id!r} has {len(tokens)} tokens (< {MIN_DOCUMENT_TOKENS})")
+        done: list[PackedSequence] = []
+        chunks = 0
+        while len(tokens):
+            need, space = len(tokens) + FRAME, self._space
+            if need == space or need <= space - MIN_DOCUMENT_TOKENS:
+                take = len(tokens)
+            elif need > space:
+                take = space - FRAME
+            else:  # a whole placement would leave a 1-2 token gap: leave exactly 3 free instead
+                take = space - FRAME - MIN_DOCUMENT_TOKENS
+            self._place(doc_id, tokens[:take])
+            tokens = tokens[take:]
+            chunks += 1
+            if self._space == 0:
+                done.append(self._close(pad_len=0))
+        self.stats.documents += 1
+        if chunks > 1:
+            self.stats.split_documents += 1
+            self.stats.chunks_from_split_documents += chunks
+        return done
+
+    def finish(self) -> list[PackedSequence]:
+        """Pad the open sequence (if any tokens are in it) and return it."""
+        if self._space == self.seq_len:
+            return []
+        pad_len = self._space
+        self._pieces.append(np.full(pad_len, self.pad_id, dtype=np.int32))
+        self._lens.append(pad_len)
+        self._doc_ids.append("")
+        self._space = 0
+        return [self._close(pad_len=pad_len)]
+
+    def _place(self, doc_id: str, content: np.ndarray) -> None:
+        segment = np.empty(len(content) + FRAME, dtype=np.int32)
+        segment[0], segment[1:-1], segment[-1] = self.cls_id, content, self.sep_id
+        self._pieces.append(segment)
+        self._lens.append(len(segment))
+        self._doc_ids.append(doc_id)
+        self._space -= len(segment)
+        self.stats.segments += 1
+        self.stats.content_tokens += len(content)
+        self.stats.tokens_real += len(segment)
+
+    def _close(self, pad_len: int) -> PackedSequence:
+        sequence = PackedSequence(np.concatenate(self._pieces), self._lens, pad_len, self._doc_ids)
+        assert len(sequence.input_ids) == self.seq_len and sum(sequence.seq_lens) == self.seq_len
+        self.stats.sequences += 1
+        self.stats.tokens_pad += pad_len
+        self._pieces, self._lens, self._doc_ids, self._space = [], [], [], self.seq_len
+        return sequence
+
+
+def pack_documents(
+    documents: Sequence[tuple[str, Sequence[int]]], seq_len: int, cls_id: int, sep_id: int, pad_id: int
+) -> tuple[list[PackedSequence], PackStats]:
+    """Pack a whole list of (doc_id, token_ids) in order; convenience for tests and small inputs."""
+    packer = SequencePacker(seq_len, cls_id, sep_id, pad_id)
+    sequences = [s for doc_id, ids in documents for s in packer.add(doc_id, ids)]
+    sequences += packer.finish()
+    return sequences, packer.stats
+
+
+def segments(sequence: PackedSequence) -> Iterator[tuple[str, np.ndarray]]:
+    """(doc_id, segment ids) per segment of a packed sequence, the padding segment included."""
+    start = 0
+    for doc_id, length in zip(sequence.doc_ids, sequence.seq_lens, strict=True):
+        yield doc_id, sequence.input_ids[start : start + length]
+        start += length
+
+
+def allocate(total: int, weights: Sequence[float]) -> list[int]:
+    """Split `total` into integer shares proportional to `weights` (largest remainder, sums exactly)."""
+    weights = np.asarray(weights, dtype=np.float64)
+    exact = total * weights / weights.sum()
+    shares = np.floor(exact).astype(np.int64)
+    order = np.argsort(-(exact - shares), kind="stable")
+    shares[order[: total - int(shares.sum())]] += 1
+    return [int(s) for s in shares]
+
+
+@dataclass
+class MixturePlan:
+    """The mixed order: `order[k] = (source index, index of a packed sequence of that source)`."""
+
+    order: list[tuple[int, int]]
+    selected: list[int]  # sequences taken per source (with repetition)
+    available: list[int]
+
+    def repeats(self, source: int) -> float:
+        """Passes over the source's packed sequences (1.0 = each once; > 1 = upsampled by repetition)."""
+        return self.selected[source] / self.available[source] if self.available[source] else 0.0
+
+    def unused(self, source: int) -> int:
+        """Packed sequences of the source that the mixture left out (downsampling)."""
+        return self.available[source] - len({i for s, i in self.order if s == source})
+
+
+def plan_mixture(
+    available: Sequence[int], weights: Sequence[float], seed: int, num_sequences: int | None = None
+) -> MixturePlan:
+    """Choose and interleave packed sequences so each source's share of the output follows its weight.
+
+    Without `num_sequences` the output is as large as possible with no repetition (the source in
+    shortest supply relative to its weight is used exactly once). With it, a source whose share
+    exceeds its supply is repeated (whole passes in seeded orders, then a seeded subset), a source in
+    excess is subsampled. Everything is drawn from `seed`, so the same seed gives the same order.
+    """
+    if len(available) != len(weights) or not weights or min(weights) < 0 or sum(weights) <= 0:
+        raise ValueError(f"need one non-negative weight per source with a positive sum, got {weights}")
+    norm = [w / sum(weights) for w in weights]
+    for i, (count, w) in enumerate(zip(available, norm, strict=True)):
+        if w > 0 and count == 0:
+            raise ValueError(f"source #{i} has weight {w:.3f} but no packed sequences")
+    if num_sequences is None:
+        num_sequences = min(math.floor(c / w + 1e-9) for c, w in zip(available, norm, strict=True) if w > 0)
+    selected = allocate(num_sequences, norm)
+    rng = np.random.default_rng(seed)
+    picks: list[np.ndarray] = []
+    for count, want in zip(available, selected, strict=True):
+        passes = [rng.permutation(count) for _ in range(math.ceil(want / count))] if want else []
+        picks.append(np.concatenate(passes)[:want] if passes else np.zeros(0, dtype=np.int64))
+    labels = np.repeat(np.arange(len(available)), selected)
+    rng.shuffle(labels)
+    cursor = [0] * len(available)
+    order = []
+    for source in labels.tolist():
+        order.append((source, int(picks[source][cursor[source]])))
+        cursor[source] += 1
+    return MixturePlan(order=order, selected=selected, available=list(available))
+
+
+# --- the loader -----------------------------------------------------------------------------------------------------
 
 COLUMNS = ["input_ids", "seq_lens", "pad_len", "seq_index"]
 

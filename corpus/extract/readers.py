@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from corpus.record import InputRecord
+from corpus.extract.stage import InputRecord
 from infra.core import fs
 
 GZIP_MAGIC = b"\x1f\x8b\x08"

@@ -4,20 +4,132 @@
 where input = kept + filtered (by reason) + errors (by kind). Non-document WARC records (warcinfo,
 request, metadata) are not inputs; they are counted apart in `non_document_records`. The Spark job
 runs one stage per partition and sums the counters.
+
+The record types come first (bare dataclasses, like datatrove's `Document`): `InputRecord` from the
+readers, `ExtractedDoc` (one row of `extracted/`) and `ErrorRecord` (one row of `extracted/_errors/`)
+from the stage.
+
+Language identification (`LanguageIdentifier`, at the end) uses py3langid's bundled model, or a fastText
+lid.176 model from a local or cluster-distributed file; neither downloads anything, and a model loads
+once per process.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from typing import Any
+from urllib.parse import urlsplit
 
-from corpus.extract.html import ExtractionTimeout, UndecodableError, decode_html, extract_page
-from corpus.extract.langid import LanguageIdentifier
-from corpus.extract.product import parse_price
-from corpus.record import ErrorRecord, ExtractedDoc, InputRecord, make_doc_id, url_domain
+from corpus.extract.html import ExtractionTimeout, UndecodableError, decode_html, extract_page, parse_price
 from infra.core.config import ExtractConfig
 from infra.core.manifest import StageStats
 
+PRODUCT_COLUMNS = ("name", "brand", "description", "price", "currency", "sku", "gtin")
+
+
+def make_doc_id(url: str | None, record_id: str | None) -> str:
+    """Stable id of a document: a hash of its URL and the id of the record it came from."""
+    key = f"{url or ''}\x00{record_id or ''}".encode()
+    return hashlib.blake2b(key, digest_size=12).hexdigest()
+
+
+def url_domain(url: str | None) -> str | None:
+    """The host of a URL without a leading `www.` (None when there is no URL)."""
+    if not url:
+        return None
+    try:
+        host = urlsplit(url).hostname
+    except ValueError:
+        return None
+    return host.removeprefix("www.") if host else None
+
+
+@dataclass
+class ExtractedDoc:
+    """One row of `extracted/` (DESIGN.md data contract)."""
+
+    doc_id: str
+    url: str | None
+    domain: str | None
+    fetch_date: str | None
+    source: str  # input kind and file, e.g. "warc:crawl-00000.warc.gz"
+    title: str | None
+    text: str
+    lang: str | None = None
+    lang_score: float | None = None
+    extractor: str = "trafilatura"  # "trafilatura", "trafilatura+product", "visible-text", "precomputed", ...
+    html_bytes: int = 0
+    product: dict[str, str | None] | None = None
+    price_value: float | None = None
+    has_product_markup: str | None = None  # "jsonld" / "microdata"
+    html_signals: str | None = None  # the raw page's structural signals, for the classifier (corpus.extract.html)
+    domain_label: str | None = None  # a given domain label (FineFineWeb's `domain`), kept for the classifier
+    record_id: str | None = None
+
+    def to_row(self) -> dict[str, Any]:
+        row = asdict(self)
+        if self.product is not None:
+            row["product"] = {key: self.product.get(key) for key in PRODUCT_COLUMNS}
+        return row
+
+
+@dataclass
+class ErrorRecord:
+    """An input record that could not become a document, kept in `extracted/_errors/` so nothing vanishes."""
+
+    kind: str  # bad_gzip, truncated_record, undecodable, timeout, extract_failed, read_failed, ...
+    source: str
+    file: str
+    offset: int | None = None
+    url: str | None = None
+    record_id: str | None = None
+    message: str = ""
+
+    def to_row(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class InputRecord:
+    """One record from an input file: an HTML page, a ready text, a counted skip or an error.
+
+    `status` is "html" (extract `payload`), "text" (already extracted, `text` set), "skip" (a filter
+    reason in `reason`, e.g. non_html) or "error" (an error kind in `reason`, e.g. bad_gzip).
+    """
+
+    status: str
+    source: str
+    file: str
+    offset: int | None = None
+    record_id: str | None = None
+    url: str | None = None
+    fetch_date: str | None = None
+    payload: bytes | None = None
+    charset: str | None = None  # declared by the HTTP Content-Type header
+    text: str | None = None
+    title: str | None = None
+    domain_label: str | None = None
+    reason: str | None = None
+    message: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_error(self, kind: str | None = None, message: str | None = None) -> ErrorRecord:
+        return ErrorRecord(
+            kind=kind or self.reason or "error",
+            source=self.source,
+            file=self.file,
+            offset=self.offset,
+            url=self.url,
+            record_id=self.record_id,
+            message=(message if message is not None else self.message)[:1000],
+        )
+
+
+# --- the stage --------------------------------------------------------------------------------------------------------
 
 class ExtractStage:
     """HTML -> text + product data + language, with every record accounted for."""
@@ -105,3 +217,49 @@ class ExtractStage:
             domain_label=record.domain_label,
             record_id=record.record_id,
         )
+
+
+# --- language identification ------------------------------------------------------------------------------------------
+
+MAX_CHARS = 4000  # the first few thousand characters decide the language; bounds time on huge texts
+
+
+class LanguageIdentifier:
+    """`identify(text) -> (lang, score)` with an ISO 639-1 code and a probability in [0, 1]."""
+
+    def __init__(self, model_path: str | None = None) -> None:
+        self.model_path = model_path
+        self.backend = "fasttext" if model_path else "py3langid"
+
+    def identify(self, text: str | None) -> tuple[str | None, float | None]:
+        sample = " ".join((text or "")[:MAX_CHARS].split())
+        if not sample:
+            return None, None
+        if self.model_path:
+            model = _fasttext_model(self.model_path)
+            labels, scores = model.predict(sample, k=1)
+            return labels[0].removeprefix("__label__"), round(min(float(scores[0]), 1.0), 4)
+        lang, score = _py3langid().classify(sample)
+        return lang, round(float(score), 4)
+
+
+@lru_cache(maxsize=1)
+def _py3langid():
+    from py3langid.langid import MODEL_DIR, MODEL_FILE
+    from py3langid.langid import LanguageIdentifier as Py3LangId
+
+    return Py3LangId.from_modelpath(MODEL_DIR / MODEL_FILE, norm_probs=True)
+
+
+@lru_cache(maxsize=2)
+def _fasttext_model(path: str):
+    try:
+        import fasttext
+    except ImportError as err:  # pragma: no cover - a pinned dependency
+        raise ImportError("fastText language id needs `pip install fasttext-numpy2-wheel`") from err
+    return fasttext.load_model(path)
+
+
+def identify_language(text: str | None, model_path: str | None = None) -> tuple[str | None, float | None]:
+    """Language and score of a text (None, None for an empty one)."""
+    return LanguageIdentifier(model_path).identify(text)

@@ -9,7 +9,6 @@ import typer
 
 from infra.commands.common import OVERRIDES, ConfigOption, resolve_config
 from infra.core import fs
-from infra.core.config import write_resolved_config
 
 app = typer.Typer(help="Curate an e-commerce corpus on Spark: extract, classify, filter, deduplicate.",
                   no_args_is_help=True)
@@ -56,21 +55,11 @@ def build_cmd(
 
 
 def _stage(ctx: typer.Context, config: str | None, output: str, run) -> None:
-    """One Spark stage alone: its session from the config, the stage, then the run's resolved config beside
-    the stage's output (the stage itself sees only the `corpus:` section)."""
-    from pyspark.sql import SparkSession
-
-    from spark_jobs.session import spark_session_from_config
+    """One Spark stage alone (`spark_jobs.session.run_stage_job`): session, stage, resolved config."""
+    from spark_jobs.session import run_stage_job
 
     cfg = resolve_config(ctx, config)
-    owned = SparkSession.getActiveSession() is None  # reuse (and leave running) a session already there
-    spark = spark_session_from_config("rexbert-corpus", cfg.spark, output)
-    try:
-        manifest = run(spark, cfg)
-    finally:
-        if owned:
-            spark.stop()
-    write_resolved_config(cfg, output)
+    manifest = run_stage_job("rexbert-corpus", cfg, output, lambda spark: run(spark, cfg))
     typer.echo(json.dumps(manifest["counts"], indent=1))
 
 

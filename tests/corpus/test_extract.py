@@ -8,11 +8,16 @@ from collections import Counter
 
 import pytest
 
-from corpus.extract.html import ExtractionTimeout, UndecodableError, decode_html, extract_page
-from corpus.extract.product import extract_product_data, parse_price
+from corpus.extract.html import (
+    ExtractionTimeout,
+    UndecodableError,
+    decode_html,
+    extract_page,
+    extract_product_data,
+    parse_price,
+)
 from corpus.extract.readers import iter_inputs
-from corpus.extract.stage import ExtractStage
-from corpus.record import InputRecord
+from corpus.extract.stage import ExtractStage, InputRecord
 from infra.core.config import ExtractConfig
 
 WCXB = ("pages", "wcxb-dev", "html")

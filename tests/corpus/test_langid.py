@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from corpus.extract.langid import LanguageIdentifier, identify_language
+from corpus.extract.stage import LanguageIdentifier, identify_language
 
 TEXTS = {
     "en": "The running shoes are made from soft merino wool and can be washed in the machine.",

@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from corpus.filter.categories import categorize, load_category_labels, normalize_category
-from corpus.filter.quality import DocumentFilter, QualityFilter, quality_signals, reason_slug
+from corpus.filter.quality import (
+    DocumentFilter,
+    QualityFilter,
+    categorize,
+    load_category_labels,
+    normalize_category,
+    quality_signals,
+    reason_slug,
+)
 from infra.core.config import FilterConfig
 
 PROSE = (

@@ -59,7 +59,7 @@ def test_ray_job_runs_the_shipped_checkout_with_its_phases(ray_cluster):
     from infra.cloud.ray_submit import build_ray_job_request, job_client, submit_ray_job, wait_for_job
     from infra.core.paths import PROJECT_ROOT
 
-    code = ("import corpus.extract.stage, training.packing, ray_jobs.runtime, infra.core.config as c\n"
+    code = ("import corpus.extract.stage, training.data, ray_jobs.runtime, infra.core.config as c\n"
             "cfg = c.load_config('infra/configs/demo.yaml')\n"
             "print('phases', ','.join(cfg.pretrain.phases))\n"
             "print('from', c.__file__)")

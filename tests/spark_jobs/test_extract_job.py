@@ -43,7 +43,7 @@ def _read(spark, path: Path):
 
 
 def _leftovers(path: Path) -> list[str]:
-    return [p.name for p in path.parent.iterdir() if p.name.startswith(f"{path.name}.")]
+    return [p.name for p in path.parent.iterdir() if p.name.startswith(f".{path.name}.")]
 
 
 def test_extract_job_accounts_for_every_record(spark, inputs, tmp_path):

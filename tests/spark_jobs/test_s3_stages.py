@@ -21,11 +21,12 @@ import pytest
 
 from infra.core import fs
 from infra.core.config import load_config
-from infra.core.manifest import check_manifest, read_manifest
+from infra.core.manifest import StageStats, build_manifest, check_manifest, read_manifest, write_manifest
+from infra.core.outputs import staged_output
 from infra.sample_crawl.generate import generate_sample_crawl
 from spark_jobs.build_job import STAGES, build_corpus
 from spark_jobs.extract_job import ERRORS_DIR
-from spark_jobs.output import atomic_output, read_parquet_dir, write_parquet
+from spark_jobs.output import read_parquet_dir, write_parquet
 
 pytestmark = pytest.mark.spark
 
@@ -107,7 +108,9 @@ def test_a_rerun_on_s3_replaces_the_folder_whole(spark, executor_env, s3_server)
     target = fs.join(s3_server, "stages", "rerun")
     df = spark.range(30).selectExpr("cast(id as string) as doc_id")
     for partitions in (3, 1):  # fewer part files the second time: none of the first run's may be left
-        with atomic_output(target) as folder:
+        with staged_output(target, "ids", []) as folder:
             files = write_parquet(df.repartition(partitions), folder)
-        assert sorted(fs.list_files(target)) == sorted(files) and len(files) == partitions
+            write_manifest(folder, build_manifest("ids", StageStats(input=30, kept=30)))
+        parts = [f for f in fs.list_files(target) if f.endswith(".parquet")]
+        assert sorted(parts) == sorted(files) and len(files) == partitions
     assert read_parquet_dir(spark, target).count() == 30

@@ -2,7 +2,7 @@
 
 The main content of WCXB pages (e-commerce: product and collection pages; general: articles,
 documentation, forums, services) is tokenized with a small BPE tokenizer trained here, packed with
-`training.packing.SequencePacker`, mixed by weight, and written in the tokenize stage's layout:
+`training.data.SequencePacker`, mixed by weight, and written in the tokenize stage's layout:
 `DIR/{train,validation}/part-00000.parquet`, `DIR/tokenizer/`, `DIR/manifest.json` (the one manifest
 schema, stage `pack`).
 """
@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from infra.core.manifest import StageStats, build_manifest, write_manifest
-from training.packing import MIN_DOCUMENT_TOKENS, SequencePacker
+from training.data import MIN_DOCUMENT_TOKENS, SequencePacker
 from training.tokenizer import load_tokenizer, train_tokenizer
 
 ECOM_TYPES = {"product", "collection"}

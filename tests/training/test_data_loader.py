@@ -13,8 +13,7 @@ import torch
 
 from infra.core import fs
 from ray_jobs.tokenize import write_split
-from training.data import PackedShardLoader, shard_files
-from training.packing import pack_documents
+from training.data import PackedShardLoader, pack_documents, shard_files
 
 SEQ_LEN = 32
 
@@ -104,5 +103,5 @@ def test_missing_shards_name_the_folder(tmp_path):
 
 
 def test_training_data_module_does_not_import_ray():
-    code = "import sys, training.data, training.packing, training.tokenizer; assert 'ray' not in sys.modules"
+    code = "import sys, training.data, training.data, training.tokenizer; assert 'ray' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[2])

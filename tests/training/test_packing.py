@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from tests.training.test_tokenizer import wcxb_documents
-from training.packing import (
+from training.data import (
     MIN_DOCUMENT_TOKENS,
     PackedSequence,
     SequencePacker,
