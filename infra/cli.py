@@ -1,26 +1,61 @@
 """The `rexbert` command: one Typer app, one subcommand group per platform concern.
 
 Each group lives in `infra/commands/<name>.py` and exposes `register(app)`; commands stay thin and
-call one job function. Config errors and bad options exit non-zero with a message naming the field.
+call one job function. Every expected failure (bad config, input or output; see `infra.commands.errors`)
+ends as one line on stderr and exit code 2; `rexbert --debug ...` prints its traceback too. Unexpected
+errors keep their traceback.
 """
 
 from __future__ import annotations
 
 import importlib
-import sys
+import traceback
+from typing import Any
 
 import typer
+from typer.core import TyperGroup
 
-from infra.core.config import ConfigError
+from infra.commands.errors import problem_of
+
+
+class _OneLineErrors(TyperGroup):
+    """The root group: a command's expected failure becomes `error: <one line>` and exit code 2."""
+
+    def invoke(self, ctx: typer.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except Exception as err:
+            problem = None if _is_click_control(err) else problem_of(err)
+            if problem is None:
+                raise
+            if ctx.params.get("debug"):
+                traceback.print_exception(err)
+            typer.echo(f"error: {problem}", err=True)
+            raise typer.Exit(2) from None
+
+
+def _is_click_control(err: BaseException) -> bool:
+    """Usage errors and exits of click/typer: they already print their own message and choose the exit code."""
+    from typer.exceptions import TyperException
+
+    return isinstance(err, TyperException | typer.Exit | typer.Abort)
+
 
 app = typer.Typer(
     name="rexbert",
+    cls=_OneLineErrors,
     help="Build e-commerce encoders end to end: curate (Spark), tokenize (Ray Data), pretrain (Ray Train), "
     "evaluate (Ray Tune).",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+
+
+@app.callback()
+def _root(debug: bool = typer.Option(False, "--debug", help="Print the traceback of a failure, not one line.")) -> None:
+    """Options of every command (given before it: `rexbert --debug corpus extract ...`)."""
+
 
 # Order here is the order of `rexbert --help`: the pipeline first, operations after.
 COMMAND_MODULES = [
@@ -41,12 +76,11 @@ for _name in COMMAND_MODULES:
 
 
 def main() -> None:
-    """Console entry point: turn config errors into a one-screen message and exit code 2."""
-    try:
-        app()
-    except ConfigError as err:
-        typer.echo(f"error: {err}", err=True)
-        sys.exit(2)
+    """Console entry point (`rexbert`). SIGTERM stops a command as Ctrl-C does: its temporaries are removed."""
+    from infra.core.outputs import handle_sigterm
+
+    handle_sigterm()
+    app()
 
 
 if __name__ == "__main__":

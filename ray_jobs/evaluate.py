@@ -8,7 +8,10 @@ run side by side as the cluster's resources allow, and warm trial actors are reu
 model. Trials report per epoch and take the CPUs / GPUs the config asks for. The best
 configuration is chosen on the mean validation score over seeds; its test score is reported as mean
 ± std (sample std) over the same seeds. Results: `results.json`, `results.md`, `report.html` and
-`manifest.json` under the output folder, next to `config.resolved.yaml`.
+`manifest.json` under the output folder, next to `config.resolved.yaml`. The whole folder is a stage output
+(`infra.core.outputs.staged_output`): the output is checked before any trial starts, a local run writes
+into a temporary sibling renamed into place at the end, and a failed or interrupted evaluation leaves the
+previous results (or nothing).
 
 The output folder and the model folders may be URIs (`s3://bucket/eval`, `s3://bucket/runs/demo/decay/export`):
 results are written through `infra.core.fs`, and a remote model is downloaded once per machine into the local
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import statistics
 import time
 from pathlib import Path
@@ -30,6 +34,8 @@ from ray.tune.schedulers import ASHAScheduler
 
 from infra.core import fs
 from infra.core.config import EvaluateConfig, RexbertConfig, write_resolved_config
+from infra.core.manifest import check_upstream
+from infra.core.outputs import check_output, staged_output
 from ray_jobs.runtime import ray_runtime
 from training.evaluation import (
     ModelFolderError,
@@ -40,7 +46,7 @@ from training.evaluation import (
     get_task,
     parse_task_spec,
 )
-from training.evaluation.report import write_report
+from training.evaluation.report import STAGE, write_report_files
 from training.staging import absolute, fetch_dir, local_dir
 
 log = logging.getLogger(__name__)
@@ -211,28 +217,40 @@ def run_evaluation(models: list[str], tasks: list[str], output: str, config: Rex
     tasks = list(tasks) or list(evaluate.tasks)
     if not models:
         raise ValueError("evaluate: give at least one --model")
+    out = str(output)
+    check_output(out, STAGE, models)  # before any model is loaded or trial started
+    upstream = check_upstream(models)
     for model in models:
         check_encoder(local_model(model))
     specs = [parse_task_spec(spec) for spec in tasks]
-    out = str(output)
-    staged = local_dir(out).resolve()  # task caches and Tune's storage: the output itself when local
-    write_resolved_config(config, out)
     names = model_names(models)
     model_dirs = {names[m]: absolute(m) for m in models}
     start = time.perf_counter()
     results: dict[str, Any] = {"models": dict(model_dirs), "tasks": {}}
-    loaded: dict[str, tuple[Task, TaskData]] = {}
-    for task, path in specs:
-        loaded[task.name] = (task, task.load(path, evaluate, staged / "cache"))
-        log.info("task %s: %s", task.name, loaded[task.name][1].sizes())
-    with ray_runtime(config.ray):
-        summaries = run_sweeps(loaded, model_dirs, evaluate, staged / "tune")
-    for name, (task, data) in loaded.items():
-        results["tasks"][name] = {"metric": task.metric, "data": data.info, "sizes": data.sizes(),
-                                  "models": summaries[name]}
-    results["seconds"] = time.perf_counter() - start
-    write_report(results, out, config=evaluate)
+    with staged_output(out, STAGE, models) as staging:
+        staged = local_dir(staging).resolve()  # task caches and Tune's storage: in the output when local
+        keep_page_cache(out, staged / "cache")
+        write_resolved_config(config, staging)
+        loaded: dict[str, tuple[Task, TaskData]] = {}
+        for task, path in specs:
+            loaded[task.name] = (task, task.load(path, evaluate, staged / "cache"))
+            log.info("task %s: %s", task.name, loaded[task.name][1].sizes())
+        with ray_runtime(config.ray):
+            summaries = run_sweeps(loaded, model_dirs, evaluate, staged / "tune")
+        for name, (task, data) in loaded.items():
+            results["tasks"][name] = {"metric": task.metric, "data": data.info, "sizes": data.sizes(),
+                                      "models": summaries[name]}
+        results["seconds"] = time.perf_counter() - start
+        write_report_files(results, staging, config=evaluate, upstream=upstream)
     return results
+
+
+def keep_page_cache(out: str, cache: Path) -> None:
+    """Carry a previous local evaluation's task cache (extracted page texts, the slow part) into the new one.
+    A remote output's cache is already local and kept (`training.staging.local_dir`)."""
+    previous = local_dir(out) / "cache"
+    if not fs.is_remote(out) and previous.is_dir() and not cache.exists():
+        shutil.copytree(previous, cache)
 
 
 def _under(root: str, path: str) -> str:

@@ -32,14 +32,24 @@ from typing import Any
 import ray
 import ray.train
 import torch
-from ray.train import Checkpoint, CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+from ray.train import (
+    Checkpoint,
+    CheckpointConfig,
+    FailureConfig,
+    RunConfig,
+    ScalingConfig,
+    TrainingFailedError,
+    UserCallback,
+)
 from ray.train.torch import TorchConfig, TorchTrainer
 
 from infra.core import fs
 from infra.core.config import (
     PhaseConfig,
     PretrainConfig,
+    RayConfig,
     RexbertConfig,
+    check_ray_address,
     config_from_dict,
     load_phase,
     resolve_data_path,
@@ -51,9 +61,86 @@ from ray_jobs.runtime import ray_runtime
 from training.checkpoint import latest_checkpoint, step_of
 from training.schedule import plan_steps
 from training.staging import absolute
-from training.trainer import Trainer, TrainerHooks, previous_phase_checkpoint, write_phase_manifest
+from training.trainer import (
+    Trainer,
+    TrainerHooks,
+    previous_phase_checkpoint,
+    read_shard_manifest,
+    write_phase_manifest,
+)
 
 logger = logging.getLogger(__name__)
+
+
+# Worker errors that no restart can fix: the same config, shards and checkpoints fail the same way again (a bad
+# shard shape, a config the Trainer refuses, a missing file). A worker that died, a lost connection or an
+# out-of-memory error is worth the restart `FailureConfig.max_failures` allows; these are not.
+NOT_RETRYABLE: tuple[type[BaseException], ...] = (
+    ValueError, FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError, FileExistsError,
+)
+
+
+def worker_exception(error: BaseException) -> BaseException:
+    """The exception a Train worker raised, out of Ray's wrappers (`UserExceptionWithTraceback`, RayTaskError)."""
+    for _ in range(5):
+        inner = getattr(error, "_base_exc", None) or getattr(error, "cause", None)
+        if not isinstance(inner, BaseException):
+            return error
+        error = inner
+    return error
+
+
+class UnrecoverableWorkerError(RuntimeError):
+    """A worker raised an error in NOT_RETRYABLE; raised on the Train controller, which then does not retry."""
+
+    def __init__(self, rank: int, error: BaseException):
+        super().__init__(f"rank {rank}: {error}")
+        self.rank, self.error = rank, error
+
+    def __reduce__(self):
+        return (self.__class__, (self.rank, self.error))
+
+
+class StopOnUnrecoverable(UserCallback):
+    """Ray Train (V2) restarts the worker group after any worker error, up to `FailureConfig.max_failures`
+    times, and lets no worker mark an error final. This callback runs on the controller when workers fail: for
+    an error in NOT_RETRYABLE it raises, and an error raised on the controller ends the run (a ControllerError,
+    not retried) instead of restarting it to fail again."""
+
+    def after_exception(self, run_context, worker_exceptions: dict[int, BaseException]) -> None:  # noqa: ARG002
+        for rank, error in sorted(worker_exceptions.items()):
+            cause = worker_exception(error)
+            if isinstance(cause, NOT_RETRYABLE):
+                raise UnrecoverableWorkerError(rank, cause)
+
+
+def failure_cause(error: TrainingFailedError) -> BaseException:
+    """The worker's own exception behind a failed `fit()`, when it is one no retry fixes; else `error` itself."""
+    candidates = [getattr(error, "controller_failure", None), *getattr(error, "worker_failures", {}).values()]
+    for candidate in candidates:
+        if isinstance(candidate, UnrecoverableWorkerError):
+            return candidate.error
+        if candidate is not None and isinstance(worker_exception(candidate), NOT_RETRYABLE):
+            return worker_exception(candidate)
+    return error
+
+
+def ray_config_for(config: RexbertConfig, address: str | None) -> RayConfig:
+    """The run's `ray` section, joining `address` instead when one is given (checked as the config checks it)."""
+    if address is None:
+        return config.ray
+    return config.ray.model_copy(update={"address": check_ray_address(address)})
+
+
+def check_phase_data(config: RexbertConfig, phase: str) -> str:
+    """The phase's shard folder, after its manifest was checked against the phase (sequence length, mixture).
+
+    Run on the driver before Ray starts: a phase whose shards do not fit fails here with one line, not in
+    every Train worker and again after every restart."""
+    phase_config = load_phase(config.pretrain, phase)
+    data_dir = absolute(resolve_data_path(config.pretrain, phase_config, config.run.output))
+    read_shard_manifest(data_dir, phase_config)
+    return data_dir
 
 
 def plan_for(pretrain: PretrainConfig, phase: PhaseConfig, workers: int) -> list[int]:
@@ -167,9 +254,10 @@ def run_phase(config: RexbertConfig, phase: str, resume: bool = False, workers: 
     """
     pretrain: PretrainConfig = config.pretrain
     phase_config = load_phase(pretrain, phase)
+    ray_config = ray_config_for(config, address)
     run_dir = absolute(resolve_run_dir(pretrain, config.run.output, config.run.name))
     phase_dir = fs.join(run_dir, phase)
-    data_dir = absolute(resolve_data_path(pretrain, phase_config, config.run.output))
+    data_dir = check_phase_data(config, phase)
     latest = latest_checkpoint(fs.join(phase_dir, "checkpoints"))
     if not resume and latest is not None:
         raise FileExistsError(f"{phase_dir} already has checkpoints: pass --resume or choose another run name")
@@ -177,7 +265,6 @@ def run_phase(config: RexbertConfig, phase: str, resume: bool = False, workers: 
     init_from = previous_phase_checkpoint(run_dir, phase_config)
     write_resolved_config(config, phase_dir)
     workers = workers or pretrain.workers
-    ray_config = config.ray.model_copy(update={"address": address}) if address else config.ray
 
     with ray_runtime(ray_config):
         plan = plan_for(pretrain, phase_config, workers)
@@ -201,12 +288,19 @@ def run_phase(config: RexbertConfig, phase: str, resume: bool = False, workers: 
                 name=f"{config.run.name}-{phase}-{time.strftime('%Y%m%d-%H%M%S')}",
                 **storage_for(fs.join(phase_dir, "ray")),
                 failure_config=FailureConfig(max_failures=pretrain.checkpoint.max_failures),
+                callbacks=[StopOnUnrecoverable()],
                 # Ray copies each reported checkpoint under storage_path: keep as many as the run folder does.
                 checkpoint_config=CheckpointConfig(num_to_keep=pretrain.checkpoint.keep_latest_k),
             ),
         )
         started = time.perf_counter()
-        result = trainer.fit()
+        try:
+            result = trainer.fit()
+        except TrainingFailedError as err:
+            cause = failure_cause(err)
+            if cause is err:
+                raise
+            raise cause from err  # the worker's own error (one line in the CLI), not Ray's report of it
     if result.error is not None:
         raise RuntimeError(f"phase {phase!r} failed") from result.error
     summary = json.loads(fs.read_text(fs.join(phase_dir, "summary.json")))
@@ -223,7 +317,9 @@ def run_all_phases(config: RexbertConfig, resume: bool = False, workers: int | N
                    phases: list[str] | None = None) -> dict[str, Any]:
     """Every phase in config order (or `phases`), each from the previous one's final checkpoint."""
     names = phases or list(config.pretrain.phases)
-    ray_config = config.ray.model_copy(update={"address": address}) if address else config.ray
+    ray_config = ray_config_for(config, address)
+    for name in names:  # every phase's shards fit it, before the first phase trains for hours
+        check_phase_data(config, name)
     with ray_runtime(ray_config):  # one cluster for all phases
         return {name: run_phase(config, name, resume=resume, workers=workers, address=address) for name in names}
 

@@ -6,18 +6,23 @@
          "tokens/ctx")
 
 writes `tokens/ctx/{train,validation}/part-00000.parquet`, `tokens/ctx/tokenizer/`, `manifest.json`
-and `config.resolved.yaml`. Corpora, tokenizer and outputs are local paths or URIs (`file://`, `s3://`,
-`gs://`), read and written through `infra.core.fs`. Reading and batch tokenization run on Ray Data
-(`read_parquet` / `read_json` + `map_batches`); packing then streams the tokenized documents in their
-input order through `training.data.SequencePacker` on the driver, so the shards do not depend on how
-Ray happened to split the work (same input + seed = same shards, on any cluster). Mixing follows
-`training.data.plan_mixture`. Shard columns: see `SHARD_SCHEMA`.
+and `config.resolved.yaml`, all into a staged folder (`infra.core.outputs.staged_output`) that replaces
+the previous token set whole, or not at all: a failed repack leaves the old set as it was, and a repack
+into fewer shards leaves no stale part file. The tokenizer folder is written the same way.
+
+Corpora, tokenizer and outputs are local paths or URIs (`file://`, `s3://`, `gs://`), read and written
+through `infra.core.fs`. Reading and batch tokenization run on Ray Data (`read_parquet` / `read_json` +
+`map_batches`); packing then streams the tokenized documents in their input order through
+`training.data.SequencePacker` on the driver, so the shards do not depend on how Ray happened to split
+the work (same input + seed = same shards, on any cluster). Mixing follows `training.data.plan_mixture`.
+Shard columns: see `SHARD_SCHEMA`.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import itertools
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -35,12 +40,15 @@ from tqdm import tqdm
 
 from infra.core import fs
 from infra.core.config import write_resolved_config
-from infra.core.manifest import StageStats, build_manifest, write_manifest
+from infra.core.manifest import InputError, StageStats, build_manifest, check_upstream, write_manifest
+from infra.core.outputs import check_output, staged_output
 from ray_jobs.loader import dataset_paths
 from training.data import MIN_DOCUMENT_TOKENS, PackedSequence, SequencePacker, plan_mixture
 from training.staging import absolute
 from training.tokenizer import boundary_token_ids, load_tokenizer, save_tokenizer, train_tokenizer
 
+PACK_STAGE = "pack"  # the manifests' stages and the outputs' owners: a rerun replaces only its own folder
+TOKENIZER_STAGE = "train-tokenizer"
 SPLITS = ("train", "validation")
 SHARD_SCHEMA = pa.schema(
     [
@@ -283,12 +291,14 @@ def pack(
     if token_budget is not None and num_sequences is None:
         num_sequences = -(-token_budget // seq_len)
     output = str(output)
+    paths = {name: str(path) for name, path, _ in corpora}
+    inputs = [*paths.values(), *([str(tokenizer)] if fs.exists(str(tokenizer)) else [])]  # else a hub name
+    check_output(output, PACK_STAGE, inputs)  # cheap checks before any tokenizing
+    upstream = check_upstream(inputs)
     tok = load_tokenizer(tokenizer)
-    save_tokenizer(tok, fs.join(output, "tokenizer"))
     ids = boundary_token_ids(tok)
     tokenizer_json = tok.backend_tokenizer.to_str()
 
-    paths = {name: str(path) for name, path, _ in corpora}
     tokenized = tokenize_cached(paths, tokenizer_json, validation_fraction, batch_size, cache)
     packed, sources = {}, {}
     stats = StageStats()
@@ -297,53 +307,72 @@ def pack(
         sources[name] = {"path": str(path), "weight": weight, **counts}
         stats += StageStats(input=counts["documents_in"], kept=counts["documents_packed"],
                             filtered=Counter(counts["documents_skipped"]))
-    splits = {}
-    for split, plan_seed, size in (("train", seed, num_sequences), ("validation", seed + 1, None)):
-        available = [len(packed[n][split]) for n in names]
-        if split == "train":
-            plan = plan_mixture(available, [w for _, _, w in corpora], plan_seed, size)
-        else:  # all of it, weight = supply, so nothing is repeated or left out
-            plan = plan_mixture(available, available, plan_seed) if sum(available) else None
-        chosen = [(names[s], i, packed[names[s]][split][i]) for s, i in (plan.order if plan else [])]
-        for k, name in enumerate(names):
-            sources[name].setdefault("mixture", {})[split] = {
-                "available_sequences": available[k],
-                "selected_sequences": plan.selected[k] if plan else 0,
-                "repeats": round(plan.repeats(k), 4) if plan else 0.0,
-                "unused_sequences": plan.unused(k) if plan else 0,
+        if weight > 0 and not packed[name]["train"]:  # checked before anything is written
+            raise InputError(f"pack: corpus {name!r} ({path}) gives no train sequence: {counts['documents_in']} "
+                             f"documents read, skipped {counts['documents_skipped'] or 'none'}, "
+                             f"{len(packed[name]['validation'])} validation sequences")
+    with staged_output(output, PACK_STAGE, inputs) as staging:
+        save_tokenizer(tok, fs.join(staging, "tokenizer"))
+        splits = {}
+        for split, plan_seed, size in (("train", seed, num_sequences), ("validation", seed + 1, None)):
+            chosen = _mix_split(split, packed, corpora, sources, plan_seed, size)
+            files = write_split(fs.join(staging, split), chosen, seq_len, rows_per_shard)
+            tokens = _token_counts(chosen)
+            splits[split] = {
+                "sequences": len(chosen),
+                "tokens_real": sum(c["real"] for c in tokens.values()),
+                "tokens_pad": sum(c["pad"] for c in tokens.values()),
+                "tokens_per_source": tokens,
+                "files": files,
             }
-        files = write_split(fs.join(output, split), chosen, seq_len, rows_per_shard)
-        tokens = _token_counts(chosen)
-        splits[split] = {
-            "sequences": len(chosen),
-            "tokens_real": sum(c["real"] for c in tokens.values()),
-            "tokens_pad": sum(c["pad"] for c in tokens.values()),
-            "tokens_per_source": tokens,
-            "files": files,
-        }
-    stats.seconds = time.perf_counter() - started
-    manifest = build_manifest(
-        "pack", stats, config=config, inputs=list(paths.values()),
-        outputs={"path": output, "tokenizer": fs.join(output, "tokenizer"),
-                 "sequences": {split: counts["sequences"] for split, counts in splits.items()}},
-        extra={
-            "seq_len": seq_len,
-            "seed": seed,
-            "validation_fraction": validation_fraction,
-            "num_sequences": num_sequences,
-            "token_budget": token_budget,
-            "tokenizer": {"source": str(tokenizer), "path": "tokenizer", "vocab_size": len(tok), **ids,
-                          "mask": tok.mask_token_id},
-            "sources": sources,
-            "splits": splits,
-            "split_documents": sum(s["split_documents"] for s in sources.values()),
-            "chunks_from_split_documents": sum(s["chunks_from_split_documents"] for s in sources.values()),
-        },
-    )
-    if config is not None:
-        write_resolved_config(config, output)
-    write_manifest(output, manifest)  # last: marks the token set complete
+        stats.seconds = time.perf_counter() - started
+        manifest = build_manifest(
+            PACK_STAGE, stats, config=config, inputs=list(paths.values()), upstream=upstream,
+            outputs={"path": output, "tokenizer": fs.join(output, "tokenizer"),
+                     "sequences": {split: counts["sequences"] for split, counts in splits.items()}},
+            extra={
+                "seq_len": seq_len,
+                "seed": seed,
+                "validation_fraction": validation_fraction,
+                "num_sequences": num_sequences,
+                "token_budget": token_budget,
+                "tokenizer": {"source": str(tokenizer), "path": "tokenizer", "vocab_size": len(tok), **ids,
+                              "mask": tok.mask_token_id},
+                "sources": sources,
+                "splits": splits,
+                "split_documents": sum(s["split_documents"] for s in sources.values()),
+                "chunks_from_split_documents": sum(s["chunks_from_split_documents"] for s in sources.values()),
+            },
+        )
+        if config is not None:
+            write_resolved_config(config, staging)
+        write_manifest(staging, manifest)  # last: marks the token set complete
     return manifest
+
+
+def _mix_split(
+    split: str, packed: dict[str, dict[str, list[PackedSequence]]], corpora: Sequence[tuple[str, str | Path, float]],
+    sources: dict[str, dict[str, Any]], plan_seed: int, size: int | None,
+) -> list[tuple[str, int, PackedSequence]]:
+    """The (source, packed_index, sequence) order of one split; records each source's share in `sources`.
+
+    Train follows the weights (`plan_mixture`); validation takes every sequence (weight = supply, so nothing
+    is repeated or left out).
+    """
+    names = [name for name, _, _ in corpora]
+    available = [len(packed[n][split]) for n in names]
+    if split == "train":
+        plan = plan_mixture(available, [w for _, _, w in corpora], plan_seed, size)
+    else:
+        plan = plan_mixture(available, available, plan_seed) if sum(available) else None
+    for k, name in enumerate(names):
+        sources[name].setdefault("mixture", {})[split] = {
+            "available_sequences": available[k],
+            "selected_sequences": plan.selected[k] if plan else 0,
+            "repeats": round(plan.repeats(k), 4) if plan else 0.0,
+            "unused_sequences": plan.unused(k) if plan else 0,
+        }
+    return [(names[s], i, packed[names[s]][split][i]) for s, i in (plan.order if plan else [])]
 
 
 def iter_corpus_texts(paths: Sequence[str | Path], stats: StageStats) -> Iterator[str]:
@@ -366,30 +395,41 @@ def train_tokenizer_job(
 ) -> str:
     """Train the BPE tokenizer on the texts of `corpora` and write it with a manifest (paths or URIs).
 
+    The folder is staged (`staged_output`): a failed or interrupted run leaves the previous tokenizer as it
+    was. Corpora without any text are refused (InputError) before anything is written.
     Manifest counts are documents: input = read, kept = used for training, filtered = empty_text.
     """
     started = time.perf_counter()
+    inputs = [str(p) for p in corpora]
+    check_output(output_dir, TOKENIZER_STAGE, inputs)  # cheap checks before reading the corpora
+    upstream = check_upstream(inputs)
     stats = StageStats()
-    out = train_tokenizer(iter_corpus_texts(corpora, stats), output_dir, vocab_size, min_frequency)
-    backend = load_tokenizer(out).backend_tokenizer
-    padded = sum(1 for t in backend.get_vocab(with_added_tokens=True) if t.startswith("[unused"))
-    stats.seconds = time.perf_counter() - started
-    manifest = build_manifest(
-        "train-tokenizer", stats, config=config, inputs=[str(p) for p in corpora],
-        outputs={"path": out, "vocab_size": vocab_size},
-        extra={
-            "corpora": [str(p) for p in corpora],
-            "vocab_size": vocab_size,
-            "bpe_vocab": vocab_size - padded,
-            "padding_tokens": padded,
-            "min_frequency": min_frequency,
-            "special_tokens": {"[UNK]": 0, "[CLS]": 1, "[SEP]": 2, "[PAD]": 3, "[MASK]": 4},
-        },
-    )
-    if config is not None:
-        write_resolved_config(config, out)
-    write_manifest(out, manifest)
-    return out
+    texts = iter_corpus_texts(corpora, stats)
+    first = next(texts, None)
+    if first is None:
+        raise InputError(f"train-tokenizer: no text in {', '.join(inputs)} ({stats.input} documents read, "
+                         f"{stats.filtered['empty_text']} empty): no tokenizer written")
+    with staged_output(output_dir, TOKENIZER_STAGE, inputs) as staging:
+        train_tokenizer(itertools.chain([first], texts), staging, vocab_size, min_frequency)
+        backend = load_tokenizer(staging).backend_tokenizer
+        padded = sum(1 for t in backend.get_vocab(with_added_tokens=True) if t.startswith("[unused"))
+        stats.seconds = time.perf_counter() - started
+        manifest = build_manifest(
+            TOKENIZER_STAGE, stats, config=config, inputs=inputs, upstream=upstream,
+            outputs={"path": str(output_dir), "vocab_size": vocab_size},
+            extra={
+                "corpora": inputs,
+                "vocab_size": vocab_size,
+                "bpe_vocab": vocab_size - padded,
+                "padding_tokens": padded,
+                "min_frequency": min_frequency,
+                "special_tokens": {"[UNK]": 0, "[CLS]": 1, "[SEP]": 2, "[PAD]": 3, "[MASK]": 4},
+            },
+        )
+        if config is not None:
+            write_resolved_config(config, staging)
+        write_manifest(staging, manifest)
+    return str(output_dir)
 
 
 def under_output(root: str, path: str) -> str:
@@ -415,9 +455,15 @@ def run_tokenize(config: Any, cache: dict[tuple, list[pa.Table]] | None = None) 
         unknown = sorted(set(token_set.mixture) - set(corpora))
         if unknown:
             raise ValueError(f"tokenize.sets.{name}.mixture names {unknown}, not in tokenize.corpora {sorted(corpora)}")
+    # Every output and input is checked before the tokenizer is trained: a refused set fails in seconds.
+    tokenizer_out = under_output(root, t.tokenizer)
+    check_output(tokenizer_out, TOKENIZER_STAGE, list(corpora.values()))
+    for name in t.sets:
+        check_output(fs.join(root, "tokens", name), PACK_STAGE, list(corpora.values()))
+    check_upstream(list(corpora.values()))
     init_ray(config.ray)  # no-op when Ray is already up; a cluster started here is reused by later stages
     tokenizer_dir = train_tokenizer_job(
-        list(corpora.values()), under_output(root, t.tokenizer), t.vocab_size, t.min_frequency, config=config
+        list(corpora.values()), tokenizer_out, t.vocab_size, t.min_frequency, config=config
     )
     cache = {} if cache is None else cache
     used = {name: path for name, path in corpora.items() if any(name in s.mixture for s in t.sets.values())}

@@ -4,6 +4,11 @@ Each stage writes its folder with a manifest; this driver writes `corpus/` (kept
 a top-level `manifest.json` with the funnel whose counts add up across stages, and the stats report.
 Every folder may be local or on an object store (`s3://`, `gs://`): all I/O goes through infra.core.fs.
 
+A rerun is consistent: the output root must be empty or a previous build's (never a user's folder), every
+stage folder in it is checked before Spark starts, and the build's own manifest and those of filtered/,
+deduped/ and corpus/ are removed before extract rewrites anything, so a rerun that stops half-way leaves
+no stage that looks complete over inputs that changed (`infra.core.outputs.unmark`).
+
     spark-submit spark_jobs/build_job.py --input crawl/*.warc.gz --output out/ --classifier model.bin
 """
 
@@ -17,12 +22,18 @@ from pyspark.sql import SparkSession
 
 from infra.core import fs
 from infra.core.config import RexbertConfig, load_config, write_resolved_config
-from infra.core.manifest import MANIFEST_NAME, StageStats, build_manifest, write_manifest
+from infra.core.manifest import StageStats, build_manifest, check_upstream, write_manifest
+from infra.core.outputs import check_output, mark_started, unmark
+from spark_jobs import dedup_job, extract_job, filter_job
 from spark_jobs.dedup_job import run_dedup, write_corpus
 from spark_jobs.extract_job import run_extract
-from spark_jobs.filter_job import run_filter
+from spark_jobs.filter_job import resolve_classifier, run_filter
 
+STAGE = "build"
 STAGES = ("extracted", "filtered", "deduped", "corpus")
+# The stage that owns each folder (its manifest's `stage`).
+STAGE_OWNERS = {"extracted": extract_job.STAGE, "filtered": filter_job.STAGE, "deduped": dedup_job.STAGE,
+                "corpus": dedup_job.CORPUS_STAGE}
 
 
 def chain_funnel(stage_manifests: dict[str, dict]) -> dict[str, Any]:
@@ -67,10 +78,15 @@ def build_corpus(
 
     start = time.perf_counter()
     root = str(output).rstrip("/")
+    paths = {name: fs.join(root, name) for name in STAGES}
+    # Cheap checks, before Spark starts and before anything is rewritten.
+    check_build_output(root, paths, inputs)
+    upstream = check_upstream(list(inputs))
+    resolve_classifier(config.corpus, classifier)
+    mark_started(root, STAGE)
+    invalidate_later_stages(root, paths)
     with stage_session("rexbert-corpus-build", config.spark, output, spark) as spark:
-        fs.delete_file(fs.join(root, MANIFEST_NAME))  # a rerun that fails must not look complete
         write_resolved_config(config, root)
-        paths = {name: fs.join(root, name) for name in STAGES}
         manifests = {"extracted": run_extract(spark, list(inputs), paths["extracted"], config.corpus)}
         manifests["filtered"] = run_filter(spark, paths["extracted"], paths["filtered"], config.corpus, classifier)
         manifests["deduped"] = run_dedup(spark, paths["filtered"], paths["deduped"], config.corpus)
@@ -78,10 +94,11 @@ def build_corpus(
         chain = chain_funnel(manifests)
         seconds = time.perf_counter() - start
         manifest = build_manifest(
-            "build",
+            STAGE,
             chain["total"],
             config=config,
             inputs=list(inputs),
+            upstream=upstream,
             outputs=paths,
             seconds=seconds,
             extra={
@@ -98,6 +115,22 @@ def build_corpus(
             manifest["report"] = write_report(spark, root, manifest)
         write_manifest(root, manifest)  # last: it marks the whole build complete
     return manifest
+
+
+def check_build_output(root: str, paths: dict[str, str], inputs: list[str]) -> None:
+    """Refuse (OutputError, one line) a root that is a file, an input, or a non-empty folder no build wrote, and
+    any stage folder in it that its stage may not replace."""
+    check_output(root, STAGE, inputs)
+    for name, path in paths.items():
+        check_output(path, STAGE_OWNERS[name], inputs)
+
+
+def invalidate_later_stages(root: str, paths: dict[str, str]) -> None:
+    """Unmark the build, then corpus/, deduped/ and filtered/ (last stage first), before extract rewrites
+    extracted/: until each is rewritten it is unfinished, and downstream stages refuse it."""
+    unmark(root)
+    for name in reversed(STAGES[1:]):
+        unmark(paths[name])
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -30,11 +30,12 @@ from pyspark.sql.types import NumericType
 from corpus.minhash import Permutations, band_hashes, signatures
 from infra.core import fs
 from infra.core.config import CorpusConfig, DedupConfig, load_config
-from infra.core.manifest import StageStats, build_manifest, write_manifest
-from infra.core.outputs import staged_output
+from infra.core.manifest import StageStats, build_manifest, check_upstream, write_manifest
+from infra.core.outputs import check_output, staged_output
 from spark_jobs.output import TABLE_KINDS, read_parquet_dir, read_table_files, write_parquet
 
-STAGE = "dedup"
+STAGE = "dedup"  # the manifest's stage and the output's owner: a rerun replaces only its own folder
+CORPUS_STAGE = "corpus"
 BAND_SCHEMA = "node long, band int, band_hash long"
 
 
@@ -204,6 +205,8 @@ def run_dedup(spark: SparkSession, input: str | list[str], output: str, config: 
     cfg = config.dedup
     inputs = [input] if isinstance(input, str) else list(input)
     start = time.time()
+    check_output(output, STAGE, inputs)  # before any work: never a user's folder, an input or a file
+    upstream = check_upstream(inputs)  # an unfinished or out-of-date stage folder is no input
     docs, notes = read_documents(spark, inputs, cfg)
     # Read once: the counts, the signatures, the representatives and the output all scan the input.
     docs = docs.persist(StorageLevel.MEMORY_AND_DISK)
@@ -263,7 +266,7 @@ def run_dedup(spark: SparkSession, input: str | list[str], output: str, config: 
                 "cc_rounds": rounds,
                 "docs_per_second": round(stats.input / max(stats.seconds, 1e-9), 1),
             })
-            manifest = build_manifest(STAGE, stats, config=cfg, inputs=inputs,
+            manifest = build_manifest(STAGE, stats, config=cfg, inputs=inputs, upstream=upstream,
                                       outputs={"deduped": output}, extra={"dedup": notes})
             write_manifest(staging, manifest)
     finally:
@@ -283,14 +286,17 @@ def write_corpus(spark: SparkSession, deduped: str, output: str) -> dict[str, An
     Duplicates are counted by the dedup stage; this stage's input is what dedup kept.
     """
     start = time.perf_counter()
+    check_output(output, CORPUS_STAGE, [deduped])
+    upstream = check_upstream([deduped])
     kept = read_parquet_dir(spark, deduped).filter(~F.col("is_duplicate")).select(*CORPUS_COLUMNS)
     n_kept = kept.count()
-    with staged_output(output, "corpus", [deduped]) as staging:
+    with staged_output(output, CORPUS_STAGE, [deduped]) as staging:
         written = sum(write_parquet(kept, staging).values())
         if written != n_kept:
             raise RuntimeError(f"corpus wrote {written} rows, expected {n_kept}")
         stats = StageStats(input=n_kept, kept=written, seconds=time.perf_counter() - start)
-        manifest = build_manifest("corpus", stats, inputs=[deduped], outputs={"path": output, "rows": written})
+        manifest = build_manifest(CORPUS_STAGE, stats, inputs=[deduped], upstream=upstream,
+                                  outputs={"path": output, "rows": written})
         write_manifest(staging, manifest)
     return manifest
 

@@ -28,10 +28,11 @@ from corpus.extract.readers import iter_file
 from corpus.extract.stage import PRODUCT_COLUMNS, ErrorRecord, ExtractedDoc, ExtractStage
 from infra.core import fs
 from infra.core.config import CorpusConfig, ExtractConfig, load_config
-from infra.core.manifest import StageStats, build_manifest, write_manifest
-from infra.core.outputs import staged_output
+from infra.core.manifest import StageStats, build_manifest, check_upstream, write_manifest
+from infra.core.outputs import check_output, staged_output
 from spark_jobs.output import ship_file, write_parquet
 
+STAGE = "extract"  # the manifest's stage and the output's owner: a rerun replaces only its own folder
 ERRORS_DIR = "_errors"
 PRODUCT_SCHEMA = T.StructType([T.StructField(name, T.StringType()) for name in PRODUCT_COLUMNS])
 DOC_SCHEMA = T.StructType(
@@ -126,6 +127,8 @@ def run_extract(spark: SparkSession, inputs: list[str], output: str, config: Cor
     """
     extract_config = config.extract
     start = time.perf_counter()
+    check_output(output, STAGE, inputs)  # before any work: never a user's folder, an input or a file
+    upstream = check_upstream(inputs)  # an unfinished or out-of-date stage folder is no input
     sc = spark.sparkContext
     langid_name = _ship_langid_model(spark, extract_config)
     files = fs.list_inputs(inputs)
@@ -137,7 +140,7 @@ def run_extract(spark: SparkSession, inputs: list[str], output: str, config: Cor
         lambda it: _extract_partition(config_json, langid_name, it))
     results = results.persist(StorageLevel.MEMORY_AND_DISK)
     try:
-        with staged_output(output, "extract", inputs) as staging:
+        with staged_output(output, STAGE, inputs) as staging:
             docs = spark.createDataFrame(results.filter(lambda r: r[0] == "doc").map(lambda r: r[1]), DOC_SCHEMA)
             written = write_parquet(docs, staging)
             errors = spark.createDataFrame(results.filter(lambda r: r[0] == "error").map(lambda r: r[2]),
@@ -148,10 +151,11 @@ def run_extract(spark: SparkSession, inputs: list[str], output: str, config: Cor
             _check_written(stats, sum(written.values()), sum(errors_written.values()))
             seconds = time.perf_counter() - start
             manifest = build_manifest(
-                "extract",
+                STAGE,
                 stats,
                 config=config,
                 inputs=list(inputs),
+                upstream=upstream,
                 outputs={"documents": output, "errors": fs.join(output, ERRORS_DIR), "rows": stats.kept,
                          "parts": len(written)},
                 seconds=seconds,

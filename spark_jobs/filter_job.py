@@ -22,10 +22,11 @@ from pyspark.sql import types as T
 from corpus.filter.quality import SIGNAL_COLUMNS
 from infra.core import fs
 from infra.core.config import CorpusConfig, load_config
-from infra.core.manifest import StageStats, build_manifest, write_manifest
-from infra.core.outputs import staged_output
+from infra.core.manifest import StageStats, build_manifest, check_upstream, write_manifest
+from infra.core.outputs import check_output, staged_output
 from spark_jobs.output import read_parquet_dir, ship_file, write_parquet
 
+STAGE = "filter"  # the manifest's stage and the output's owner: a rerun replaces only its own folder
 ERROR_PREFIX = "error_"
 _SIGNAL_TYPES = {"word_count": T.LongType(), "stop_word_count": T.LongType()}
 
@@ -135,6 +136,8 @@ def run_filter(
     from corpus.filter.quality import load_category_labels
 
     start = time.perf_counter()
+    check_output(output, STAGE, [input])  # before any work: never a user's folder, an input or a file
+    upstream = check_upstream([input])  # extracted/ must be finished, and built from what is there now
     model = resolve_classifier(config, classifier)
     model_name = ship_file(spark, model, "ecom") if model is not None else None
     labels = load_category_labels(config.filter.category_labels) if config.filter.category_labels else {}
@@ -147,7 +150,7 @@ def run_filter(
         df = df.repartition(target)
     schema = filter_schema(df.schema)
     out_df = df.mapInArrow(make_partition_fn(config, model_name, labels, schema), schema)
-    with staged_output(output, "filter", [input]) as staging:
+    with staged_output(output, STAGE, [input]) as staging:
         rows_written = sum(write_parquet(out_df, staging).values())
         # The counts come from what was written: one pass over the filter_reason column of the output.
         written = read_parquet_dir(spark, staging).select("filter_reason")
@@ -156,10 +159,11 @@ def run_filter(
         if not stats.input == rows_written == n_input:
             raise RuntimeError(f"filter wrote {rows_written} rows ({stats.input} read back) for {n_input} input rows")
         manifest = build_manifest(
-            "filter",
+            STAGE,
             stats,
             config=config.filter,
             inputs=[input],
+            upstream=upstream,
             outputs={"path": output, "rows": stats.input},
             extra={
                 "classifier": str(model) if model else None,

@@ -1,9 +1,14 @@
 """A Spark session for local runs and clusters alike.
 
 Locally it sets what Spark needs on this kind of machine: the workers' Python is this
-interpreter (`PYSPARK_PYTHON`), the driver binds to 127.0.0.1 (`SPARK_LOCAL_IP`), and event logs
-are on so `spark-history-server` can show finished jobs. On Dataproc / EMR the cluster's own
-settings win: only the app name and explicit conf are applied.
+interpreter (`PYSPARK_PYTHON`), and event logs are on so `spark-history-server` can show finished
+jobs. A local session listens on 127.0.0.1 only: the UI (Spark binds it to `SPARK_LOCAL_IP`, else to
+every interface), the driver's RPC and the block manager (`spark.driver.host` / `bindAddress`). On
+Dataproc / EMR the cluster's own settings win: only the app name and explicit conf are applied.
+
+A `spark.conf` value written `env:NAME` is read from the environment here, when the session is built
+(a credential such as `spark.hadoop.fs.s3a.secret.key: env:AWS_SECRET_ACCESS_KEY`), so the value itself
+is in no config file, manifest or log line.
 """
 
 from __future__ import annotations
@@ -17,7 +22,9 @@ from pathlib import Path
 from pyspark.sql import SparkSession
 
 from infra.core import fs
-from infra.core.config import RexbertConfig, SparkConfig, write_resolved_config
+from infra.core.config import RexbertConfig, SparkConfig, check_spark_master, resolve_env, write_resolved_config
+
+LOOPBACK = "127.0.0.1"
 
 
 def _is_cluster(master: str) -> bool:
@@ -32,17 +39,20 @@ def build_spark_session(
     event_log_dir: str | Path | None = None,
     conf: dict[str, str] | None = None,
 ) -> SparkSession:
-    """Get or create a session. Local masters get the machine-specific environment set first."""
+    """Get or create a session. Local masters get the machine-specific environment set first; a master that
+    is not a Spark master URL (empty, mistyped) is refused before the JVM starts, never taken for a cluster's."""
+    master = check_spark_master(master)
     builder = SparkSession.builder.appName(app_name)
     if not _is_cluster(master) and not os.environ.get("SPARK_CLUSTER_MANAGED"):
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
-        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+        # Not setdefault: a SPARK_LOCAL_IP left in the shell (0.0.0.0, the LAN address) would open the UI.
+        os.environ["SPARK_LOCAL_IP"] = LOOPBACK
         builder = (
             builder.master(master)
             .config("spark.driver.memory", driver_memory)
-            .config("spark.driver.host", "127.0.0.1")
-            .config("spark.driver.bindAddress", "127.0.0.1")
+            .config("spark.driver.host", LOOPBACK)
+            .config("spark.driver.bindAddress", LOOPBACK)
             .config("spark.ui.showConsoleProgress", "true")
             .config("spark.sql.session.timeZone", "UTC")
         )
@@ -55,7 +65,7 @@ def build_spark_session(
     builder = builder.config("spark.sql.shuffle.partitions", str(shuffle_partitions))
     builder = builder.config("spark.sql.parquet.compression.codec", "zstd")
     for key, value in (conf or {}).items():
-        builder = builder.config(key, value)
+        builder = builder.config(key, resolve_env(value, f"spark.conf.{key}"))
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
     return spark

@@ -5,6 +5,10 @@ The model uses transformers' parameter names, so an export is the state dict (wi
 mirroring `ModelArgs` in `config.json`, and the tokenizer files. `AutoModelForMaskedLM.from_pretrained`
 loads the folder; `load_exported` turns it back into our model (to continue training from an export).
 The folder may be a URI (`s3://.../export`): it is written locally and uploaded, and downloaded to load.
+
+An export is a stage output (`infra.core.outputs.staged_output`, stage `export`): it is written into a
+temporary sibling and renamed into place with its `manifest.json` last, so a failed or interrupted export
+leaves the previous one (or nothing), and a folder the platform did not write is never replaced.
 """
 
 from __future__ import annotations
@@ -18,9 +22,12 @@ import torch
 from torch import nn
 
 from infra.core import fs
+from infra.core.manifest import StageStats, build_manifest, write_manifest
+from infra.core.outputs import staged_output
 from training.model import ModelArgs, ModernBertMLM
 from training.staging import fetch_dir
 
+STAGE = "export"  # the manifest's stage and the folder's owner: a new export replaces only an export
 ARGS_KEY = "rexbert_model_args"  # our ModelArgs, kept verbatim in config.json for `load_exported`
 TOKENIZER_FILES = (
     "tokenizer.json",
@@ -80,7 +87,8 @@ def export_hf(
     out_dir: str | Path,
     tokenizer_dir: str | Path | None = None,
 ) -> str:
-    """Write `config.json`, `model.safetensors` and the tokenizer files into `out_dir`; returns it.
+    """Write `config.json`, `model.safetensors`, the tokenizer files and `manifest.json` into `out_dir`;
+    returns it. `out_dir` must be empty, absent or a previous export (else `OutputError`).
 
     Args:
         model_or_state_dict: our model (unsharded) or a full state dict with our (= HF) names; for an
@@ -90,17 +98,24 @@ def export_hf(
         tokenizer_dir: folder (path or URI) written by `training.tokenizer.train_tokenizer` (or any HF
             tokenizer folder); None writes the model alone.
     """
-    if not fs.is_remote(out_dir):
-        _write_export(model_or_state_dict, args, fs.local_path(out_dir), tokenizer_dir)
-        return str(out_dir)
-    with tempfile.TemporaryDirectory(prefix="rexbert-export-") as staged:
-        _write_export(model_or_state_dict, args, Path(staged), tokenizer_dir)
-        fs.copy_dir(staged, out_dir)
+    inputs = [str(tokenizer_dir)] if tokenizer_dir is not None else []
+    with staged_output(out_dir, STAGE, inputs) as target:
+        if fs.is_remote(target):
+            with tempfile.TemporaryDirectory(prefix="rexbert-export-") as staged:
+                tensors = _write_export(model_or_state_dict, args, Path(staged), tokenizer_dir)
+                fs.copy_dir(staged, target)
+        else:
+            tensors = _write_export(model_or_state_dict, args, fs.local_path(target), tokenizer_dir)
+        manifest = build_manifest(STAGE, StageStats(input=tensors, kept=tensors), inputs=inputs,
+                                  outputs={"path": str(out_dir), "tensors": tensors},
+                                  extra={"model_args": asdict(args)})
+        write_manifest(target, manifest)  # last: marks the export complete
     return str(out_dir)
 
 
 def _write_export(model_or_state_dict: nn.Module | dict[str, torch.Tensor], args: ModelArgs, out_dir: Path,
-                  tokenizer_dir: str | Path | None) -> None:
+                  tokenizer_dir: str | Path | None) -> int:
+    """The export's files in a local folder; returns how many tensors were written."""
     from safetensors.torch import save_file
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -125,6 +140,7 @@ def _write_export(model_or_state_dict: nn.Module | dict[str, torch.Tensor], args
             raise FileNotFoundError(f"{tokenizer_dir} holds no tokenizer.json")
         for name in copied:
             (out_dir / name).write_bytes(fs.read_bytes(fs.join(tokenizer_dir, name)))
+    return len(tensors)
 
 
 def _clean_key(key: str) -> str:

@@ -25,6 +25,7 @@ from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers, pre
 from transformers import AutoTokenizer, PreTrainedTokenizerBase, PreTrainedTokenizerFast
 
 from infra.core import fs
+from infra.core.manifest import InputError
 from training.staging import fetch_dir, local_dir, publish_dir
 
 SPECIAL_TOKENS = ["[UNK]", "[CLS]", "[SEP]", "[PAD]", "[MASK]"]
@@ -92,7 +93,8 @@ def train_tokenizer(
     """Train byte-level BPE on `texts` and save it in HF format under `output_dir` (a path or URI).
 
     `load_tokenizer(output_dir)` loads the result (`AutoTokenizer.from_pretrained` too, for a local
-    folder). Returns `output_dir` as a string.
+    folder). Returns `output_dir` as a string. No text at all is refused (InputError) and nothing is
+    written: a tokenizer of specials and bytes alone would look trained.
     """
     _check_vocab_size(vocab_size)
     tokenizer = build_untrained_tokenizer()
@@ -103,7 +105,18 @@ def train_tokenizer(
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=show_progress,
     )
-    tokenizer.train_from_iterator((t for t in texts if t), trainer=trainer)
+    used = 0
+
+    def counted() -> Iterable[str]:
+        nonlocal used
+        for text in texts:
+            if text:
+                used += 1
+                yield text
+
+    tokenizer.train_from_iterator(counted(), trainer=trainer)
+    if not used:
+        raise InputError(f"no text to train the tokenizer on: nothing written to {output_dir}")
     for token_id, token in enumerate(SPECIAL_TOKENS):
         assert tokenizer.token_to_id(token) == token_id, f"{token} must have id {token_id}"
     pad_vocabulary(tokenizer, vocab_size)

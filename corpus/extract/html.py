@@ -7,6 +7,13 @@ included), then, on pages with commerce signals, falls back to the page's visibl
 extraction is much shorter than it and drops repeated paragraphs; it keeps the page heading and
 merges schema.org product fields (name, brand, description, price) where they add words.
 
+Pathological pages do not reach trafilatura: libxml2 stops building a tree 256 levels deep (the text
+below is lost) and trafilatura's XPath passes grow faster than linearly with the number of elements
+(200k paragraphs: over a minute, in C code the time limit cannot interrupt). A first streaming pass
+(lxml's parser with a target, no tree) measures the page; too deep or too many elements, and the page's
+visible text comes from a second streaming pass instead (`stream_text`, extractor "stream-text"), in time
+linear in its size. The same pass rescues the text when trafilatura finds nothing on a page full of it.
+
 Product structured data (at the end): schema.org Product / Offer / ItemList from JSON-LD and microdata,
 read with extruct and normalised into one flat dict per page (name, brand, description, price, currency,
 sku, gtin) plus the names of listed products for collection pages; extruct only runs when the raw HTML
@@ -80,7 +87,7 @@ class ExtractedPage:
     title: str | None
     text: str
     product: dict[str, str | None] | None = None
-    extractor: str = "trafilatura"  # "trafilatura", "visible-text", "html2txt", each "+product" when merged
+    extractor: str = "trafilatura"  # "trafilatura", "visible-text", "html2txt", "stream-text"; "+product" when merged
     has_product_markup: str | None = None  # "jsonld" / "microdata" when a Product was found
     listed_names: list[str] = field(default_factory=list)
     commerce: bool = False  # commerce signals seen (markup, cart buttons): the repairs ran
@@ -170,20 +177,25 @@ def _extract(html: str, url: str | None, include_product: bool, favor: str, fall
     data = extract_product_data(html, url, lowered) if include_product else ProductData()
     commerce = data.markup is not None or bool(data.listed_names) or has_commerce_signals(lowered)
     article = data.product is None and _ARTICLE_MARKUP.search(lowered) is not None
-    # Measured on WCXB dev (even file_ids): trafilatura's defaults beat favor_recall on product and
-    # collection pages too, so "auto" keeps them and repairs the output afterwards instead.
-    text = (
-        trafilatura.extract(
-            html,
-            url=url,
-            favor_recall=favor == "recall",
-            favor_precision=favor == "precision",
-            include_tables=True,
+    if page_shape(html).pathological:
+        text, extractor = stream_text(html), "stream-text"
+    else:
+        # Measured on WCXB dev (even file_ids): trafilatura's defaults beat favor_recall on product and
+        # collection pages too, so "auto" keeps them and repairs the output afterwards instead.
+        text = (
+            trafilatura.extract(
+                html,
+                url=url,
+                favor_recall=favor == "recall",
+                favor_precision=favor == "precision",
+                include_tables=True,
+            )
+            or ""
         )
-        or ""
-    )
-    extractor = "trafilatura"
-    if commerce:
+        extractor = "trafilatura"
+        if not text:
+            text, extractor = _rescue(html)
+    if commerce and extractor != "stream-text":
         if fallback_ratio > 0 and data.product is None:  # grids are on listing pages, not on one product's
             text, extractor = _maybe_fallback(html, text, fallback_ratio)
     # An article's own extraction is kept as it is: the repairs below only cost it words (measured on WCXB dev).
@@ -266,18 +278,11 @@ def visible_text(html: str) -> str:
     except (ValueError, TypeError, lxml.etree.ParserError):
         return ""
     root = tree.find("body") if tree.find("body") is not None else tree
-    doomed = []
-    for element in root.iter():
-        tag = element.tag.lower() if isinstance(element.tag, str) else None
-        attrs = f"{element.get('class') or ''} {element.get('id') or ''} {element.get('role') or ''}"
-        if (
-            tag is None
-            or tag in _DROP_TAGS
-            or _BOILERPLATE.search(attrs)
-            or element.get("aria-hidden") == "true"
-            or "display:none" in (element.get("style") or "").replace(" ", "")
-        ):
-            doomed.append(element)
+    doomed = [
+        element
+        for element in root.iter()
+        if not isinstance(element.tag, str) or _hidden(element.tag.lower(), element.attrib)
+    ]
     for element in doomed:
         parent = element.getparent()
         if parent is not None:
@@ -304,6 +309,129 @@ def visible_text(html: str) -> str:
                 buffer.append(element.tail or "")
     flush()
     return "\n".join(line for line in lines if line)
+
+
+def _hidden(tag: str, attrs: Any) -> bool:
+    """True for an element whose text is not content: scripts, forms, navigation, headers and footers,
+    pop-ups, and anything hidden from view."""
+    return (
+        tag in _DROP_TAGS
+        or _BOILERPLATE.search(f"{attrs.get('class') or ''} {attrs.get('id') or ''} {attrs.get('role') or ''}")
+        is not None
+        or attrs.get("aria-hidden") == "true"
+        or "display:none" in (attrs.get("style") or "").replace(" ", "")
+    )
+
+
+# --- pathological pages: streaming passes that build no tree ---------------------------------------------------------
+
+# libxml2 builds at most 256 levels and drops what lies deeper; real pages nest far less (987 WCXB and Zyte
+# pages: at most 56 levels, at most 17.8k elements).
+MAX_TREE_DEPTH = 200
+# trafilatura took 4 s on 50k paragraphs and over a minute on 200k (in C code the time limit cannot stop).
+MAX_ELEMENTS = 40_000
+RESCUE_WORDS = 100  # a page trafilatura finds empty, with at least this many visible words, keeps them
+
+
+@dataclass
+class PageShape:
+    """How deep a page nests and how many elements it has, as libxml2's parser sees it."""
+
+    depth: int = 0
+    elements: int = 0
+
+    @property
+    def pathological(self) -> bool:
+        return self.depth > MAX_TREE_DEPTH or self.elements > MAX_ELEMENTS
+
+
+class _ShapeTarget:
+    """lxml parser target that only counts: no tree is built, so any depth parses in linear time."""
+
+    def __init__(self) -> None:
+        self.shape = PageShape()
+        self._depth = 0
+
+    def start(self, tag: str, attrib: Any) -> None:
+        self._depth += 1
+        self.shape.elements += 1
+        self.shape.depth = max(self.shape.depth, self._depth)
+
+    def end(self, tag: str) -> None:
+        self._depth -= 1
+
+    def close(self) -> PageShape:
+        return self.shape
+
+
+class _TextTarget:
+    """lxml parser target collecting the visible text one line per block, skipping `_hidden` elements and
+    everything inside them; a stack of flags replaces the tree. Unlike `visible_text`, the text that follows
+    a hidden element (its tail) is kept."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self._buffer: list[str] = []
+        self._hiding: list[bool] = []  # per open element: does it hide its content?
+        self._hidden = 0  # open elements that hide
+
+    def start(self, tag: str, attrib: Any) -> None:
+        tag = tag.lower() if isinstance(tag, str) else ""
+        # inside a hidden element nothing shows anyway; without attributes only the tag can hide
+        hides = not self._hidden and (_hidden(tag, attrib) if attrib else tag in _DROP_TAGS)
+        self._hiding.append(hides)
+        self._hidden += hides
+        if tag in _BLOCK_TAGS:
+            self._flush()
+
+    def end(self, tag: str) -> None:
+        if self._hiding:
+            self._hidden -= self._hiding.pop()
+        if isinstance(tag, str) and tag.lower() in _BLOCK_TAGS:
+            self._flush()
+
+    def data(self, text: str) -> None:
+        if not self._hidden:
+            self._buffer.append(text)
+
+    def close(self) -> str:
+        self._flush()
+        return "\n".join(self.lines)
+
+    def _flush(self) -> None:
+        if self._buffer:
+            line = " ".join("".join(self._buffer).split())
+            if line:
+                self.lines.append(line)
+            self._buffer.clear()
+
+
+def _stream(html: str, target: Any) -> Any:
+    """Run libxml2's HTML parser over the page with a target (SAX-like: no tree, no depth limit)."""
+    import lxml.etree
+
+    parser = lxml.etree.HTMLParser(target=target, remove_comments=True, remove_pis=True, huge_tree=True)
+    try:
+        return lxml.etree.fromstring(html, parser)
+    except (ValueError, lxml.etree.LxmlError):  # an empty or unparsable document
+        return target.close()
+
+
+def page_shape(html: str) -> PageShape:
+    """Depth and element count of a page (one streaming pass; ~20 ms per MB)."""
+    return _stream(html, _ShapeTarget())
+
+
+def stream_text(html: str) -> str:
+    """The page's visible text, one line per block, in one streaming pass: for pages too deep or too large
+    for a tree (see `MAX_TREE_DEPTH`, `MAX_ELEMENTS`)."""
+    return _stream(html, _TextTarget())
+
+
+def _rescue(html: str) -> tuple[str, str]:
+    """("", "trafilatura") as trafilatura left it, unless the page's visible text says there was text to keep."""
+    text = stream_text(html)
+    return (text, "stream-text") if len(words(text)) >= RESCUE_WORDS else ("", "trafilatura")
 
 
 _TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)

@@ -3,13 +3,18 @@
 Every reader yields `InputRecord`s and never raises on bad input: a broken gzip member, a record cut
 short, a non-HTML payload is yielded as an "error" or "skip" record with a kind, so the extract
 stage can count it. WARC files are split into gzip members by hand (zlib, in chunks) because warcio
-and fastwarc stop at the first corrupt member; each complete record is then parsed by warcio, which
-undoes chunked transfer and content encodings.
+and fastwarc stop at the first corrupt member, and into records by hand because a wrong Content-Length
+makes warcio swallow the records it runs over; each record whose length checks out (its block ends at a
+record boundary) is then parsed by warcio, which undoes chunked transfer and content encodings. After
+damage, reading resumes at the next gzip member or the next `WARC/1.x` header; every skipped byte range
+is one error record with its offset, so input = kept + filtered + errors still covers every byte.
 """
 
 from __future__ import annotations
 
+import base64
 import gzip
+import hashlib
 import io
 import json
 import re
@@ -28,6 +33,8 @@ _CHUNK = 1 << 20
 BATCH_ROWS = 4096  # Parquet rows decoded at a time
 _CHARSET = re.compile(r"charset\s*=\s*[\"']?([\w.:-]+)", re.IGNORECASE)
 _HTML_SNIFF = re.compile(rb"^\s*(<!doctype html|<html|<head|<body|<!--)", re.IGNORECASE)
+_VERSION_LINE = re.compile(rb"WARC/\d+\.\d+\r?\n")  # a record's first line (WARC/1.0, 1.1; ClueWeb's 0.18)
+MAX_HEADER_BYTES = 1 << 16  # a WARC header longer than this is taken for damage
 
 
 def source_name(kind: str, path: str) -> str:
@@ -38,10 +45,14 @@ def source_name(kind: str, path: str) -> str:
 
 
 def iter_warc(data: bytes, file: str) -> Iterator[InputRecord]:
-    """Every record of a WARC file's bytes (gzipped per record, one gzip stream, or plain)."""
+    """Every record of a WARC file's bytes (gzipped per record, one gzip stream, or plain).
+
+    Bad input never ends the file: after a damaged gzip member reading resumes at the next member, and
+    after a damaged record at the next record header; each skipped byte range is one error record.
+    """
     source = source_name("warc", file)
     try:
-        if data[:2] == GZIP_MAGIC[:2]:
+        if _is_gzip(data, file):
             for offset, chunk, status, message in _gzip_members(data):
                 if status == "bad_gzip" and not chunk:
                     yield InputRecord("error", source, file, offset, reason="bad_gzip", message=message)
@@ -54,19 +65,27 @@ def iter_warc(data: bytes, file: str) -> Iterator[InputRecord]:
         yield InputRecord("error", source, file, None, reason="read_failed", message=f"{type(err).__name__}: {err}")
 
 
+def _is_gzip(data: bytes, file: str) -> bool:
+    """Gzip when the file starts with a gzip header, or is named .gz and holds a readable member further on
+    (its first member was damaged); a `.gz` name on plain bytes is read as plain."""
+    if data[:2] == GZIP_MAGIC[:2]:
+        return True
+    return file.lower().endswith(".gz") and _next_member(data, 0) < len(data)
+
+
 def _gzip_members(data: bytes) -> Iterator[tuple[int, bytes, str, str]]:
     """(offset, decompressed bytes, status, message) per gzip member; status ok | truncated | bad_gzip.
 
-    After a corrupt member, reading resumes at the next gzip header; the bytes in between are one
-    bad_gzip error, however many false starts the scan finds inside them.
+    After a corrupt member, reading resumes at the next gzip member that really starts a WARC record; the
+    bytes in between are one bad_gzip error, however many false gzip headers the scan finds inside them.
     """
     view = memoryview(data)
     pos = 0
     while pos < len(data):
         if data[pos : pos + 3] != GZIP_MAGIC:
-            following = data.find(GZIP_MAGIC, pos + 1)
-            yield pos, b"", "bad_gzip", "bytes outside any gzip member"
-            pos = following if following >= 0 else len(data)
+            following = _next_member(data, pos + 1)
+            yield pos, b"", "bad_gzip", f"bytes {pos}-{following} hold no gzip member"
+            pos = following
             continue
         decompressor = zlib.decompressobj(31)
         out: list[bytes] = []
@@ -76,8 +95,9 @@ def _gzip_members(data: bytes) -> Iterator[tuple[int, bytes, str, str]]:
                 out.append(decompressor.decompress(view[fed : fed + _CHUNK]))
                 fed = min(fed + _CHUNK, len(data))
         except zlib.error as err:
-            yield pos, b"".join(out), "bad_gzip", f"gzip member at {pos}: {err}"
-            pos = _resync(data, pos)
+            following = _next_member(data, pos + 1)
+            yield pos, b"".join(out), "bad_gzip", f"gzip member at {pos}: {err}; resumed at byte {following}"
+            pos = following
             continue
         if decompressor.eof:
             yield pos, b"".join(out), "ok", ""
@@ -88,15 +108,18 @@ def _gzip_members(data: bytes) -> Iterator[tuple[int, bytes, str, str]]:
             return
 
 
-def _resync(data: bytes, bad: int) -> int:
-    """Offset of the next gzip member that really decompresses (its first block), or the end."""
-    candidate = data.find(GZIP_MAGIC, bad + 1)
+def _next_member(data: bytes, start: int) -> int:
+    """Offset of the next gzip member from `start` whose first bytes decompress into a WARC record (a
+    false `1f 8b 08` inside compressed or damaged bytes does not), or the end of the data."""
+    candidate = data.find(GZIP_MAGIC, start)
     while candidate >= 0:
         try:
-            zlib.decompressobj(31).decompress(data[candidate : candidate + 4096])
-            return candidate
+            head = zlib.decompressobj(31).decompress(data[candidate : candidate + 4096], 64).lstrip(b"\r\n")
+            if head.startswith(b"WARC/") or b"WARC/".startswith(head):
+                return candidate
         except zlib.error:
-            candidate = data.find(GZIP_MAGIC, candidate + 1)
+            pass
+        candidate = data.find(GZIP_MAGIC, candidate + 1)
     return len(data)
 
 
@@ -109,6 +132,68 @@ def _parse_headers(head: bytes) -> dict[str, str]:
     return headers
 
 
+def _header_at(buf: bytes, pos: int) -> tuple[int, dict[str, str]] | None:
+    """(start of the block, headers) when a complete WARC header with a numeric Content-Length starts at
+    `pos`, else None."""
+    if not _VERSION_LINE.match(buf, pos):
+        return None
+    head_end = buf.find(b"\r\n\r\n", pos, pos + MAX_HEADER_BYTES)
+    if head_end < 0:
+        return None
+    headers = _parse_headers(buf[pos:head_end])
+    return (head_end + 4, headers) if headers.get("content-length", "").isdigit() else None
+
+
+def _next_header(buf: bytes, start: int, stop: int | None = None) -> int | None:
+    """Offset of the next complete WARC header starting in buf[start:stop] (None: there is none)."""
+    stop = len(buf) if stop is None else stop
+    pos = buf.find(b"WARC/", start, stop)
+    while pos >= 0:
+        if _header_at(buf, pos) is not None:
+            return pos
+        pos = buf.find(b"WARC/", pos + 1, stop)
+    return None
+
+
+def _length_holds(buf: bytes, block: int, end: int, headers: dict[str, str]) -> bool:
+    """Whether a record's Content-Length can be trusted: its block ends inside the data, at a record
+    boundary. The WARC-Block-Digest decides the two cases the boundary cannot: a too-long length that
+    happens to end at a later record's boundary (the block then holds a record header, and the digest does
+    not match; without a digest the block is taken as it is, since an archived WARC file looks the same),
+    and a right length followed by bytes that are no record (the digest matches)."""
+    if end > len(buf):
+        return False
+    if _at_boundary(buf, end):
+        if _next_header(buf, block, end) is None:
+            return True
+        return _digest_matches(buf[block:end], headers.get("warc-block-digest", "")) is not False
+    return _digest_matches(buf[block:end], headers.get("warc-block-digest", "")) is True
+
+
+def _digest_matches(block: bytes, digest: str) -> bool | None:
+    """Whether a WARC digest ("sha1:BASE32", or hex) matches the bytes; None when there is none to check."""
+    algo, _, value = digest.partition(":")
+    try:
+        raw = hashlib.new(algo.strip().lower(), block).digest()
+    except (ValueError, TypeError):
+        return None
+    value = value.strip()
+    return value.upper() in (base64.b32encode(raw).decode(), raw.hex().upper())
+
+
+def _skip_newlines(buf: bytes, pos: int) -> int:
+    while buf.startswith((b"\r\n", b"\n"), pos):
+        pos += 2 if buf.startswith(b"\r\n", pos) else 1
+    return pos
+
+
+def _at_boundary(buf: bytes, pos: int) -> bool:
+    """True when `pos` (after the record separator's newlines) is the end of the data or a record start:
+    a block that ends anywhere else does not have the length its Content-Length says."""
+    pos = _skip_newlines(buf, pos)
+    return pos >= len(buf) or buf.startswith(b"WARC/", pos) or b"WARC/".startswith(buf[pos:])
+
+
 def _records(
     buf: bytes,
     source: str,
@@ -118,32 +203,62 @@ def _records(
     tail_message: str = "",
     plain: bool = False,
 ) -> Iterator[InputRecord]:
-    """Split decompressed bytes into WARC records; an incomplete last record is one error."""
-    pos = 0
-    while True:
-        while buf.startswith((b"\r\n", b"\n"), pos):
-            pos += 2 if buf.startswith(b"\r\n", pos) else 1
+    """Split (decompressed) bytes into WARC records, resynchronising at the next record header after a bad
+    one; each skipped byte range is one error record.
+
+    A record is trusted when its block ends where its Content-Length says and a record (or the end) follows.
+    Otherwise the bytes up to the next header are skipped: `bad_length` when a header follows (the length
+    ran past it or fell short of it), `truncated_record` when the data ends first, `bad_record` for bytes
+    that do not start with a WARC header; `bad_gzip` for the lost rest of a member that broke off.
+    """
+    pos = _skip_newlines(buf, 0)
+    lost_rest = False  # an error record already covers the end of the bytes
+    while pos < len(buf):
         offset = pos if plain else member_offset
-        if pos >= len(buf):
-            if tail_error == "bad_gzip":  # corruption fell between records: the lost rest is one error
-                yield InputRecord("error", source, file, offset, reason="bad_gzip", message=tail_message)
-            return
-        head_end = buf.find(b"\r\n\r\n", pos)
-        headers = _parse_headers(buf[pos:head_end]) if head_end >= 0 else _parse_headers(buf[pos:])
-        url, record_id = headers.get("warc-target-uri"), headers.get("warc-record-id")
-        length = headers.get("content-length", "")
-        if not buf.startswith(b"WARC/", pos) or (head_end >= 0 and not length.isdigit()):
-            kind = "bad_gzip" if tail_error == "bad_gzip" else "bad_record"
-            yield InputRecord("error", source, file, offset, record_id, url, reason=kind, message="not a WARC record")
-            return
-        end = head_end + 4 + int(length) if head_end >= 0 else len(buf) + 1
-        if end > len(buf):
-            kind = "bad_gzip" if tail_error == "bad_gzip" else "truncated_record"
-            message = "; ".join(m for m in (f"WARC block shorter than its Content-Length {length}", tail_message) if m)
-            yield InputRecord("error", source, file, offset, record_id, url, reason=kind, message=message)
-            return
-        yield _warc_record(buf[pos:end], headers, source, file, offset)
-        pos = end
+        parsed = _header_at(buf, pos)
+        if parsed is None:
+            following = _next_header(buf, pos + 1)
+            cut = following is None and (buf.startswith(b"WARC/", pos) or b"WARC/".startswith(buf[pos:]))
+            kind = "truncated_record" if cut else "bad_record"
+            yield _skipped(buf, pos, following, kind, "not a WARC record header", source, file, offset,
+                           {}, tail_error, tail_message, plain)
+            lost_rest = following is None
+            pos = following if following is not None else len(buf)
+            continue
+        block, headers = parsed
+        length = int(headers["content-length"])
+        end = block + length
+        if _length_holds(buf, block, end, headers):
+            yield _warc_record(buf[pos:end], headers, source, file, offset)
+            pos = _skip_newlines(buf, end)
+            continue
+        following = _next_header(buf, block)
+        cut = plain or tail_error != "ok"  # a complete gzip member was not cut: its record's length is wrong
+        kind = "truncated_record" if following is None and end > len(buf) and cut else "bad_length"
+        what = (f"WARC block shorter than its Content-Length {length}" if kind == "truncated_record"
+                else f"Content-Length {length} does not end at a record boundary")
+        yield _skipped(buf, pos, following, kind, what, source, file, offset, headers, tail_error, tail_message,
+                       plain)
+        lost_rest = following is None
+        pos = following if following is not None else len(buf)
+    if tail_error == "bad_gzip" and not lost_rest:  # corruption fell between records: the lost rest is one error
+        yield InputRecord("error", source, file, member_offset, reason="bad_gzip", message=tail_message)
+
+
+def _skipped(
+    buf: bytes, start: int, following: int | None, kind: str, what: str, source: str, file: str, offset: int,
+    headers: dict[str, str], tail_error: str, tail_message: str, plain: bool,
+) -> InputRecord:  # fmt: skip
+    """The error record for the skipped bytes buf[start:following] (to the end when `following` is None)."""
+    stop = len(buf) if following is None else following
+    if following is None and tail_error == "bad_gzip":
+        kind = "bad_gzip"  # the member broke off: the corruption, not the record, lost the rest
+    where = f"bytes {start}-{stop}" if plain else f"decompressed bytes {start}-{stop} of the gzip member at {offset}"
+    resumed = "end of data" if following is None else "next record header"
+    message = "; ".join(m for m in (f"{what}: skipped {where} to the {resumed}",
+                                    tail_message if following is None else "") if m)
+    return InputRecord("error", source, file, offset, headers.get("warc-record-id"), headers.get("warc-target-uri"),
+                       reason=kind, message=message)
 
 
 def _warc_record(raw: bytes, headers: dict[str, str], source: str, file: str, offset: int) -> InputRecord:
@@ -233,26 +348,40 @@ def text_record(
     )
 
 
-def jsonl_lines(uri: str) -> Iterator[tuple[int, str]]:
-    """(line index, line) for the non-blank lines of a (gzipped: name ends in .gz) JSONL file on any filesystem.
+def jsonl_raw_lines(uri: str) -> Iterator[tuple[int, bytes]]:
+    """(line index, raw bytes) for the non-blank lines of a (gzipped: name ends in .gz) JSONL file on any
+    filesystem, undecoded, so a reader can tell a non-UTF-8 line from a good one.
 
     A broken gzip stream raises OSError / EOFError / zlib.error after the lines before the damage.
     """
     with fs.open_input(uri) as stream:
-        raw = gzip.GzipFile(fileobj=stream) if uri.lower().endswith(".gz") else stream
-        for index, line in enumerate(io.TextIOWrapper(raw, encoding="utf-8", errors="replace")):
+        raw = gzip.GzipFile(fileobj=stream) if uri.lower().endswith(".gz") else io.BufferedReader(stream)
+        for index, line in enumerate(raw):
             if line.strip():
                 yield index, line
 
 
+def jsonl_lines(uri: str) -> Iterator[tuple[int, str]]:
+    """(line index, line) like `jsonl_raw_lines`, decoded as UTF-8 with bad bytes replaced by U+FFFD."""
+    for index, line in jsonl_raw_lines(uri):
+        yield index, line.decode("utf-8-sig", errors="replace")
+
+
 def iter_jsonl(uri: str | Path, **columns: str) -> Iterator[InputRecord]:
-    """Rows of a (gzipped) JSONL file on any filesystem; a line that is not a JSON object is error
-    `bad_json`, a gzip stream that breaks off is error `bad_gzip` after the lines before it."""
+    """Rows of a (gzipped) JSONL file on any filesystem; a line that is not UTF-8 is error `undecodable`, one
+    that is not a JSON object error `bad_json`, a gzip stream that breaks off error `bad_gzip` after the
+    lines before it."""
     uri = str(uri)
     source = source_name("jsonl", uri)
     index = 0
     try:
-        for index, line in jsonl_lines(uri):
+        for index, raw in jsonl_raw_lines(uri):
+            try:
+                line = raw.decode("utf-8-sig")
+            except UnicodeDecodeError as err:
+                message = f"line {index} is not UTF-8: {err.reason} at byte {err.start}"
+                yield InputRecord("error", source, uri, index, f"{uri}#{index}", reason="undecodable", message=message)
+                continue
             try:
                 row = json.loads(line)
                 if not isinstance(row, dict):

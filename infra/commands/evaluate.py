@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from infra.commands.common import OVERRIDES, ConfigOption, resolve_config
+from infra.commands.common import OVERRIDES, ConfigOption, check_inputs, check_writable, resolve_config
 from infra.core import fs
 
 
@@ -27,15 +27,14 @@ def evaluate(
     Config overrides: --evaluate.seeds='[0,1,2]' --evaluate.asha=true --evaluate.gpus_per_trial=1 ...
     """
     from ray_jobs.evaluate import run_evaluation
-    from training.evaluation import ModelFolderError, TaskDataError
+    from training.evaluation import parse_task_spec
     from training.evaluation.report import comparison_rows, markdown_table
 
     cfg = resolve_config(ctx, config, **{"ray.address": address})
-    try:
-        results = run_evaluation(list(model), list(task or []), output, cfg)
-    except (ModelFolderError, TaskDataError) as err:
-        typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(2) from None
+    # Before Ray starts (bad model folders and task data are refused by run_evaluation, also before Ray).
+    check_inputs([parse_task_spec(spec)[1] for spec in task or []], what="task data")
+    check_writable(output)
+    results = run_evaluation(list(model), list(task or []), output, cfg)
     header, rows = comparison_rows(results)
     typer.echo(markdown_table(header, rows))
     typer.echo(f"report: {fs.join(output, 'report.html')}")

@@ -8,7 +8,7 @@ import click
 import typer
 from typer.core import TyperGroup
 
-from infra.commands.common import OVERRIDES, ConfigOption, resolve_config
+from infra.commands.common import OVERRIDES, ConfigOption, check_inputs, check_writable, resolve_config
 
 
 class _OverridesGroup(TyperGroup):
@@ -41,7 +41,7 @@ def pretrain(
     --section.key=value config overrides (e.g. --pretrain.model.preset=mini)."""
     if ctx.invoked_subcommand is not None:
         return
-    cfg = resolve_config(ctx, config)
+    cfg = resolve_config(ctx, config, **{"ray.address": address})  # checked with the config, before Ray starts
     phases = [phase] if phase else None
     if local:
         from training.trainer import run_local
@@ -50,11 +50,11 @@ def pretrain(
     elif phase:
         from ray_jobs.pretrain import run_phase
 
-        results = {phase: run_phase(cfg, phase, resume=resume, workers=workers, address=address)}
+        results = {phase: run_phase(cfg, phase, resume=resume, workers=workers)}
     else:
         from ray_jobs.pretrain import run_all_phases
 
-        results = run_all_phases(cfg, resume=resume, workers=workers, address=address)
+        results = run_all_phases(cfg, resume=resume, workers=workers)
     for name, summary in results.items():
         typer.echo(f"{name}: {summary['steps']} steps, final loss {summary['final_loss']:.4f}, "
                    f"{summary['tokens_per_s'] or 0:,.0f} tokens/s per device, export {summary.get('export')}")
@@ -69,6 +69,8 @@ def export(
     """Export the latest checkpoint as a transformers ModernBertForMaskedLM folder."""
     from training.trainer import export_checkpoint
 
+    check_inputs([run_dir], what="run folder")
+    check_writable(out_dir)
     out = export_checkpoint(run_dir, out_dir, phase)
     typer.echo(json.dumps({"export": str(out)}))
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from infra.commands.common import check_writable
 from infra.sample_crawl.generate import GROUND_TRUTH_NAME, generate_sample_crawl
 
 
@@ -33,6 +34,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Write a realistic synthetic crawl as WARC.gz with a ground-truth file (labels, languages,
         duplicate groups, defects)."""
+        check_writable(str(out))
         manifest = generate_sample_crawl(
             out, docs=docs, seed=seed, docs_per_file=docs_per_file, progress=progress, ecommerce_share=ecommerce_share
         )

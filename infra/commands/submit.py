@@ -10,6 +10,7 @@ from pathlib import Path
 
 import typer
 
+from infra.commands.common import check_jobs_address
 from infra.core.paths import PROJECT_ROOT
 
 app = typer.Typer(help="Submit Ray jobs (any Ray cluster) and Spark jobs (Dataproc, EMR).", no_args_is_help=True)
@@ -43,6 +44,7 @@ def submit_ray(
     """Submit a Ray job, e.g. `rexbert submit ray --address http://head:8265 -- rexbert pretrain -c run.yaml`."""
     from infra.cloud.ray_submit import build_ray_job_request, submit_ray_job, wait_for_job
 
+    address = check_jobs_address(address)
     try:
         request = build_ray_job_request(
             entrypoint,

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 
 import typer
 
-from infra.commands.common import OVERRIDES, ConfigOption, resolve_config
+from infra.commands.common import OVERRIDES, ConfigOption, check_inputs, check_writable, resolve_config
 from infra.core import fs
 
 app = typer.Typer(help="Train the tokenizer and pack corpora into mixed training shards (Ray Data).",
@@ -23,14 +24,49 @@ def source_name(path: str) -> str:
     return stem if dot and stem else name
 
 
+def _has_documents(kind: str, file: str) -> bool:
+    """Whether one corpus file holds a row: a Parquet footer's row count, or a JSONL file's first line."""
+    if kind == "parquet":
+        import pyarrow.parquet as pq
+
+        with fs.open_input(file) as handle:
+            return pq.ParquetFile(handle).metadata.num_rows > 0
+    with fs.open_input(file) as raw:
+        handle = gzip.GzipFile(fileobj=raw) if file.endswith(".gz") else raw
+        for _ in range(64):  # up to 4 MiB of blank lines
+            chunk = handle.read(1 << 16)
+            if not chunk:
+                return False
+            if chunk.strip():
+                return True
+    return True
+
+
+def check_corpora(corpora: list[str]) -> None:
+    """Every corpus exists and holds documents: one line naming the first that does not, before Ray starts
+    (Ray Data would otherwise start a cluster, read nothing, and fail deep inside packing)."""
+    from ray_jobs.tokenize import corpus_inputs
+
+    check_inputs(corpora, what="corpus")
+    for uri in corpora:
+        kind, files = corpus_inputs(uri)
+        if not any(_has_documents(kind, file) for file in files):
+            raise ValueError(f"corpus {uri} is empty: its {len(files)} {kind} file(s) hold no documents")
+
+
 @app.command("run", context_settings=OVERRIDES)
 def run_cmd(ctx: typer.Context, config: str | None = ConfigOption) -> None:
     """The run's whole tokenize stage from its config: the tokenizer (tokenize.tokenizer) trained on
     tokenize.corpora, then every set of tokenize.sets packed into <run.output>/tokens/<name>."""
     from ray_jobs.runtime import ray_runtime
-    from ray_jobs.tokenize import run_tokenize
+    from ray_jobs.tokenize import run_tokenize, under_output
 
     cfg = resolve_config(ctx, config)
+    corpora = {name: under_output(cfg.run.output, path) for name, path in cfg.tokenize.corpora.items()}
+    check_inputs(corpora.values(), what="corpus")  # the tokenizer trains on all of them
+    mixed = {name for token_set in cfg.tokenize.sets.values() for name in token_set.mixture}
+    check_corpora([path for name, path in corpora.items() if name in mixed])  # the ones packed need documents
+    check_writable(cfg.run.output)
     with ray_runtime(cfg.ray):
         result = run_tokenize(cfg)
     typer.echo(f"tokenizer: {result['tokenizer']}")
@@ -52,6 +88,8 @@ def train_tokenizer_cmd(
     from ray_jobs.tokenize import train_tokenizer_job
 
     cfg = resolve_config(ctx, config, **{"tokenize.vocab_size": vocab_size})
+    check_corpora(corpus)
+    check_writable(output)
     with ray_runtime(cfg.ray):
         out = train_tokenizer_job(corpus, output, cfg.tokenize.vocab_size, cfg.tokenize.min_frequency, config=cfg)
     typer.echo(f"tokenizer: {out} (vocab {cfg.tokenize.vocab_size})")
@@ -80,6 +118,10 @@ def pack_cmd(
         raise typer.BadParameter("give one --weight (and --name, if any) per --corpus")
     cfg = resolve_config(ctx, config, **{"tokenize.seq_len": seq_len, "run.seed": seed,
                                          "tokenize.num_sequences": num_sequences})
+    check_corpora(corpus)
+    if fs.is_remote(tokenizer) or tokenizer.startswith(("/", ".", "~")) or fs.exists(tokenizer):
+        check_inputs([tokenizer], what="tokenizer")  # a folder; anything else is a Hugging Face hub name
+    check_writable(output)
     t = cfg.tokenize
     with ray_runtime(cfg.ray):
         manifest = pack(

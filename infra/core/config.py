@@ -20,15 +20,22 @@ resolved config is self-contained: any stage re-run with it does the same work.
     rexbert pretrain --config my-run.yaml --pretrain.model.preset=mini --ray.address=auto
 
 Every entry point (the CLI, spark-submit entry points, Ray workers) loads configs with `load_config`.
+
+Credentials (`spark.conf` keys such as `spark.hadoop.fs.s3a.secret.key`) are best given as `env:NAME`: the
+Spark session reads the variable when it is built, and nothing else ever sees the value. Whatever is given,
+every file and line that shows a config goes through `redact` (here, and in `build_manifest`).
 """
 
 from __future__ import annotations
 
+import os
+import re
+from itertools import pairwise
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from infra.core import fs
 
@@ -52,6 +59,40 @@ class RunConfig(BaseModel):
 # --- spark ---------------------------------------------------------------------------------------------------------
 
 
+# The master URLs Spark accepts (https://spark.apache.org/docs/latest/submitting-applications.html#master-urls).
+_HOST_PORT = r"[A-Za-z0-9_.\-]+:\d+"
+SPARK_MASTER = re.compile(
+    r"local(\[(\*|[1-9]\d*)(,[1-9]\d*)?\])?"  # local, local[4], local[*], local[4,2] (with task retries)
+    r"|local-cluster\[\d+,\d+,\d+\]"  # Spark's own test cluster
+    rf"|spark://{_HOST_PORT}(,{_HOST_PORT})*"  # standalone, several masters with ZooKeeper
+    r"|yarn"
+    r"|k8s://(https?://)?[A-Za-z0-9_.\-]+(:\d+)?/?"
+    r"|mesos://(zk://)?[A-Za-z0-9_.\-]+(:\d+)?(/\S*)?"
+)
+# Addresses `ray.init` joins: 'auto' (a cluster started on this node), Ray Client, or the GCS host:port.
+RAY_ADDRESS = re.compile(rf"auto|local|ray://[A-Za-z0-9_.\-]+(:\d+)?/?|{_HOST_PORT}")
+
+
+def check_spark_master(master: str) -> str:
+    """`master` when it is a master URL Spark accepts; else ValueError. An empty or mistyped master would be
+    taken for a cluster's (and a local session would then bind every interface)."""
+    if not isinstance(master, str) or not SPARK_MASTER.fullmatch(master.strip()):
+        raise ValueError(f"{master!r} is not a Spark master URL: use local, local[N], local[*], spark://HOST:PORT, "
+                         "yarn, k8s://HOST:PORT or mesos://HOST:PORT")
+    return master.strip()
+
+
+def check_ray_address(address: str | None) -> str | None:
+    """`address` when it is one `ray.init` joins ('auto', 'ray://HOST:PORT', 'HOST:PORT') or None (a local
+    cluster); else ValueError: an empty address must not silently start a local cluster instead."""
+    if address is None:
+        return None
+    if not isinstance(address, str) or not RAY_ADDRESS.fullmatch(address.strip()):
+        raise ValueError(f"{address!r} is not a Ray address: use auto, ray://HOST:PORT or HOST:PORT "
+                         "(or leave it unset for a local cluster)")
+    return address.strip()
+
+
 class SparkConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -62,6 +103,11 @@ class SparkConfig(BaseModel):
         None, description="Event log folder for the history server (default: <output>/spark-events)."
     )
     conf: dict[str, str] = Field(default_factory=dict, description="Extra Spark conf key/values.")
+
+    @field_validator("master")
+    @classmethod
+    def _check_master(cls, master: str) -> str:
+        return check_spark_master(master)
 
 
 # --- ray -----------------------------------------------------------------------------------------------------------
@@ -74,6 +120,11 @@ class RayConfig(BaseModel):
     num_cpus: int | None = Field(None, ge=1, description="CPUs of the local cluster (None: all).")
     dashboard_port: int = Field(8265, description="Dashboard port of the local cluster (on 127.0.0.1).")
     metrics_export_port: int = Field(8080, description="Prometheus metrics port of the local node (Grafana).")
+
+    @field_validator("address")
+    @classmethod
+    def _check_address(cls, address: str | None) -> str | None:
+        return check_ray_address(address)
 
 
 # --- corpus: extract, filter, dedup --------------------------------------------------------------------------------
@@ -622,7 +673,9 @@ def parse_overrides(args: list[str]) -> dict[str, Any]:
     while i < len(args):
         arg = args[i]
         if not arg.startswith("--") or "." not in arg.split("=", 1)[0]:
-            raise ConfigError(f"unknown option or argument {arg!r} (config overrides look like --section.key=value)")
+            # The name only: the value after `=` may be a credential, and this line is printed.
+            raise ConfigError(f"unknown option or argument {arg.split('=', 1)[0]!r} "
+                              "(config overrides look like --section.key=value)")
         if "=" in arg:
             key, raw = arg[2:].split("=", 1)
             i += 1
@@ -699,9 +752,68 @@ def config_from_dict(data: dict[str, Any]) -> RexbertConfig:
     return load_config(overrides=data)
 
 
+# --- secrets -------------------------------------------------------------------------------------------------------
+
+REDACTED = "<redacted>"
+ENV_PREFIX = "env:"
+# A name is a secret's when one of these words stands anywhere in it (`spark.ssl.keyStorePassword`) ...
+_SECRET_WORDS = frozenset({"password", "passwd", "passphrase", "secret", "credential", "credentials"})
+# ... or one of these ends it (`hf_token`, `fs.s3a.session.token`, `fs.s3a.access.key`, `apiKey`): not every name
+# with `token` or `key` in it is, so `mask_token_share`, `tokenizer`, `key_column` are not ...
+_SECRET_LAST_WORDS = frozenset({"token", "key", "apikey", "accesskey", "secretkey", "authtoken"})
+# ... or `<kind> key` stands anywhere in it (`fs.azure.account.key.<account>.blob.core.windows.net`).
+_SECRET_KEY_KINDS = frozenset({"access", "api", "secret", "private", "account", "auth", "encryption", "signing"})
+_NAME_WORDS = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
+
+
+def is_secret_name(name: str) -> bool:
+    """Whether a config key (a field name or a dotted `spark.conf` key) names a credential."""
+    words = [word.lower() for word in _NAME_WORDS.findall(name)]
+    if not words:
+        return False
+    if _SECRET_WORDS.intersection(words) or words[-1] in _SECRET_LAST_WORDS:
+        return True
+    return any(first in _SECRET_KEY_KINDS and second == "key" for first, second in pairwise(words))
+
+
+def redact(data: Any, name: str = "") -> Any:
+    """A copy of a config (a pydantic model, or its dict) fit to write or print: the value of every secret name
+    becomes `<redacted>`. An `env:NAME` reference stays as it is: it names a variable, it holds no secret, and a
+    config written with it still runs (`resolve_env` reads the variable where the value is used). Empty values stay
+    empty, so a reader sees that nothing was set."""
+    if hasattr(data, "model_dump"):
+        data = data.model_dump(mode="json")
+    if isinstance(data, dict):
+        return {key: redact(value, str(key)) for key, value in data.items()}
+    if isinstance(data, list | tuple):
+        return [redact(value, name) for value in data]
+    if name and is_secret_name(name) and data not in (None, "") and not is_env_reference(data):
+        return REDACTED
+    return data
+
+
+def is_env_reference(value: Any) -> bool:
+    """Whether a config value is `env:NAME`: read from the environment where it is used, never written."""
+    return isinstance(value, str) and value.startswith(ENV_PREFIX)
+
+
+def resolve_env(value: str, where: str) -> str:
+    """The value itself, or for `env:NAME` the variable NAME of this process; ConfigError naming `where` when the
+    variable is unset. Call it only where the value is used (a Spark session's conf), so the secret stays in memory."""
+    if not is_env_reference(value):
+        return value
+    variable = value[len(ENV_PREFIX):].strip()
+    if not variable:
+        raise ConfigError(f"{where}: {value!r} names no environment variable (write env:NAME)")
+    if variable not in os.environ:
+        raise ConfigError(f"{where}: environment variable {variable} is not set")
+    return os.environ[variable]
+
+
 def write_resolved_config(config: BaseModel, out_dir: str | Path) -> str:
-    """The one writer of `config.resolved.yaml`: the fully resolved config next to a stage's output."""
-    text = yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
+    """The one writer of `config.resolved.yaml`: the fully resolved config next to a stage's output, secrets
+    redacted (a credential passed in the config must not land in an output folder; see `redact`)."""
+    text = yaml.safe_dump(redact(config), sort_keys=False)
     return fs.write_text(fs.join(out_dir, RESOLVED_CONFIG_NAME), text)
 
 

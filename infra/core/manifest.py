@@ -6,19 +6,29 @@ phase, evaluate) ends with `write_manifest`, so every manifest has one schema:
     stage, created_utc, versions, config, inputs, outputs, seconds,
     counts: {input, kept, filtered: {reason: n}, duplicates, errors: {kind: n}, seconds}
 
-plus stage-specific keys beside them (a funnel, token counts, losses). `counts` must add up,
-input = kept + filtered + duplicates + errors, or nothing is written (`AccountingError`). The manifest
-is written last, through the filesystem layer, and marks the stage's folder complete.
+plus `upstream` (lineage, below), a `run_id`, and stage-specific keys beside them (a funnel, token
+counts, losses). `counts` must add up, input = kept + filtered + duplicates + errors, or nothing is
+written (`AccountingError`). The manifest is written last, through the filesystem layer, and marks the
+stage's folder complete.
 
 Like datatrove's stats: each stage (or each Spark partition, Ray block, Tune trial) keeps its own
 `StageStats`, and they sum with `+` into the stage total.
+
+Lineage: every manifest's `upstream` lists the finished stage folders it was built from, each with the
+sha256 of that folder's `manifest.json` as it was read. Before reading, a stage calls
+`check_upstream(inputs)`: it refuses (one line, `InputError`) an input folder that a stage started and did
+not finish (a start marker `_stage.json` and no manifest: failed, interrupted, or being rewritten), and an
+input whose own upstream changed since it was built. Plain user inputs (a WARC folder, a user's JSONL),
+which carry neither marker, are read as they are.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import platform
 import time
+import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -26,8 +36,10 @@ from pathlib import Path
 from typing import Any
 
 from infra.core import fs
+from infra.core.config import redact
 
-MANIFEST_NAME = "manifest.json"
+MANIFEST_NAME = "manifest.json"  # the completion marker: written last, it says the stage finished there
+STARTED_NAME = "_stage.json"  # the start marker: written first, it says which stage owns the folder
 REQUIRED_KEYS = ("stage", "created_utc", "versions", "config", "inputs", "outputs", "counts", "seconds")
 COUNT_KEYS = ("input", "kept", "filtered", "duplicates", "errors", "seconds")
 _VERSIONED = ["rexbert", "pyspark", "ray", "torch", "transformers", "tokenizers", "trafilatura", "datatrove"]
@@ -35,6 +47,10 @@ _VERSIONED = ["rexbert", "pyspark", "ray", "torch", "transformers", "tokenizers"
 
 class AccountingError(AssertionError):
     """A stage's counts do not add up: some record was lost or double-counted."""
+
+
+class InputError(ValueError):
+    """Input a stage may not use (unfinished, out of date, or empty); the message is one line that names it."""
 
 
 @dataclass
@@ -116,18 +132,20 @@ def build_manifest(
     outputs: dict[str, Any] | None = None,
     seconds: float | None = None,
     extra: dict[str, Any] | None = None,
+    upstream: list[dict[str, str]] | None = None,
 ) -> dict[str, Any]:
     """A manifest dict in the one schema; the accounting identity is checked first.
 
     Args:
-        config: the stage's config (a pydantic model or a dict), recorded as it ran.
+        config: the stage's config (a pydantic model or a dict), recorded as it ran, secrets redacted.
         seconds: the stage's wall time (default: `stats.seconds`).
         extra: stage-specific keys; they may not replace the schema's own keys.
+        upstream: what `check_upstream` returned when the stage started (default: `upstream_of(inputs)`
+            now, for a stage that did not check).
     """
     stats.check(stage)
-    if config is not None and hasattr(config, "model_dump"):
-        config = config.model_dump(mode="json")
-    clash = sorted(set(extra or {}) & set(REQUIRED_KEYS))
+    config = redact(config)  # a manifest lands in the output folder: no credential may ride along
+    clash = sorted(set(extra or {}) & {*REQUIRED_KEYS, "upstream", "run_id"})
     if clash:
         raise ValueError(f"manifest extra keys {clash} would replace the schema's own")
     manifest: dict[str, Any] = {
@@ -139,6 +157,8 @@ def build_manifest(
         "outputs": outputs or {},
         "counts": stats.to_dict(),
         "seconds": round(stats.seconds if seconds is None else seconds, 3),
+        "upstream": upstream_of(inputs or []) if upstream is None else upstream,
+        "run_id": uuid.uuid4().hex,  # two runs never write the same manifest, so its sha256 names one output
     }
     manifest.update(extra or {})
     return manifest
@@ -170,3 +190,99 @@ def read_manifest(out_dir: str | Path) -> dict[str, Any]:
     if not fs.is_file(uri):
         raise FileNotFoundError(f"no {MANIFEST_NAME} in {out_dir}: the stage did not finish there")
     return json.loads(fs.read_text(uri))
+
+
+# --- lineage ------------------------------------------------------------------------------------------
+
+
+def location(uri: str | Path) -> str:
+    """One spelling per place: a URI without its trailing slash, a local path (or file:// URI) made absolute."""
+    return str(uri).rstrip("/") if fs.is_remote(uri) else str(fs.local_path(uri).resolve())
+
+
+def _stage_of(uri: str | Path, name: str) -> str | None:
+    marker = fs.join(uri, name)
+    if not fs.is_file(marker):
+        return None
+    try:
+        stage = json.loads(fs.read_text(marker)).get("stage")
+    except (ValueError, AttributeError):
+        return None
+    return stage if isinstance(stage, str) else None
+
+
+def completed_stage(uri: str | Path) -> str | None:
+    """The stage whose manifest marks `uri` complete, or None (no manifest, or not one of ours)."""
+    return _stage_of(uri, MANIFEST_NAME)
+
+
+def started_stage(uri: str | Path) -> str | None:
+    """The stage whose start marker `uri` carries (finished or not), or None."""
+    return _stage_of(uri, STARTED_NAME)
+
+
+def _stage_folder(uri: str | Path) -> str | None:
+    """The folder whose markers speak for input `uri`: itself when a folder, its folder when a file or a glob."""
+    if fs.is_dir(uri):
+        return str(uri)
+    if fs.is_file(uri) or any(c in fs.name_of(uri) for c in "*?["):
+        parent = fs.parent_of(uri)
+        return parent if parent and fs.is_dir(parent) else None
+    return None
+
+
+def _entry(folder: str) -> dict[str, str] | None:
+    """{path, stage, sha256} of a finished stage folder, None for anything else."""
+    stage = completed_stage(folder)
+    if stage is None:
+        return None
+    digest = hashlib.sha256(fs.read_bytes(fs.join(folder, MANIFEST_NAME))).hexdigest()
+    return {"path": location(folder), "stage": stage, "sha256": digest}
+
+
+def _stage_folders(inputs: list[str | Path]) -> list[tuple[str, str]]:
+    """(input as given, its stage folder) once per folder, in input order."""
+    found, seen = [], set()
+    for given in inputs:
+        folder = _stage_folder(given)
+        if folder is not None and location(folder) not in seen:
+            seen.add(location(folder))
+            found.append((str(given), folder))
+    return found
+
+
+def upstream_of(inputs: list[str | Path]) -> list[dict[str, str]]:
+    """The finished stage folders among (or holding) `inputs`, with their manifests' sha256: a manifest's
+    `upstream`. Inputs that are no stage's output are left out."""
+    entries = (_entry(folder) for _, folder in _stage_folders(list(inputs)))
+    return [entry for entry in entries if entry is not None]
+
+
+def _check_built_from(given: str, stage: str, entry: dict[str, Any]) -> None:
+    """Raise InputError when the folder `given` was built from (`entry`) is not what it was then."""
+    path = entry.get("path")
+    if not path or not fs.is_dir(path):
+        return  # moved or copied elsewhere (a corpus uploaded to a bucket): nothing here to compare with
+    now = _entry(path)
+    if now is None:
+        state = f"unfinished ({started_stage(path)!r} started, no {MANIFEST_NAME})" if started_stage(path) else \
+            f"no stage output any more (no {MANIFEST_NAME})"
+        raise InputError(f"input {given} was built from {path}, which is {state}: rerun {stage!r} after it")
+    if now["sha256"] != entry.get("sha256"):
+        raise InputError(f"input {given} is out of date: {path} was rewritten ({now['stage']!r}) after {stage!r} "
+                         f"built it; rerun {stage!r}")
+
+
+def check_upstream(inputs: list[str | Path]) -> list[dict[str, str]]:
+    """Refuse unfinished and out-of-date stage outputs among `inputs` (InputError, one line); returns
+    `upstream_of(inputs)` for the stage's manifest. Cheap: a few metadata reads per input folder."""
+    for given, folder in _stage_folders(list(inputs)):
+        done, started = completed_stage(folder), started_stage(folder)
+        if done is None and started is not None:
+            where = given if location(given) == location(folder) else f"{given} (in {folder})"
+            raise InputError(f"input {where} is an unfinished {started!r} output (no {MANIFEST_NAME}: its run "
+                             f"failed, was interrupted or is being rewritten); rerun {started!r} first")
+        if done is not None:
+            for entry in read_manifest(folder).get("upstream") or []:
+                _check_built_from(given, done, entry)
+    return upstream_of(inputs)

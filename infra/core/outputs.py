@@ -1,37 +1,44 @@
 """Stage output folders: never delete what the platform did not write, never look complete when half-written.
 
+A stage folder carries two markers. `_stage.json` is written first and says which stage owns the folder;
+`manifest.json` is written last and says the stage finished there (`infra.core.manifest`). A folder with
+the first and not the second is an unfinished output: downstream stages refuse it
+(`infra.core.manifest.check_upstream`), and only a rerun of the same stage replaces it.
+
 A stage writes its folder through `staged_output(uri, stage, inputs)`:
 
 - it refuses, with one line, an output that is a file, that is (or holds, or lies inside) one of the stage's
-  inputs, or that is a non-empty folder without a completion marker (`manifest.json`) of the same stage;
+  inputs, or that is a non-empty folder not owned by the same stage (no marker of that stage in it);
 - locally it writes into a temporary sibling (`.NAME.tmp-ID`) and renames it into place only when the block
-  ends without error, so an interrupted or failed run leaves the previous output (or nothing) behind;
-  the temporary folder is removed on any error, Ctrl-C or SIGTERM (see `handle_sigterm`);
+  ends without error, so an interrupted or failed run leaves the previous output (or nothing) behind; the
+  temporary folder is removed on any error, Ctrl-C or SIGTERM (see `handle_sigterm`), and the leftovers of a
+  killed process (SIGKILL, power loss) are removed by the next run into the same output;
 - on object stores (no rename) it removes the previous output's manifest first, then the previous output,
   and the stage writes in place with its manifest last: a folder without a manifest is never complete.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import glob
 import json
+import re
 import shutil
 import signal
+import time
 import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from infra.core import fs
+from infra.core.manifest import MANIFEST_NAME, STARTED_NAME, completed_stage, location, started_stage
 
-MANIFEST_NAME = "manifest.json"
+_TEMPORARY_ID = re.compile(r"^[0-9a-f]{8}$")  # the ID of `.NAME.tmp-ID` / `.NAME.old-ID`
 
 
 class OutputError(ValueError):
     """An output folder the stage may not write to; the message is one line that names it."""
-
-
-def _normal(uri: str | Path) -> str:
-    return str(uri).rstrip("/") if fs.is_remote(uri) else str(fs.local_path(uri).resolve())
 
 
 def _inside(child: str, parent: str) -> bool:
@@ -40,31 +47,58 @@ def _inside(child: str, parent: str) -> bool:
 
 def marker_stage(uri: str | Path) -> str | None:
     """The `stage` of the completion marker in `uri`, or None when it has none (or an unreadable one)."""
-    marker = fs.join(uri, MANIFEST_NAME)
-    if not fs.is_file(marker):
-        return None
-    try:
-        return json.loads(fs.read_text(marker)).get("stage")
-    except (ValueError, AttributeError):
-        return None
+    return completed_stage(uri)
+
+
+def owner_stage(uri: str | Path) -> str | None:
+    """The stage that wrote `uri`: its completion marker's, else its start marker's (an unfinished output)."""
+    return completed_stage(uri) or started_stage(uri)
 
 
 def check_output(uri: str | Path, stage: str, inputs: Iterable[str | Path] = ()) -> None:
-    """Raise OutputError unless `uri` may be (re)written by `stage`; see the module docstring."""
-    target = _normal(uri)
+    """Raise OutputError unless `uri` may be (re)written by `stage`; see the module docstring.
+
+    Cheap (a few metadata calls): stages call it before their expensive work, and `staged_output` again.
+    """
+    target = location(uri)
     for given in inputs:
-        source = _normal(given)
+        source = location(given)
         if _inside(source, target) or _inside(target, source):
             raise OutputError(f"output {uri} overlaps the input {given}: choose an output folder outside the inputs")
     if fs.is_file(uri):
         raise OutputError(f"output {uri} is a file, not a folder")
     if not fs.is_dir(uri) or not fs.list_files(uri, hidden=True):
         return
-    found = marker_stage(uri)
-    if found != stage:
-        what = f"a {found!r} stage output" if found else "not a finished stage output (no manifest.json)"
-        raise OutputError(f"output {uri} is not empty and is {what}; it is not replaced by {stage!r}: "
-                          "choose an empty folder or remove it yourself")
+    done, started = completed_stage(uri), started_stage(uri)
+    if stage in (done, started):
+        return
+    if done or started:
+        what = f"a {done!r} stage output" if done else f"an unfinished {started!r} stage output"
+    else:
+        what = f"not a finished stage output (no {MANIFEST_NAME})"
+    raise OutputError(f"output {uri} is not empty and is {what}; it is not replaced by {stage!r}: "
+                      "choose an empty folder or remove it yourself")
+
+
+def mark_started(uri: str | Path, stage: str) -> None:
+    """Write the start marker: `uri` belongs to `stage` (and is unfinished until its manifest is written)."""
+    record = {"stage": stage, "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    fs.write_text(fs.join(uri, STARTED_NAME), json.dumps(record) + "\n")
+
+
+def unmark(uri: str | Path) -> None:
+    """Make a finished output unfinished: keep (or write) its start marker, then remove its manifest.
+
+    Used before the output's inputs are rewritten (`corpus build` unmarks its later stages before extract
+    runs again), so a rerun that stops half-way never leaves old output that looks complete. The stage's
+    own rerun still replaces the folder; nothing else does.
+    """
+    stage = completed_stage(uri)
+    if stage is None:
+        return
+    if started_stage(uri) != stage:
+        mark_started(uri, stage)
+    fs.delete_file(fs.join(uri, MANIFEST_NAME))
 
 
 @contextlib.contextmanager
@@ -73,45 +107,59 @@ def staged_output(uri: str | Path, stage: str, inputs: Iterable[str | Path] = ()
     check_output(uri, stage, inputs)
     if fs.is_remote(uri):
         if fs.exists(uri):  # a previous output of this stage: unmark it first, then clear it
-            fs.delete_file(fs.join(uri, MANIFEST_NAME))
+            unmark(uri)
             fs.delete_dir(uri)
+        mark_started(uri, stage)
         yield str(uri)
         return
     final = fs.local_path(uri).absolute()
     final.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(final)
     staging = final.with_name(f".{final.name}.tmp-{uuid.uuid4().hex[:8]}")
+    old = final.with_name(f".{final.name}.old-{uuid.uuid4().hex[:8]}")
     staging.mkdir()
     try:
+        mark_started(staging, stage)
         yield str(staging)
         if final.exists():
-            old = final.with_name(f".{final.name}.old-{uuid.uuid4().hex[:8]}")
             final.rename(old)
-            staging.rename(final)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            staging.rename(final)
+        staging.rename(final)
+        shutil.rmtree(old, ignore_errors=True)
     except BaseException:
+        if old.exists() and not final.exists():  # stopped between the two renames: put the old output back
+            old.rename(final)
         shutil.rmtree(staging, ignore_errors=True)
+        # An engine's workers (Spark tasks) may still write into it until the session stops: again at exit.
+        atexit.register(shutil.rmtree, staging, ignore_errors=True)
         raise
 
 
 def remove_stale_temporaries(uri: str | Path) -> list[str]:
-    """Remove `.NAME.tmp-*` / `.NAME.old-*` siblings of a local output left by a killed process."""
+    """Remove `.NAME.tmp-ID` / `.NAME.old-ID` siblings of a local output left by a killed process."""
     if fs.is_remote(uri):
         return []
     final = fs.local_path(uri).absolute()
     removed = []
-    for pattern in (f".{final.name}.tmp-*", f".{final.name}.old-*"):
-        for path in final.parent.glob(pattern):
-            shutil.rmtree(path, ignore_errors=True)
-            removed.append(str(path))
+    for kind in ("tmp", "old"):
+        prefix = f".{final.name}.{kind}-"
+        for path in final.parent.glob(f"{glob.escape(prefix)}*"):
+            if _TEMPORARY_ID.match(path.name[len(prefix):]):
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(str(path))
     return removed
 
 
 def handle_sigterm() -> None:
-    """Turn SIGTERM into KeyboardInterrupt, so `staged_output` (and every `finally`) cleans up as on Ctrl-C."""
-    def _raise(signum, frame):  # noqa: ARG001
+    """Make SIGTERM stop the process as Ctrl-C does, so `staged_output` (and every `finally`) cleans up.
+
+    The signal goes to whatever SIGINT handler is installed when it arrives: Python's own raises
+    KeyboardInterrupt; pyspark's first cancels the running Spark jobs, so no task keeps writing.
+    """
+    def _as_interrupt(signum, frame):
+        handler = signal.getsignal(signal.SIGINT)
+        if callable(handler) and handler is not _as_interrupt:
+            handler(signal.SIGINT, frame)
         raise KeyboardInterrupt(f"signal {signum}")
 
     with contextlib.suppress(ValueError):  # not the main thread: leave the handler alone
-        signal.signal(signal.SIGTERM, _raise)
+        signal.signal(signal.SIGTERM, _as_interrupt)

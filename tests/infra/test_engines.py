@@ -21,6 +21,21 @@ def test_local_spark_runs_workers_on_this_python_and_logs_events(spark):
     conf = spark.sparkContext.getConf()
     assert conf.get("spark.eventLog.enabled") == "true"
     assert conf.get("spark.driver.host") == "127.0.0.1"
+    assert conf.get("spark.driver.bindAddress") == "127.0.0.1"  # driver RPC and block manager on loopback
+
+
+@pytest.mark.spark
+def test_a_local_session_binds_loopback_whatever_the_shell_says(spark, monkeypatch):
+    """A SPARK_LOCAL_IP left in the environment (0.0.0.0, a LAN address) would put the Spark UI there (Spark binds
+    its UI to SPARK_LOCAL_IP, else to every interface): a local session sets it to 127.0.0.1 for its JVM."""
+    from spark_jobs.session import build_spark_session
+
+    monkeypatch.setenv("SPARK_LOCAL_IP", "0.0.0.0")
+    monkeypatch.delenv("SPARK_CLUSTER_MANAGED", raising=False)
+    session = build_spark_session("rexbert-tests", master="local[2]", shuffle_partitions=4)
+    assert session is spark  # the running session, reused
+    assert os.environ["SPARK_LOCAL_IP"] == "127.0.0.1"
+    assert spark.sparkContext.uiWebUrl.startswith("http://127.0.0.1:")
 
 
 @pytest.mark.ray

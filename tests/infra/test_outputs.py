@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import signal
+import time
 
 import pytest
 
 from infra.core import fs
-from infra.core.manifest import StageStats, build_manifest, write_manifest
-from infra.core.outputs import OutputError, check_output, staged_output
+from infra.core.manifest import InputError, StageStats, build_manifest, check_upstream, write_manifest
+from infra.core.outputs import OutputError, check_output, handle_sigterm, owner_stage, staged_output, unmark
 
 
 def _finish(folder: str, stage: str, name: str) -> None:
@@ -22,7 +26,7 @@ def test_rerun_replaces_a_previous_output_of_the_same_stage_whole(tmp_path):
         _finish(staging, "filter", "old.parquet")
     with staged_output(target, "filter") as staging:
         _finish(staging, "filter", "new.parquet")
-    assert sorted(p.name for p in target.iterdir()) == ["manifest.json", "new.parquet"]
+    assert sorted(p.name for p in target.iterdir()) == ["_stage.json", "manifest.json", "new.parquet"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["filtered"]  # no staging left beside it
 
 
@@ -75,3 +79,74 @@ def test_on_s3_the_previous_output_is_unmarked_then_replaced(s3_server):
         _finish(folder, "corpus", "b.parquet")
     assert [fs.name_of(f) for f in fs.list_files(target)] == ["b.parquet", "manifest.json"]
     assert json.loads(fs.read_text(fs.join(target, "manifest.json")))["stage"] == "corpus"
+
+
+def test_an_unfinished_output_of_the_same_stage_is_replaced_and_another_stages_is_refused(tmp_path):
+    target = tmp_path / "deduped"
+    with staged_output(target, "dedup") as staging:
+        _finish(staging, "dedup", "part-0.parquet")
+    unmark(target)  # what `corpus build` does before it rewrites the stages before this one
+    assert not (target / "manifest.json").exists() and owner_stage(target) == "dedup"
+    with pytest.raises(OutputError, match="unfinished 'dedup' stage output"):
+        check_output(target, "corpus")
+    with staged_output(target, "dedup") as staging:
+        _finish(staging, "dedup", "part-1.parquet")
+    assert sorted(p.name for p in target.iterdir()) == ["_stage.json", "manifest.json", "part-1.parquet"]
+
+
+def test_leftovers_of_a_killed_run_are_removed_by_the_next_run_and_nothing_else(tmp_path):
+    target = tmp_path / "corpus"
+    killed = [tmp_path / ".corpus.tmp-0123abcd", tmp_path / ".corpus.old-89abcdef"]
+    for folder in killed:
+        folder.mkdir()
+        (folder / "part-0.parquet").write_text("half")
+    mine = tmp_path / ".corpus.tmp-mine"  # not a name the platform makes
+    mine.mkdir()
+    with staged_output(target, "corpus") as staging:
+        _finish(staging, "corpus", "part-0.parquet")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".corpus.tmp-mine", "corpus"]
+
+
+def test_sigterm_inside_a_stage_removes_its_temporary_folder(tmp_path):
+    previous = signal.getsignal(signal.SIGTERM)
+    handle_sigterm()
+    try:
+        with pytest.raises(KeyboardInterrupt), staged_output(tmp_path / "tokens", "pack") as staging:
+            fs.write_text(fs.join(staging, "train", "part-00000.parquet"), "half")
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)  # the signal interrupts this
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_upstream_records_finished_stage_folders_and_leaves_plain_folders_out(tmp_path):
+    extracted, crawl = tmp_path / "extracted", tmp_path / "crawl"
+    with staged_output(extracted, "extract") as staging:
+        _finish(staging, "extract", "part-0.parquet")
+    crawl.mkdir()
+    (crawl / "a.warc.gz").write_bytes(b"")
+    manifest = build_manifest("filter", StageStats(), inputs=[str(extracted), str(crawl / "a.warc.gz")])
+    digest = hashlib.sha256((extracted / "manifest.json").read_bytes()).hexdigest()
+    assert manifest["upstream"] == [{"path": str(extracted), "stage": "extract", "sha256": digest}]
+    assert check_upstream([str(crawl), str(crawl / "*.warc.gz")]) == []  # a user's folder is read as it is
+
+
+def test_unfinished_and_out_of_date_inputs_are_refused_in_one_line(tmp_path):
+    extracted, filtered = tmp_path / "extracted", tmp_path / "filtered"
+    with staged_output(extracted, "extract") as staging:
+        _finish(staging, "extract", "part-0.parquet")
+    with staged_output(filtered, "filter", [extracted]) as staging:
+        fs.write_text(fs.join(staging, "part-0.parquet"), "rows")
+        write_manifest(staging, build_manifest("filter", StageStats(input=1, kept=1), inputs=[str(extracted)]))
+    assert [e["stage"] for e in check_upstream([str(filtered)])] == ["filter"]
+    with staged_output(extracted, "extract") as staging:  # extract is rerun: filtered/ is now out of date
+        _finish(staging, "extract", "part-1.parquet")
+    with pytest.raises(InputError, match=r"is out of date: .*extracted was rewritten \('extract'\)") as err:
+        check_upstream([str(filtered)])
+    assert "\n" not in str(err.value)
+    unmark(extracted)
+    with pytest.raises(InputError, match=r"part-1.parquet \(in .*extracted\) is an unfinished 'extract' output"):
+        check_upstream([str(extracted / "part-1.parquet")])  # a file of the folder speaks for it too
+    with pytest.raises(InputError, match="which is unfinished"):
+        check_upstream([str(filtered)])

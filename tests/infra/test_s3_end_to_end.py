@@ -84,7 +84,7 @@ def test_a_run_writes_every_stage_to_s3(s3_server, shared_data, tmp_path):
     assert read_manifest(fs.join(root, "tokenizer"))["counts"]["input"] == \
         read_manifest(fs.join(root, "extracted"))["counts"]["kept"]
     assert fs.list_files(fs.join(root, "tokens/general-128/train"), suffixes=(".parquet",))
-    assert fs.list_files(fs.join(root, "runs/e2e/general/checkpoints"))
+    assert fs.list_files(fs.join(root, "runs/e2e/general/checkpoints"), hidden=True)  # DCP names start with _ and .
     assert fs.is_file(fs.join(root, "eval/results.json"))
 
     from transformers import AutoModelForMaskedLM

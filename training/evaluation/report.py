@@ -3,7 +3,8 @@
 Rows are models, columns are tasks; each cell is the test score of the configuration chosen on
 validation, as mean ± std over seeds. The HTML page embeds one PNG per task (bars with std error
 bars per model, and the validation curve of the chosen configuration per epoch). Everything is written
-through `infra.core.fs`, so the results folder may be a URI; `manifest.json` counts the trials.
+through `infra.core.fs`, so the results folder may be a URI; `manifest.json` counts the trials. The folder
+is a stage output (stage `evaluate`, `infra.core.outputs.staged_output`): it appears whole or not at all.
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ from typing import Any
 
 from infra.core import fs
 from infra.core.manifest import StageStats, build_manifest, write_manifest
+from infra.core.outputs import staged_output
+
+STAGE = "evaluate"  # the manifest's stage and the folder's owner: a rerun replaces only its own results
 
 
 def cell(summary: dict[str, Any]) -> str:
@@ -144,19 +148,32 @@ def trial_stats(results: dict[str, Any]) -> StageStats:
 
 
 def write_report(results: dict[str, Any], out_dir: str | Path, config: Any = None) -> dict[str, str]:
-    """Write results.json, results.md, report.html (plots embedded) and manifest.json under `out_dir`, a
-    path or URI; the manifest counts trials (input = finished + failed by kind)."""
-    out = str(out_dir)
-    paths = {"json": fs.join(out, "results.json"), "markdown": fs.join(out, "results.md"),
-             "html": fs.join(out, "report.html")}
+    """Write the results folder `out_dir` (a path or URI) whole: see `write_report_files`. It must be empty,
+    absent or a previous evaluation's (else `OutputError`); returns the final paths."""
+    with staged_output(out_dir, STAGE, list(results["models"].values())) as staging:
+        write_report_files(results, staging, config)
+    return report_paths(str(out_dir))
+
+
+def report_paths(out: str) -> dict[str, str]:
+    """Where the report's files are in the results folder `out`."""
+    return {"json": fs.join(out, "results.json"), "markdown": fs.join(out, "results.md"),
+            "html": fs.join(out, "report.html"), "manifest": fs.join(out, "manifest.json")}
+
+
+def write_report_files(results: dict[str, Any], folder: str, config: Any = None,
+                       upstream: list[dict[str, str]] | None = None) -> None:
+    """Write results.json, results.md, report.html (plots embedded) and, last, manifest.json into `folder`,
+    the staging folder of a `staged_output` block; the manifest counts trials (input = finished + failed by
+    kind). `upstream`: what `check_upstream` returned for the models when the evaluation started."""
+    paths = report_paths(folder)
     fs.write_text(paths["json"], json.dumps(results, indent=2, default=str))
     fs.write_text(paths["markdown"], markdown_report(results))
     fs.write_text(paths["html"], html_report(results))
     summaries = [s for entry in results["tasks"].values() for s in entry["models"].values()]
     manifest = build_manifest(
-        "evaluate", trial_stats(results), config=config, inputs=list(results["models"].values()),
-        outputs={name: fs.name_of(path) for name, path in paths.items()},
+        STAGE, trial_stats(results), config=config, inputs=list(results["models"].values()), upstream=upstream,
+        outputs={name: fs.name_of(path) for name, path in paths.items() if name != "manifest"},
         extra={"models": results["models"], "tasks": list(results["tasks"]),
                "stopped_early_by_asha": sum(s["trials_stopped_early"] for s in summaries)})
-    paths["manifest"] = write_manifest(out, manifest)
-    return paths
+    write_manifest(folder, manifest)
