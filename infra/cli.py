@@ -16,6 +16,7 @@ import typer
 from typer.core import TyperGroup
 
 from infra.commands.errors import problem_of
+from infra.core.config import redact
 
 
 class _OneLineErrors(TyperGroup):
@@ -30,7 +31,7 @@ class _OneLineErrors(TyperGroup):
                 raise
             if ctx.params.get("debug"):
                 traceback.print_exception(err)
-            typer.echo(f"error: {problem}", err=True)
+            typer.echo(f"error: {redact(problem)}", err=True)  # a `--x.password=...` it quotes is not printed
             raise typer.Exit(2) from None
 
 

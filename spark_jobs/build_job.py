@@ -23,7 +23,7 @@ from pyspark.sql import SparkSession
 from infra.core import fs
 from infra.core.config import RexbertConfig, load_config, write_resolved_config
 from infra.core.manifest import StageStats, build_manifest, check_upstream, write_manifest
-from infra.core.outputs import check_output, mark_started, unmark
+from infra.core.outputs import check_output, handle_sigterm, mark_started, unmark
 from spark_jobs import dedup_job, extract_job, filter_job
 from spark_jobs.dedup_job import run_dedup, write_corpus
 from spark_jobs.extract_job import run_extract
@@ -134,6 +134,7 @@ def invalidate_later_stages(root: str, paths: dict[str, str]) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    handle_sigterm()  # a cancelled spark-submit (SIGTERM) removes its staging folder as Ctrl-C does
     parser = argparse.ArgumentParser(description="Build a corpus: extract -> filter -> dedup -> corpus.")
     parser.add_argument("--input", nargs="+", required=True, help="WARC / HTML / JSONL / Parquet paths or URIs.")
     parser.add_argument("--output", required=True, help="Output folder, local or a URI.")

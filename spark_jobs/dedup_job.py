@@ -31,7 +31,7 @@ from corpus.minhash import Permutations, band_hashes, signatures
 from infra.core import fs
 from infra.core.config import CorpusConfig, DedupConfig, load_config
 from infra.core.manifest import StageStats, build_manifest, check_upstream, write_manifest
-from infra.core.outputs import check_output, staged_output
+from infra.core.outputs import check_output, handle_sigterm, staged_output
 from spark_jobs.output import TABLE_KINDS, read_parquet_dir, read_table_files, write_parquet
 
 STAGE = "dedup"  # the manifest's stage and the output's owner: a rerun replaces only its own folder
@@ -305,6 +305,7 @@ def write_corpus(spark: SparkSession, deduped: str, output: str) -> dict[str, An
 def main(argv: list[str] | None = None) -> int:
     from spark_jobs.session import run_stage_job
 
+    handle_sigterm()  # a cancelled spark-submit (SIGTERM) removes its staging folder as Ctrl-C does
     parser = argparse.ArgumentParser(description="MinHash near-duplicate removal (Spark).")
     parser.add_argument("--input", nargs="+", required=True, help="JSONL / Parquet files or folders.")
     parser.add_argument("--output", required=True, help="Output stage folder (Parquet + manifest.json).")

@@ -29,7 +29,7 @@ from corpus.extract.stage import PRODUCT_COLUMNS, ErrorRecord, ExtractedDoc, Ext
 from infra.core import fs
 from infra.core.config import CorpusConfig, ExtractConfig, load_config
 from infra.core.manifest import StageStats, build_manifest, check_upstream, write_manifest
-from infra.core.outputs import check_output, staged_output
+from infra.core.outputs import check_output, handle_sigterm, staged_output
 from spark_jobs.output import ship_file, write_parquet
 
 STAGE = "extract"  # the manifest's stage and the output's owner: a rerun replaces only its own folder
@@ -194,6 +194,7 @@ def _sum_counts(rows: list[str]) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> None:
     from spark_jobs.session import run_stage_job
 
+    handle_sigterm()  # a cancelled spark-submit (SIGTERM) removes its staging folder as Ctrl-C does
     parser = argparse.ArgumentParser(description="Extract text and product data into extracted/ Parquet.")
     parser.add_argument("--input", nargs="+", required=True, help="WARC / HTML / JSONL / Parquet files or folders.")
     parser.add_argument("--output", required=True)

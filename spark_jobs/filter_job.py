@@ -23,7 +23,7 @@ from corpus.filter.quality import SIGNAL_COLUMNS
 from infra.core import fs
 from infra.core.config import CorpusConfig, load_config
 from infra.core.manifest import StageStats, build_manifest, check_upstream, write_manifest
-from infra.core.outputs import check_output, staged_output
+from infra.core.outputs import check_output, handle_sigterm, staged_output
 from spark_jobs.output import read_parquet_dir, ship_file, write_parquet
 
 STAGE = "filter"  # the manifest's stage and the output's owner: a rerun replaces only its own folder
@@ -184,6 +184,7 @@ def reason_counts(manifest: dict) -> Counter:
 def main(argv: list[str] | None = None) -> None:
     from spark_jobs.session import run_stage_job
 
+    handle_sigterm()  # a cancelled spark-submit (SIGTERM) removes its staging folder as Ctrl-C does
     parser = argparse.ArgumentParser(description="Classify + filter stage (extracted/ -> filtered/).")
     parser.add_argument("--input", required=True)
     parser.add_argument("--output", required=True)

@@ -171,33 +171,16 @@ def extract_page(
 
 
 def _extract(html: str, url: str | None, include_product: bool, favor: str, fallback_ratio: float) -> ExtractedPage:
-    import trafilatura
-
     lowered = html.lower()
     data = extract_product_data(html, url, lowered) if include_product else ProductData()
     commerce = data.markup is not None or bool(data.listed_names) or has_commerce_signals(lowered)
     article = data.product is None and _ARTICLE_MARKUP.search(lowered) is not None
-    if page_shape(html).pathological:
-        text, extractor = stream_text(html), "stream-text"
-    else:
-        # Measured on WCXB dev (even file_ids): trafilatura's defaults beat favor_recall on product and
-        # collection pages too, so "auto" keeps them and repairs the output afterwards instead.
-        text = (
-            trafilatura.extract(
-                html,
-                url=url,
-                favor_recall=favor == "recall",
-                favor_precision=favor == "precision",
-                include_tables=True,
-            )
-            or ""
-        )
-        extractor = "trafilatura"
-        if not text:
-            text, extractor = _rescue(html)
-    if commerce and extractor != "stream-text":
-        if fallback_ratio > 0 and data.product is None:  # grids are on listing pages, not on one product's
-            text, extractor = _maybe_fallback(html, text, fallback_ratio)
+    text, extractor = _main_text(html, url, favor)
+    # grids are on listing pages, not on one product's
+    if commerce and extractor == "trafilatura" and fallback_ratio > 0 and data.product is None:
+        text, extractor = _maybe_fallback(html, text, fallback_ratio)
+    if not text and extractor == "trafilatura":
+        text, extractor = _rescue(html)
     # An article's own extraction is kept as it is: the repairs below only cost it words (measured on WCXB dev).
     repair = commerce and not (article and extractor == "trafilatura")
     if repair:
@@ -221,6 +204,30 @@ def _extract(html: str, url: str | None, include_product: bool, favor: str, fall
         commerce=commerce,
         signals=html_signals(lowered, data),
     )
+
+
+def _main_text(html: str, url: str | None, favor: str) -> tuple[str, str]:
+    """(text, extractor): trafilatura's main text, or the streaming visible text of a page too deep or too
+    large for it, or on which it fails."""
+    import trafilatura
+
+    if page_shape(html).pathological:
+        return stream_text(html), "stream-text"
+    try:
+        # Measured on WCXB dev (even file_ids): trafilatura's defaults beat favor_recall on product and
+        # collection pages too, so "auto" keeps them and repairs the output afterwards instead.
+        text = trafilatura.extract(
+            html,
+            url=url,
+            favor_recall=favor == "recall",
+            favor_precision=favor == "precision",
+            include_tables=True,
+        )
+    except ExtractionTimeout:
+        raise
+    except Exception:  # lxml / trafilatura failing on odd markup: the streaming pass still reads the text
+        return stream_text(html), "stream-text"
+    return text or "", "trafilatura"
 
 
 def _maybe_fallback(html: str, text: str, ratio: float) -> tuple[str, str]:
@@ -410,9 +417,11 @@ def _stream(html: str, target: Any) -> Any:
     """Run libxml2's HTML parser over the page with a target (SAX-like: no tree, no depth limit)."""
     import lxml.etree
 
-    parser = lxml.etree.HTMLParser(target=target, remove_comments=True, remove_pis=True, huge_tree=True)
-    try:
-        return lxml.etree.fromstring(html, parser)
+    parser = lxml.etree.HTMLParser(
+        target=target, encoding="utf-8", remove_comments=True, remove_pis=True, huge_tree=True
+    )
+    try:  # as UTF-8 bytes: lxml refuses a str that carries an XML encoding declaration
+        return lxml.etree.fromstring(html.encode("utf-8", errors="replace"), parser)
     except (ValueError, lxml.etree.LxmlError):  # an empty or unparsable document
         return target.close()
 

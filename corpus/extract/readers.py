@@ -58,9 +58,9 @@ def iter_warc(data: bytes, file: str) -> Iterator[InputRecord]:
                     yield InputRecord("error", source, file, offset, reason="bad_gzip", message=message)
                     continue
                 # a member cut short or corrupt mid-way still gives its complete records first
-                yield from _records(chunk, source, file, offset, tail_error=status, tail_message=message)
+                yield from _RecordSplitter(chunk, source, file, offset, tail_error=status, tail_message=message)
         else:
-            yield from _records(data, source, file, 0, plain=True)
+            yield from _RecordSplitter(data, source, file, plain=True)
     except Exception as err:  # a reader bug must not take the job down: count it
         yield InputRecord("error", source, file, None, reason="read_failed", message=f"{type(err).__name__}: {err}")
 
@@ -92,9 +92,11 @@ def _gzip_members(data: bytes) -> Iterator[tuple[int, bytes, str, str]]:
         fed = pos
         try:
             while not decompressor.eof and fed < len(data):
+                before = decompressor.copy()  # 3 us: lets a failing chunk give up what precedes the damage
                 out.append(decompressor.decompress(view[fed : fed + _CHUNK]))
                 fed = min(fed + _CHUNK, len(data))
         except zlib.error as err:
+            out.append(_salvage(before, view[fed : fed + _CHUNK]))
             following = _next_member(data, pos + 1)
             yield pos, b"".join(out), "bad_gzip", f"gzip member at {pos}: {err}; resumed at byte {following}"
             pos = following
@@ -106,6 +108,21 @@ def _gzip_members(data: bytes) -> Iterator[tuple[int, bytes, str, str]]:
             out.append(decompressor.flush())
             yield pos, b"".join(out), "truncated", f"gzip member at {pos} ends before its end of stream"
             return
+
+
+def _salvage(decompressor, chunk: memoryview, steps: tuple[int, ...] = (4096, 64, 1)) -> bytes:
+    """What `chunk` decompresses into before the byte where zlib fails: a call that raises returns nothing,
+    so the chunk is fed again in ever smaller steps, each from a copy of the state before it."""
+    out = []
+    for start in range(0, len(chunk), steps[0]):
+        before = decompressor.copy()
+        try:
+            out.append(decompressor.decompress(chunk[start : start + steps[0]]))
+        except zlib.error:
+            if len(steps) > 1:
+                out.append(_salvage(before, chunk[start : start + steps[0]], steps[1:]))
+            break
+    return b"".join(out)
 
 
 def _next_member(data: bytes, start: int) -> int:
@@ -174,7 +191,7 @@ def _digest_matches(block: bytes, digest: str) -> bool | None:
     """Whether a WARC digest ("sha1:BASE32", or hex) matches the bytes; None when there is none to check."""
     algo, _, value = digest.partition(":")
     try:
-        raw = hashlib.new(algo.strip().lower(), block).digest()
+        raw = hashlib.new(algo.strip().lower().replace("-", ""), block).digest()
     except (ValueError, TypeError):
         return None
     value = value.strip()
@@ -187,78 +204,86 @@ def _skip_newlines(buf: bytes, pos: int) -> int:
     return pos
 
 
+def _header_start(buf: bytes, pos: int) -> bool:
+    """True when a record header starts at `pos`, or would, had the data not ended first."""
+    return buf.startswith(b"WARC/", pos) or (len(buf) - pos < 5 and b"WARC/".startswith(buf[pos:]))
+
+
 def _at_boundary(buf: bytes, pos: int) -> bool:
     """True when `pos` (after the record separator's newlines) is the end of the data or a record start:
     a block that ends anywhere else does not have the length its Content-Length says."""
     pos = _skip_newlines(buf, pos)
-    return pos >= len(buf) or buf.startswith(b"WARC/", pos) or b"WARC/".startswith(buf[pos:])
+    return pos >= len(buf) or _header_start(buf, pos)
 
 
-def _records(
-    buf: bytes,
-    source: str,
-    file: str,
-    member_offset: int,
-    tail_error: str = "ok",
-    tail_message: str = "",
-    plain: bool = False,
-) -> Iterator[InputRecord]:
-    """Split (decompressed) bytes into WARC records, resynchronising at the next record header after a bad
-    one; each skipped byte range is one error record.
+class _RecordSplitter:
+    """Splits one buffer of (decompressed) WARC bytes into records, resynchronising at the next record
+    header after a bad one; each skipped byte range is one error record.
 
-    A record is trusted when its block ends where its Content-Length says and a record (or the end) follows.
-    Otherwise the bytes up to the next header are skipped: `bad_length` when a header follows (the length
-    ran past it or fell short of it), `truncated_record` when the data ends first, `bad_record` for bytes
-    that do not start with a WARC header; `bad_gzip` for the lost rest of a member that broke off.
+    A record is taken when its Content-Length holds (`_length_holds`). Otherwise the bytes up to the next
+    header are skipped: `bad_length` when a header follows (the length ran past it or fell short of it),
+    `truncated_record` when the data was cut inside the record, `bad_record` for bytes that do not start
+    with a WARC header, `bad_gzip` for the lost rest of a gzip member that broke off.
+
+    Args:
+        member_offset: file offset of the gzip member the bytes come from (the offset of its records).
+        tail_error: how the bytes ended: "ok", "truncated" (the data stopped) or "bad_gzip" (corrupt).
+        plain: the bytes are the whole uncompressed file: offsets are positions in it.
     """
-    pos = _skip_newlines(buf, 0)
-    lost_rest = False  # an error record already covers the end of the bytes
-    while pos < len(buf):
-        offset = pos if plain else member_offset
-        parsed = _header_at(buf, pos)
-        if parsed is None:
-            following = _next_header(buf, pos + 1)
-            cut = following is None and (buf.startswith(b"WARC/", pos) or b"WARC/".startswith(buf[pos:]))
-            kind = "truncated_record" if cut else "bad_record"
-            yield _skipped(buf, pos, following, kind, "not a WARC record header", source, file, offset,
-                           {}, tail_error, tail_message, plain)
+
+    def __init__(
+        self, buf: bytes, source: str, file: str, member_offset: int = 0, tail_error: str = "ok",
+        tail_message: str = "", plain: bool = False,
+    ) -> None:  # fmt: skip
+        self.buf, self.source, self.file, self.member_offset = buf, source, file, member_offset
+        self.tail_error, self.tail_message, self.plain = tail_error, tail_message, plain
+        self.cut = plain or tail_error != "ok"  # the bytes may stop anywhere; a complete member's do not
+
+    def __iter__(self) -> Iterator[InputRecord]:
+        buf = self.buf
+        pos = _skip_newlines(buf, 0)
+        lost_rest = False  # an error record already covers the end of the bytes
+        while pos < len(buf):
+            parsed = _header_at(buf, pos)
+            if parsed is None:
+                following = _next_header(buf, pos + 1)
+                unfinished = _header_start(buf, pos) and buf.find(b"\r\n\r\n", pos) < 0
+                kind = "truncated_record" if following is None and unfinished and self.cut else "bad_record"
+                yield self._skipped(pos, following, kind, "not a WARC record header", {})
+            else:
+                block, headers = parsed
+                length = int(headers["content-length"])
+                if _length_holds(buf, block, block + length, headers):
+                    yield _warc_record(buf[pos : block + length], headers, self.source, self.file, self._offset(pos))
+                    pos = _skip_newlines(buf, block + length)
+                    continue
+                following = _next_header(buf, block)
+                if following is None and block + length > len(buf) and self.cut:
+                    kind, what = "truncated_record", f"WARC block shorter than its Content-Length {length}"
+                else:
+                    kind, what = "bad_length", f"Content-Length {length} does not end at a record boundary"
+                yield self._skipped(pos, following, kind, what, headers)
             lost_rest = following is None
-            pos = following if following is not None else len(buf)
-            continue
-        block, headers = parsed
-        length = int(headers["content-length"])
-        end = block + length
-        if _length_holds(buf, block, end, headers):
-            yield _warc_record(buf[pos:end], headers, source, file, offset)
-            pos = _skip_newlines(buf, end)
-            continue
-        following = _next_header(buf, block)
-        cut = plain or tail_error != "ok"  # a complete gzip member was not cut: its record's length is wrong
-        kind = "truncated_record" if following is None and end > len(buf) and cut else "bad_length"
-        what = (f"WARC block shorter than its Content-Length {length}" if kind == "truncated_record"
-                else f"Content-Length {length} does not end at a record boundary")
-        yield _skipped(buf, pos, following, kind, what, source, file, offset, headers, tail_error, tail_message,
-                       plain)
-        lost_rest = following is None
-        pos = following if following is not None else len(buf)
-    if tail_error == "bad_gzip" and not lost_rest:  # corruption fell between records: the lost rest is one error
-        yield InputRecord("error", source, file, member_offset, reason="bad_gzip", message=tail_message)
+            pos = len(buf) if following is None else following
+        if self.tail_error == "bad_gzip" and not lost_rest:  # corruption fell between records: one error
+            yield InputRecord("error", self.source, self.file, self.member_offset, reason="bad_gzip",
+                              message=self.tail_message)
 
+    def _offset(self, pos: int) -> int:
+        return pos if self.plain else self.member_offset
 
-def _skipped(
-    buf: bytes, start: int, following: int | None, kind: str, what: str, source: str, file: str, offset: int,
-    headers: dict[str, str], tail_error: str, tail_message: str, plain: bool,
-) -> InputRecord:  # fmt: skip
-    """The error record for the skipped bytes buf[start:following] (to the end when `following` is None)."""
-    stop = len(buf) if following is None else following
-    if following is None and tail_error == "bad_gzip":
-        kind = "bad_gzip"  # the member broke off: the corruption, not the record, lost the rest
-    where = f"bytes {start}-{stop}" if plain else f"decompressed bytes {start}-{stop} of the gzip member at {offset}"
-    resumed = "end of data" if following is None else "next record header"
-    message = "; ".join(m for m in (f"{what}: skipped {where} to the {resumed}",
-                                    tail_message if following is None else "") if m)
-    return InputRecord("error", source, file, offset, headers.get("warc-record-id"), headers.get("warc-target-uri"),
-                       reason=kind, message=message)
+    def _skipped(self, start: int, following: int | None, kind: str, what: str, headers: dict[str, str]) -> InputRecord:
+        """The error record for the skipped bytes buf[start:following] (to the end when `following` is None)."""
+        stop = len(self.buf) if following is None else following
+        if following is None and self.tail_error == "bad_gzip":
+            kind = "bad_gzip"  # the member broke off: the corruption, not the record, lost the rest
+        where = (f"bytes {start}-{stop}" if self.plain
+                 else f"decompressed bytes {start}-{stop} of the gzip member at {self.member_offset}")
+        message = f"{what}: skipped {where} to the {'end of data' if following is None else 'next record header'}"
+        if following is None and self.tail_message:
+            message = f"{message}; {self.tail_message}"
+        return InputRecord("error", self.source, self.file, self._offset(start), headers.get("warc-record-id"),
+                           headers.get("warc-target-uri"), reason=kind, message=message)
 
 
 def _warc_record(raw: bytes, headers: dict[str, str], source: str, file: str, offset: int) -> InputRecord:
@@ -368,20 +393,24 @@ def jsonl_lines(uri: str) -> Iterator[tuple[int, str]]:
 
 
 def iter_jsonl(uri: str | Path, **columns: str) -> Iterator[InputRecord]:
-    """Rows of a (gzipped) JSONL file on any filesystem; a line that is not UTF-8 is error `undecodable`, one
-    that is not a JSON object error `bad_json`, a gzip stream that breaks off error `bad_gzip` after the
-    lines before it."""
+    """Rows of a (gzipped) JSONL file on any filesystem; a line that is not a JSON object is error `bad_json`,
+    a gzip stream that breaks off error `bad_gzip` after the lines before it.
+
+    A line that is not UTF-8 is read with replacement characters and marked `extra["undecodable"]`: the
+    stage counts it as error `undecodable` or keeps it, as `corpus.extract.on_undecodable` says, the same
+    as an HTML payload that does not decode.
+    """
     uri = str(uri)
     source = source_name("jsonl", uri)
     index = 0
     try:
         for index, raw in jsonl_raw_lines(uri):
+            undecodable = None
             try:
                 line = raw.decode("utf-8-sig")
             except UnicodeDecodeError as err:
-                message = f"line {index} is not UTF-8: {err.reason} at byte {err.start}"
-                yield InputRecord("error", source, uri, index, f"{uri}#{index}", reason="undecodable", message=message)
-                continue
+                undecodable = f"line {index + 1} is not UTF-8: {err.reason} at byte {err.start}"
+                line = raw.decode("utf-8-sig", errors="replace")
             try:
                 row = json.loads(line)
                 if not isinstance(row, dict):
@@ -389,7 +418,10 @@ def iter_jsonl(uri: str | Path, **columns: str) -> Iterator[InputRecord]:
             except ValueError as err:
                 yield InputRecord("error", source, uri, index, reason="bad_json", message=str(err))
                 continue
-            yield text_record(row, uri, index, **columns)
+            record = text_record(row, uri, index, **columns)
+            if undecodable:
+                record.extra["undecodable"] = undecodable
+            yield record
     except (OSError, EOFError, zlib.error) as err:
         if isinstance(err, FileNotFoundError):
             raise

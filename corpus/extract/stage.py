@@ -61,7 +61,7 @@ class ExtractedDoc:
     text: str
     lang: str | None = None
     lang_score: float | None = None
-    extractor: str = "trafilatura"  # "trafilatura", "trafilatura+product", "visible-text", "precomputed", ...
+    extractor: str = "trafilatura"  # trafilatura, visible-text, html2txt, stream-text (each +product), precomputed
     html_bytes: int = 0
     product: dict[str, str | None] | None = None
     price_value: float | None = None
@@ -81,7 +81,9 @@ class ExtractedDoc:
 class ErrorRecord:
     """An input record that could not become a document, kept in `extracted/_errors/` so nothing vanishes."""
 
-    kind: str  # bad_gzip, truncated_record, undecodable, timeout, extract_failed, read_failed, ...
+    # bad_gzip, bad_length, bad_record, truncated_record (skipped WARC bytes), undecodable, bad_json, bad_row,
+    # bad_parquet, timeout, extract_failed, read_failed
+    kind: str
     source: str
     file: str
     offset: int | None = None
@@ -167,6 +169,8 @@ class ExtractStage:
     def process(self, record: InputRecord) -> ExtractedDoc | ErrorRecord | str:
         """A document, an error record, or the slug of the filter that dropped the record."""
         if record.status == "text":
+            if record.extra.get("undecodable") and self.config.on_undecodable == "error":
+                return record.to_error("undecodable", record.extra["undecodable"])
             return self._document(record, (record.text or "").strip(), record.title, "precomputed")
         payload = record.payload or b""
         if self.config.max_html_bytes and len(payload) > self.config.max_html_bytes:

@@ -72,17 +72,18 @@ def _from_python_traceback(text: str) -> str | None:
 
 
 def _from_java(java_exception) -> str | None:
-    """The root cause of a JVM exception (through py4j), when it is bad input: its first line."""
-    root, seen = java_exception, 0
-    while root.getCause() is not None and seen < 50:  # Spark nests task failures a few levels deep
-        root, seen = root.getCause(), seen + 1
-    name = root.getClass().getName()
-    text = str(root.toString())
-    if name == JAVA_PYTHON_WORKER:
-        return _from_python_traceback(text)
-    if name in JAVA_EXPECTED:
-        first = text.strip().splitlines()[0] if text.strip() else name
-        return first.split(": ", 1)[1] if first.startswith(name + ": ") else first
+    """The deepest link of a JVM exception's cause chain (through py4j) that is bad input: its first line."""
+    chain = [java_exception]
+    while chain[-1].getCause() is not None and len(chain) < 50:  # Spark nests task failures a few levels deep
+        chain.append(chain[-1].getCause())
+    for link in reversed(chain):
+        name = link.getClass().getName()
+        text = str(link.toString())
+        if name == JAVA_PYTHON_WORKER:
+            return _from_python_traceback(text)
+        if name in JAVA_EXPECTED:
+            first = text.strip().splitlines()[0] if text.strip() else name
+            return first.split(": ", 1)[1] if first.startswith(name + ": ") else first
     return None
 
 
@@ -142,4 +143,4 @@ def problem_of(err: BaseException, depth: int = 0) -> str | None:
 
 def _is_wrapper(err: BaseException) -> bool:
     """An engine wrapper whose own text is a traceback: never printed as the one line."""
-    return any(True for _ in _wrapped(err)) or type(err).__name__ in {"Py4JJavaError"}
+    return next(_wrapped(err), None) is not None

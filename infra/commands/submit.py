@@ -1,19 +1,27 @@
 """`rexbert submit`: send work to clusters — Ray jobs to any Ray cluster, Spark jobs to Dataproc or EMR.
 
-Every subcommand builds the real request first; `--dry-run` prints exactly what would be sent.
+Every subcommand builds the real request first; `--dry-run` prints exactly what would be sent, credentials
+(`--env AWS_SECRET_ACCESS_KEY=...`, `--conf spark.hadoop.fs.s3a.secret.key=...`) redacted.
 """
 
 from __future__ import annotations
 
+import json
 import tempfile
 from pathlib import Path
 
 import typer
 
 from infra.commands.common import check_jobs_address
+from infra.core.config import redact
 from infra.core.paths import PROJECT_ROOT
 
 app = typer.Typer(help="Submit Ray jobs (any Ray cluster) and Spark jobs (Dataproc, EMR).", no_args_is_help=True)
+
+
+def _printable(request_json: str) -> str:
+    """A request as `--dry-run` prints it: no line printed may hold a credential (see `infra.core.config.redact`)."""
+    return json.dumps(redact(json.loads(request_json)), indent=2)
 
 
 def _parse_conf(conf: list[str]) -> dict[str, str]:
@@ -58,7 +66,7 @@ def submit_ray(
         raise typer.BadParameter(str(err)) from None
     if dry_run:
         typer.echo(f"POST {address.rstrip('/')}/api/jobs/")
-        typer.echo(request.to_json())
+        typer.echo(_printable(request.to_json()))
         return
     job_id = submit_ray_job(request, address)
     typer.echo(f"submitted {job_id}")
@@ -88,7 +96,7 @@ def submit_dataproc(
         job, job_args or [], project, region, cluster, staging, work_dir, spark_conf=_parse_conf(conf)
     )
     if dry_run:
-        typer.echo(submission.to_json())
+        typer.echo(_printable(submission.to_json()))
         return
     result = send_dataproc_submission(submission)
     typer.echo(f"submitted Dataproc job {result.reference.job_id}")
@@ -113,7 +121,7 @@ def submit_emr(
         job, job_args or [], staging, cluster_id, work_dir, spark_conf=_parse_conf(conf), create_cluster=create_cluster
     )
     if dry_run:
-        typer.echo(submission.to_json())
+        typer.echo(_printable(submission.to_json()))
         return
     result = send_emr_submission(submission, region)
     typer.echo(f"cluster {result['cluster_id']} steps {result['step_ids']}")

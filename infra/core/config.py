@@ -764,6 +764,8 @@ _SECRET_LAST_WORDS = frozenset({"token", "key", "apikey", "accesskey", "secretke
 # ... or `<kind> key` stands anywhere in it (`fs.azure.account.key.<account>.blob.core.windows.net`).
 _SECRET_KEY_KINDS = frozenset({"access", "api", "secret", "private", "account", "auth", "encryption", "signing"})
 _NAME_WORDS = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
+# `NAME=VALUE` inside a string: a command line's `--x.password=...`, spark-submit's `--conf k=v`, `KEY=v` in an env.
+_ASSIGNMENT = re.compile(r"(?<![^\s\"'])(-{0,2}[A-Za-z_][\w.\-]*)=([^\s\"']+)")
 
 
 def is_secret_name(name: str) -> bool:
@@ -778,9 +780,11 @@ def is_secret_name(name: str) -> bool:
 
 def redact(data: Any, name: str = "") -> Any:
     """A copy of a config (a pydantic model, or its dict) fit to write or print: the value of every secret name
-    becomes `<redacted>`. An `env:NAME` reference stays as it is: it names a variable, it holds no secret, and a
-    config written with it still runs (`resolve_env` reads the variable where the value is used). Empty values stay
-    empty, so a reader sees that nothing was set."""
+    becomes `<redacted>`, under a key (`secret.key: ...`) or inside a string (`--conf fs.s3a.secret.key=...`).
+
+    An `env:NAME` reference stays as it is: it names a variable, it holds no secret, and a config written with it
+    still runs (`resolve_env` reads the variable where the value is used). Empty values stay empty, so a reader
+    sees that nothing was set."""
     if hasattr(data, "model_dump"):
         data = data.model_dump(mode="json")
     if isinstance(data, dict):
@@ -789,7 +793,16 @@ def redact(data: Any, name: str = "") -> Any:
         return [redact(value, name) for value in data]
     if name and is_secret_name(name) and data not in (None, "") and not is_env_reference(data):
         return REDACTED
+    if isinstance(data, str) and "=" in data:
+        return _ASSIGNMENT.sub(_redact_assignment, data)
     return data
+
+
+def _redact_assignment(match: re.Match) -> str:
+    name, value = match.group(1), match.group(2)
+    if is_secret_name(name.lstrip("-")) and not is_env_reference(value):
+        return f"{name}={REDACTED}"
+    return match.group(0)
 
 
 def is_env_reference(value: Any) -> bool:

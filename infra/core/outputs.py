@@ -150,16 +150,10 @@ def remove_stale_temporaries(uri: str | Path) -> list[str]:
 
 
 def handle_sigterm() -> None:
-    """Make SIGTERM stop the process as Ctrl-C does, so `staged_output` (and every `finally`) cleans up.
-
-    The signal goes to whatever SIGINT handler is installed when it arrives: Python's own raises
-    KeyboardInterrupt; pyspark's first cancels the running Spark jobs, so no task keeps writing.
-    """
-    def _as_interrupt(signum, frame):
-        handler = signal.getsignal(signal.SIGINT)
-        if callable(handler) and handler is not _as_interrupt:
-            handler(signal.SIGINT, frame)
+    """Make SIGTERM stop the process as Ctrl-C does (KeyboardInterrupt), so `staged_output` and every
+    `finally` clean up: the temporary folder goes, and a Spark session is stopped by its context manager."""
+    def _interrupt(signum, frame):  # noqa: ARG001
         raise KeyboardInterrupt(f"signal {signum}")
 
     with contextlib.suppress(ValueError):  # not the main thread: leave the handler alone
-        signal.signal(signal.SIGTERM, _as_interrupt)
+        signal.signal(signal.SIGTERM, _interrupt)

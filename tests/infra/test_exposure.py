@@ -238,6 +238,16 @@ def _config_with_secrets():
     }}})
 
 
+def test_secret_assignments_inside_strings_are_redacted():
+    """Command lines and spark-submit arguments carry `NAME=VALUE`: the value of a secret name goes, the rest stays."""
+    args = ["--conf", "spark.hadoop.fs.s3a.secret.key=abc", "--conf", "spark.executor.memory=8g", "pwd.password=env:P"]
+    assert redact({"Args": args})["Args"] == ["--conf", f"spark.hadoop.fs.s3a.secret.key={REDACTED}", "--conf",
+                                              "spark.executor.memory=8g", "pwd.password=env:P"]
+    line = 'rexbert x --db.password=abc --phase=general AWS_SECRET_ACCESS_KEY=xyz "--api_key=q"'
+    assert redact({"entrypoint": line})["entrypoint"] == (
+        f'rexbert x --db.password={REDACTED} --phase=general AWS_SECRET_ACCESS_KEY={REDACTED} "--api_key={REDACTED}"')
+
+
 def test_redact_hides_literal_secrets_and_keeps_references_and_everything_else():
     config = _config_with_secrets()
     redacted = redact(config)
@@ -353,3 +363,29 @@ def test_loopback_check_reads_proc_addresses():
             assert ("::", port) in listening_sockets({os.getpid()})
     assert _is_loopback("::ffff:127.0.0.1") and _is_loopback("::1")
     assert not any(map(_is_loopback, ["0.0.0.0", "::", "::ffff:0.0.0.0", "192.0.2.2"]))
+
+
+def test_dry_runs_print_requests_with_credentials_redacted():
+    """`rexbert submit ... --dry-run` prints what would be sent, less the credentials passed to it: a Ray job's
+    `--env`, and the Spark `--conf` of a Dataproc job (a properties map) and of an EMR step (spark-submit args)."""
+    ray_run = runner.invoke(app, ["submit", "ray", "--dry-run", "--working-dir", "",
+                                  "--env", "AWS_SECRET_ACCESS_KEY=hunter2-ray", "--env", "AWS_REGION=us-east-1",
+                                  "--", "rexbert", "pretrain", "--phase", "general"])
+    assert ray_run.exit_code == 0, ray_run.output
+    body = json.loads(ray_run.output.split("\n", 1)[1])
+    assert body["runtime_env"]["env_vars"] == {"AWS_SECRET_ACCESS_KEY": REDACTED, "AWS_REGION": "us-east-1"}
+    assert body["entrypoint"] == "rexbert pretrain --phase general"
+
+    conf = ["--conf", "spark.hadoop.fs.s3a.secret.key=hunter2-spark", "--conf", "spark.executor.memory=8g"]
+    dataproc = runner.invoke(app, ["submit", "dataproc", "dedup", "--project", "p", "--region", "us-central1",
+                                   "--cluster", "c", "--staging", "gs://b/code", *conf, "--dry-run", "--",
+                                   "--input", "gs://b/in", "--output", "gs://b/out"])
+    emr = runner.invoke(app, ["submit", "emr", "dedup", "--staging", "s3://b/code", "--cluster-id", "j-1", *conf,
+                              "--dry-run", "--", "--input", "s3://b/in", "--output", "s3://b/out"])
+    for result in (dataproc, emr):
+        assert result.exit_code == 0, result.output
+        assert "hunter2" not in result.output and "spark.executor.memory" in result.output
+    properties = json.loads(dataproc.output)["submit_job"]["job"]["pysparkJob"]["properties"]
+    assert properties == {"spark.hadoop.fs.s3a.secret.key": REDACTED, "spark.executor.memory": "8g"}
+    args = json.loads(emr.output)["add_job_flow_steps"]["Steps"][0]["HadoopJarStep"]["Args"]
+    assert f"spark.hadoop.fs.s3a.secret.key={REDACTED}" in args and "spark.executor.memory=8g" in args

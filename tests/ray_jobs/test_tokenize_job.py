@@ -241,6 +241,9 @@ def test_run_tokenize_reads_and_writes_file_uris_as_configured(ray_cluster, shar
     manifest = read_manifest(token_set["path"])
     assert manifest["stage"] == "pack" and check_manifest(manifest).input == len(docs)
     assert manifest["inputs"] == [f"file://{tmp_path}/in/shop"]
+    # lineage: the set was packed with the tokenizer this run trained (the corpus is a plain user folder)
+    lineage = [(e["stage"], e["path"]) for e in manifest["upstream"]]
+    assert lineage == [("train-tokenizer", str(tmp_path / "out" / "tok"))]
     assert (tmp_path / "out" / "tokens" / "shop-64" / "config.resolved.yaml").is_file()
     batches = list(PackedShardLoader(token_set["path"], batch_size=2, shuffle=False))
     assert len(batches) == token_set["train_sequences"] // 2 and all(b["input_ids"].shape == (2, 64) for b in batches)

@@ -8,10 +8,19 @@ from pathlib import Path
 import pytest
 
 from infra.core.config import load_config
-from infra.core.manifest import check_manifest, read_manifest
+from infra.core.manifest import (
+    InputError,
+    StageStats,
+    build_manifest,
+    check_manifest,
+    check_upstream,
+    read_manifest,
+    write_manifest,
+)
+from infra.core.outputs import OutputError
 from infra.demo_corpus import train_demo_classifier
 from infra.sample_crawl.generate import generate_sample_crawl
-from spark_jobs.build_job import STAGES, build_corpus
+from spark_jobs.build_job import STAGE_OWNERS, STAGES, build_corpus
 from spark_jobs.output import read_parquet_dir
 
 pytestmark = [pytest.mark.spark, pytest.mark.shared_data]
@@ -97,11 +106,51 @@ def test_demo_corpus_stage_builds_ecom_and_general_corpora(spark, tmp_path):
     assert "not_ecommerce" not in json.dumps(result["general"]["counts"]["filtered"])
 
 
-def test_failed_rerun_does_not_look_complete(spark, shared_data, tmp_path):
+def test_a_rerun_missing_its_classifier_fails_before_it_touches_the_previous_build(spark, shared_data, tmp_path):
     out = tmp_path / "out"
-    out.mkdir()
-    (out / "manifest.json").write_text('{"counts": {}}')  # what an earlier, finished build left
+    write_manifest(out, build_manifest("build", StageStats()))  # what an earlier, finished build left
+    before = (out / "manifest.json").read_bytes()
     inputs = [str(sorted((shared_data / "warc").glob("*.warc.gz"))[0])]
     with pytest.raises(FileNotFoundError, match="classifier"):
         build_corpus(inputs, str(out), load_config(None, {}), str(tmp_path / "missing.bin"), spark=spark, report=False)
+    assert sorted(p.name for p in out.iterdir()) == ["manifest.json"] and (out / "manifest.json").read_bytes() == before
+
+
+def test_a_rerun_that_fails_after_filtered_leaves_nothing_downstream_that_looks_complete(spark, tmp_path):
+    """The issue's case: a rerun stopped after filtered/ must not leave the old deduped/ and corpus/ (nor the
+    old top-level manifest) looking complete; downstream stages refuse them; the next rerun replaces them."""
+    generate_sample_crawl(tmp_path / "crawl", docs=15, seed=5, progress=False)
+    inputs = [str(tmp_path / "crawl" / "crawl-00000.warc.gz")]
+    out = tmp_path / "out"
+    good = load_config(None, {"corpus": {"filter": {"ecommerce_filter": False}}})
+    first = build_corpus(inputs, str(out), good, spark=spark, report=False)
+    old = {name: read_manifest(out / name)["run_id"] for name in STAGES}
+    broken = load_config(None, {"corpus": {"filter": {"ecommerce_filter": False}, "dedup": {"text_column": "nope"}}})
+    with pytest.raises(ValueError, match="no 'nope' column"):  # dedup fails: extracted/ and filtered/ are new
+        build_corpus(inputs, str(out), broken, spark=spark, report=False)
     assert not (out / "manifest.json").exists()
+    for name in ("extracted", "filtered"):
+        assert read_manifest(out / name)["run_id"] != old[name], name  # rewritten by the failed rerun
+    for name in ("deduped", "corpus"):
+        assert not (out / name / "manifest.json").exists(), name  # the old run's: no longer complete
+        with pytest.raises(InputError, match=f"unfinished '{STAGE_OWNERS[name]}' output"):
+            check_upstream([str(out / name)])
+    again = build_corpus(inputs, str(out), good, spark=spark, report=False)
+    assert read_manifest(out)["run_id"] == again["run_id"] != first["run_id"]
+    assert again["funnel"] == first["funnel"]  # same input, same config: the same corpus
+    assert check_upstream([str(out / "corpus")])[0]["stage"] == "corpus"  # every stage consistent again
+    assert not [p.name for p in out.iterdir() if ".tmp-" in p.name or ".old-" in p.name]
+
+
+def test_a_root_holding_a_users_folder_or_an_input_is_refused_before_spark_runs(tmp_path):
+    out = tmp_path / "out"
+    write_manifest(out, build_manifest("build", StageStats()))  # a previous build's root...
+    (out / "corpus").mkdir()
+    (out / "corpus" / "notes.txt").write_text("mine")  # ...whose corpus/ the corpus stage did not write
+    config = load_config(None, {"corpus": {"filter": {"ecommerce_filter": False}}})
+    with pytest.raises(OutputError, match=r"out/corpus is not empty and is not a finished stage output"):
+        build_corpus([str(tmp_path / "crawl.warc.gz")], str(out), config)
+    with pytest.raises(OutputError, match="overlaps the input"):
+        build_corpus([str(tmp_path)], str(out), config)
+    assert (out / "corpus" / "notes.txt").read_text() == "mine" and (out / "manifest.json").is_file()
+    assert sorted(p.name for p in out.iterdir()) == ["corpus", "manifest.json"]
