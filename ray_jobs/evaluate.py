@@ -41,6 +41,7 @@ from training.evaluation import (
     ModelFolderError,
     Task,
     TaskData,
+    TaskDataError,
     TrialParams,
     check_encoder,
     get_task,
@@ -233,7 +234,11 @@ def run_evaluation(models: list[str], tasks: list[str], output: str, config: Rex
         write_resolved_config(config, staging)
         loaded: dict[str, tuple[Task, TaskData]] = {}
         for task, path in specs:
-            loaded[task.name] = (task, task.load(path, evaluate, staged / "cache"))
+            try:
+                loaded[task.name] = (task, task.load(path, evaluate, staged / "cache"))
+            except UnicodeDecodeError as err:  # a task file in another encoding: name the task and its data
+                raise TaskDataError(f"{task.name}: data {path or task.default_data} is not UTF-8 text "
+                                    f"(byte {err.start}: {err.reason})") from None
             log.info("task %s: %s", task.name, loaded[task.name][1].sizes())
         with ray_runtime(config.ray):
             summaries = run_sweeps(loaded, model_dirs, evaluate, staged / "tune")

@@ -56,6 +56,7 @@ from infra.core.config import (
     resolve_run_dir,
     write_resolved_config,
 )
+from infra.core.manifest import check_upstream
 from ray_jobs.loader import RayPackedBatches, data_config, ordered_dataset, read_packed
 from ray_jobs.runtime import ray_runtime
 from training.checkpoint import latest_checkpoint, step_of
@@ -139,6 +140,7 @@ def check_phase_data(config: RexbertConfig, phase: str) -> str:
     every Train worker and again after every restart."""
     phase_config = load_phase(config.pretrain, phase)
     data_dir = absolute(resolve_data_path(config.pretrain, phase_config, config.run.output))
+    check_upstream([data_dir])  # a finished token set whose tokenizer and corpora are unchanged since
     read_shard_manifest(data_dir, phase_config)
     return data_dir
 

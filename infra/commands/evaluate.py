@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from infra.commands.common import OVERRIDES, ConfigOption, check_inputs, check_writable, resolve_config
+from infra.commands.common import OVERRIDES, ConfigOption, check_inputs, check_stage_output, resolve_config
 from infra.core import fs
 
 
@@ -28,12 +28,12 @@ def evaluate(
     """
     from ray_jobs.evaluate import run_evaluation
     from training.evaluation import parse_task_spec
-    from training.evaluation.report import comparison_rows, markdown_table
+    from training.evaluation.report import STAGE, comparison_rows, markdown_table
 
     cfg = resolve_config(ctx, config, **{"ray.address": address})
     # Before Ray starts (bad model folders and task data are refused by run_evaluation, also before Ray).
     check_inputs([parse_task_spec(spec)[1] for spec in task or []], what="task data")
-    check_writable(output)
+    check_stage_output(output, STAGE, list(model))
     results = run_evaluation(list(model), list(task or []), output, cfg)
     header, rows = comparison_rows(results)
     typer.echo(markdown_table(header, rows))

@@ -7,7 +7,14 @@ import json
 
 import typer
 
-from infra.commands.common import OVERRIDES, ConfigOption, check_inputs, check_writable, resolve_config
+from infra.commands.common import (
+    OVERRIDES,
+    ConfigOption,
+    check_inputs,
+    check_stage_output,
+    check_writable,
+    resolve_config,
+)
 from infra.core import fs
 
 app = typer.Typer(help="Train the tokenizer and pack corpora into mixed training shards (Ray Data).",
@@ -85,11 +92,11 @@ def train_tokenizer_cmd(
 ) -> None:
     """Byte-level BPE in the ModernBERT convention, trained on the corpora's texts."""
     from ray_jobs.runtime import ray_runtime
-    from ray_jobs.tokenize import train_tokenizer_job
+    from ray_jobs.tokenize import TOKENIZER_STAGE, train_tokenizer_job
 
     cfg = resolve_config(ctx, config, **{"tokenize.vocab_size": vocab_size})
     check_corpora(corpus)
-    check_writable(output)
+    check_stage_output(output, TOKENIZER_STAGE, corpus)
     with ray_runtime(cfg.ray):
         out = train_tokenizer_job(corpus, output, cfg.tokenize.vocab_size, cfg.tokenize.min_frequency, config=cfg)
     typer.echo(f"tokenizer: {out} (vocab {cfg.tokenize.vocab_size})")
@@ -110,7 +117,7 @@ def pack_cmd(
 ) -> None:
     """Tokenize, pack into sequences of exactly --seq-len tokens, mix by weight, write Parquet shards."""
     from ray_jobs.runtime import ray_runtime
-    from ray_jobs.tokenize import pack
+    from ray_jobs.tokenize import PACK_STAGE, pack
 
     weights = weight or [1.0] * len(corpus)
     names = name or [source_name(c) for c in corpus]
@@ -121,7 +128,9 @@ def pack_cmd(
     check_corpora(corpus)
     if fs.is_remote(tokenizer) or tokenizer.startswith(("/", ".", "~")) or fs.exists(tokenizer):
         check_inputs([tokenizer], what="tokenizer")  # a folder; anything else is a Hugging Face hub name
-    check_writable(output)
+        check_stage_output(output, PACK_STAGE, [*corpus, tokenizer])
+    else:
+        check_stage_output(output, PACK_STAGE, corpus)
     t = cfg.tokenize
     with ray_runtime(cfg.ray):
         manifest = pack(

@@ -65,12 +65,14 @@ from tqdm import tqdm
 
 from infra.core.config import write_resolved_config
 from infra.core.manifest import MANIFEST_NAME, StageStats, build_manifest, write_manifest  # noqa: F401 (MANIFEST_NAME re-exported)
+from infra.core.outputs import staged_output
 from infra.sample_crawl import pages as sp
 from infra.sample_crawl.pages import PageDraft, Para
 
 VERSION = "1.0"
 LOOKAHEAD = 64  # duplicates follow their original within this many pages (the bounded cache)
 NEAR_TARGETS = (0.95, 0.85, 0.7, 0.5)
+SAMPLE_STAGE = "sample-data"  # the manifest's stage and the folder's owner
 DEFECT_RATE = 0.012  # per defect kind, on fresh pages (plus one truncated tail in about half the files)
 DUP_SOURCE_RATE = 0.08
 JUNK_SHARE = 0.05
@@ -425,9 +427,16 @@ def generate_sample_crawl(
     progress: bool = True,
     ecommerce_share: float = 0.5,
 ) -> dict:
-    """Write the synthetic crawl, its ground truth and manifest under `out_dir`; return the manifest."""
+    """Write the synthetic crawl, its ground truth and manifest under `out_dir`; return the manifest.
+
+    The folder appears whole (`staged_output`), and replaces only a previous sample crawl."""
     if docs < 1 or docs_per_file < 1 or not 0 <= ecommerce_share <= 1:
         raise ValueError("docs and docs_per_file must be >= 1 and ecommerce_share in [0, 1]")
+    with staged_output(out_dir, SAMPLE_STAGE) as staging:
+        return _generate(staging, docs, seed, docs_per_file, progress, ecommerce_share)
+
+
+def _generate(out_dir: str, docs: int, seed: int, docs_per_file: int, progress: bool, ecommerce_share: float) -> dict:
     started = time.perf_counter()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -532,7 +541,7 @@ def _write_manifest(out: Path, counts: dict[str, Counter], groups: int, files: l
             stats.error(defect, n)
     stats.kept = docs - sum(stats.errors.values())
     manifest = build_manifest(
-        "sample-data",
+        SAMPLE_STAGE,
         stats,
         config=config,
         outputs={"files": len(files), "records": 2 * docs + len(files)},  # beside this manifest

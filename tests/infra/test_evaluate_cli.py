@@ -14,12 +14,17 @@ runner = CliRunner()
 
 
 def test_bad_model_folder_is_a_clear_error(tmp_path):
-    (tmp_path / "config.json").write_text(json.dumps({"model_type": "llama"}))
-    result = runner.invoke(app, ["evaluate", "--model", str(tmp_path), "--task", "fill-mask",
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text(json.dumps({"model_type": "llama"}))
+    result = runner.invoke(app, ["evaluate", "--model", str(model), "--task", "fill-mask",
                                  "--output", str(tmp_path / "out")])
     assert result.exit_code == 2
     assert "'llama' is not a bidirectional encoder" in result.output
     missing = runner.invoke(app, ["evaluate", "--model", str(tmp_path / "nope"), "--output", str(tmp_path / "o")])
+    # an output inside the model folder is refused as overlapping it, before any model is loaded
+    inside = runner.invoke(app, ["evaluate", "--model", str(model), "--output", str(model / "eval")])
+    assert inside.exit_code == 2 and "overlaps the input" in inside.output
     assert missing.exit_code == 2 and "model folder not found" in missing.output
 
 

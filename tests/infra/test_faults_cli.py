@@ -192,7 +192,7 @@ def test_non_utf8_task_file_is_one_line(tmp_path):
     task.write_bytes(b'{"text": "caf\xe9 cr\xe8me br\xfbl\xe9e"}\n')  # Latin-1, not UTF-8
     result = runner.invoke(app, ["evaluate", "--model", str(model), "--task", f"fill-mask:{task}",
                                  "--output", str(tmp_path / "eval")])
-    one_error_line(result, "can't decode byte 0xe9")
+    one_error_line(result, f"fill-mask: data {task} is not UTF-8 text")
     result = runner.invoke(app, ["evaluate", "--model", str(model), "--task", f"fill-mask:{tmp_path / 'nope.jsonl'}",
                                  "--output", str(tmp_path / "eval2")])
     one_error_line(result, f"task data not found: {tmp_path / 'nope.jsonl'}")

@@ -283,12 +283,14 @@ def test_pack_of_an_empty_corpus_is_one_line_and_writes_nothing(ray_cluster, tok
     assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus"]
 
 
-# --- interrupted: SIGTERM -------------------------------------------------------------------------------
+# --- interrupted: SIGTERM and SIGINT (Ctrl-C) ---------------------------------------------------------------
 
 
 @pytest.mark.spark
-def test_sigterm_during_corpus_extract_leaves_no_temporary_folder_and_no_manifest(tmp_path):
-    """A real `rexbert corpus extract` is stopped with SIGTERM while Spark writes its staging folder."""
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["sigterm", "sigint"])
+def test_interrupting_corpus_extract_leaves_no_temporary_folder_and_no_manifest(tmp_path, signum):
+    """A real `rexbert corpus extract` is stopped with SIGTERM (or SIGINT, as Ctrl-C sends it) while Spark writes
+    its staging folder."""
     generate_sample_crawl(tmp_path / "crawl", docs=150, seed=9, progress=False)
     out = tmp_path / "out"
     process = subprocess.Popen([sys.executable, "-m", "infra.cli", "corpus", "extract", "-i", str(tmp_path / "crawl"),
@@ -300,7 +302,7 @@ def test_sigterm_during_corpus_extract_leaves_no_temporary_folder_and_no_manifes
             time.sleep(0.1)
         assert process.poll() is None, "the stage ended before it was interrupted: " + process.stdout.read()[-2000:]
         assert list(out.glob(".extracted.tmp-*")), "the stage never started writing"
-        os.kill(process.pid, signal.SIGTERM)
+        os.kill(process.pid, signum)
         output, _ = process.communicate(timeout=180)
     finally:
         if process.poll() is None:
