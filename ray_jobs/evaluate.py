@@ -258,17 +258,12 @@ def keep_page_cache(out: str, cache: Path) -> None:
         shutil.copytree(previous, cache)
 
 
-def _under(root: str, path: str) -> str:
-    """`path` relative to the run's output root, unless it is absolute or a URI."""
-    return path if fs.is_remote(path) or Path(path).is_absolute() else fs.join(root, path)
-
-
 def run_demo(config: RexbertConfig, root: str | Path) -> dict[str, Any]:
     """Demo stage: compare `evaluate.models` (demo.yaml: the general-domain context export and the
     domain-specialised decay export) on `evaluate.tasks`, into `evaluate.output` under `root` (= run.output)."""
     root = str(root)
-    models = [_under(root, model.format(run=config.run.name)) for model in config.evaluate.models]
-    out = _under(root, config.evaluate.output)
+    models = [fs.under(root, model.format(run=config.run.name)) for model in config.evaluate.models]
+    out = fs.under(root, config.evaluate.output)
     results = run_evaluation(models, [], out, config)
     return compact_summary(results, out)
 

@@ -432,11 +432,6 @@ def train_tokenizer_job(
     return str(output_dir)
 
 
-def under_output(root: str, path: str) -> str:
-    """`path` as given when it is absolute or a URI, else `root/path` (config paths are relative to run.output)."""
-    return path if fs.is_remote(path) or fs.local_path(path).is_absolute() else fs.join(root, path)
-
-
 def run_tokenize(config: Any, cache: dict[tuple, list[pa.Table]] | None = None) -> dict[str, Any]:
     """The tokenize stage of a run, all from `config.tokenize` under `config.run.output`.
 
@@ -450,13 +445,13 @@ def run_tokenize(config: Any, cache: dict[tuple, list[pa.Table]] | None = None) 
     from ray_jobs.runtime import init_ray
 
     t, root = config.tokenize, config.run.output
-    corpora = {name: under_output(root, path) for name, path in t.corpora.items()}
+    corpora = {name: fs.under(root, path) for name, path in t.corpora.items()}
     for name, token_set in t.sets.items():
         unknown = sorted(set(token_set.mixture) - set(corpora))
         if unknown:
             raise ValueError(f"tokenize.sets.{name}.mixture names {unknown}, not in tokenize.corpora {sorted(corpora)}")
     # Every output and input is checked before the tokenizer is trained: a refused set fails in seconds.
-    tokenizer_out = under_output(root, t.tokenizer)
+    tokenizer_out = fs.under(root, t.tokenizer)
     check_output(tokenizer_out, TOKENIZER_STAGE, list(corpora.values()))
     for name in t.sets:
         check_output(fs.join(root, "tokens", name), PACK_STAGE, list(corpora.values()))

@@ -66,10 +66,10 @@ def run_cmd(ctx: typer.Context, config: str | None = ConfigOption) -> None:
     """The run's whole tokenize stage from its config: the tokenizer (tokenize.tokenizer) trained on
     tokenize.corpora, then every set of tokenize.sets packed into <run.output>/tokens/<name>."""
     from ray_jobs.runtime import ray_runtime
-    from ray_jobs.tokenize import run_tokenize, under_output
+    from ray_jobs.tokenize import run_tokenize
 
     cfg = resolve_config(ctx, config)
-    corpora = {name: under_output(cfg.run.output, path) for name, path in cfg.tokenize.corpora.items()}
+    corpora = {name: fs.under(cfg.run.output, path) for name, path in cfg.tokenize.corpora.items()}
     check_inputs(corpora.values(), what="corpus")  # the tokenizer trains on all of them
     mixed = {name for token_set in cfg.tokenize.sets.values() for name in token_set.mixture}
     check_corpora([path for name, path in corpora.items() if name in mixed])  # the ones packed need documents

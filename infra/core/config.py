@@ -849,9 +849,7 @@ def load_phase(config: PretrainConfig, name: str) -> PhaseConfig:
 
 def resolve_data_path(config: PretrainConfig, phase: PhaseConfig, output_root: str) -> str:
     """The shard folder (path or URI) of a phase: `phase.data` under `pretrain.data.root` unless absolute."""
-    if fs.is_remote(phase.data) or Path(phase.data).is_absolute():
-        return phase.data
-    return fs.join(config.data.root or fs.join(output_root, "tokens"), phase.data)
+    return fs.under(config.data.root or fs.join(output_root, "tokens"), phase.data)
 
 
 def resolve_run_dir(config: PretrainConfig, output_root: str, run_name: str) -> str:

@@ -80,6 +80,11 @@ def join(base: str | Path, *parts: str) -> str:
     return text
 
 
+def under(root: str | Path, path: str) -> str:
+    """`path` as given when it is absolute or a URI, else `root/path` (config paths are relative to a root)."""
+    return path if is_remote(path) or local_path(path).is_absolute() else join(root, path)
+
+
 def name_of(uri: str | Path) -> str:
     return str(uri).rstrip("/").rsplit("/", 1)[-1]
 
