@@ -136,10 +136,11 @@ def invalidate_later_stages(root: str, paths: dict[str, str]) -> None:
 def main(argv: list[str] | None = None) -> None:
     handle_sigterm()  # a cancelled spark-submit (SIGTERM) removes its staging folder as Ctrl-C does
     parser = argparse.ArgumentParser(description="Build a corpus: extract -> filter -> dedup -> corpus.")
-    parser.add_argument("--input", nargs="+", required=True, help="WARC / HTML / JSONL / Parquet paths or URIs.")
-    parser.add_argument("--output", required=True, help="Output folder, local or a URI.")
-    parser.add_argument("--classifier", default=None)
-    parser.add_argument("--config", default=None, help="Run config YAML, local or a URI.")
+    parser.add_argument("--input", type=fs.absolute, nargs="+", required=True,
+                        help="WARC / HTML / JSONL / Parquet paths or URIs.")
+    parser.add_argument("--output", type=fs.absolute, required=True, help="Output folder, local or a URI.")
+    parser.add_argument("--classifier", type=fs.absolute, default=None)
+    parser.add_argument("--config", type=fs.absolute, default=None, help="Run config YAML, local or a URI.")
     args = parser.parse_args(argv)
     manifest = build_corpus(args.input, args.output, load_config(args.config), args.classifier)
     print({"funnel": manifest["funnel"], "counts": manifest["counts"]})

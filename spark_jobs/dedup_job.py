@@ -307,9 +307,11 @@ def main(argv: list[str] | None = None) -> int:
 
     handle_sigterm()  # a cancelled spark-submit (SIGTERM) removes its staging folder as Ctrl-C does
     parser = argparse.ArgumentParser(description="MinHash near-duplicate removal (Spark).")
-    parser.add_argument("--input", nargs="+", required=True, help="JSONL / Parquet files or folders.")
-    parser.add_argument("--output", required=True, help="Output stage folder (Parquet + manifest.json).")
-    parser.add_argument("--config", help="Run config YAML, local or a URI (its corpus: and spark: sections).")
+    parser.add_argument("--input", type=fs.absolute, nargs="+", required=True, help="JSONL / Parquet files or folders.")
+    parser.add_argument("--output", type=fs.absolute, required=True,
+                        help="Output stage folder (Parquet + manifest.json).")
+    parser.add_argument("--config", type=fs.absolute,
+                        help="Run config YAML, local or a URI (its corpus: and spark: sections).")
     args = parser.parse_args(argv)
     config = load_config(args.config)
     manifest = run_stage_job("rexbert-dedup", config, args.output,

@@ -196,9 +196,11 @@ def main(argv: list[str] | None = None) -> None:
 
     handle_sigterm()  # a cancelled spark-submit (SIGTERM) removes its staging folder as Ctrl-C does
     parser = argparse.ArgumentParser(description="Extract text and product data into extracted/ Parquet.")
-    parser.add_argument("--input", nargs="+", required=True, help="WARC / HTML / JSONL / Parquet files or folders.")
-    parser.add_argument("--output", required=True)
-    parser.add_argument("--config", default=None, help="Run config YAML, local or a URI (corpus: and spark:).")
+    parser.add_argument("--input", type=fs.absolute, nargs="+", required=True,
+                        help="WARC / HTML / JSONL / Parquet files or folders.")
+    parser.add_argument("--output", type=fs.absolute, required=True)
+    parser.add_argument("--config", type=fs.absolute, default=None,
+                        help="Run config YAML, local or a URI (corpus: and spark:).")
     args = parser.parse_args(argv)
     config = load_config(args.config)
     manifest = run_stage_job("rexbert-extract", config, args.output,

@@ -186,10 +186,11 @@ def main(argv: list[str] | None = None) -> None:
 
     handle_sigterm()  # a cancelled spark-submit (SIGTERM) removes its staging folder as Ctrl-C does
     parser = argparse.ArgumentParser(description="Classify + filter stage (extracted/ -> filtered/).")
-    parser.add_argument("--input", required=True)
-    parser.add_argument("--output", required=True)
-    parser.add_argument("--classifier", default=None)
-    parser.add_argument("--config", default=None, help="Run config YAML, local or a URI (corpus: and spark:).")
+    parser.add_argument("--input", type=fs.absolute, required=True)
+    parser.add_argument("--output", type=fs.absolute, required=True)
+    parser.add_argument("--classifier", type=fs.absolute, default=None)
+    parser.add_argument("--config", type=fs.absolute, default=None,
+                        help="Run config YAML, local or a URI (corpus: and spark:).")
     args = parser.parse_args(argv)
     config = load_config(args.config)
     manifest = run_stage_job("rexbert-filter", config, args.output,

@@ -1,10 +1,15 @@
 """A Spark session for local runs and clusters alike.
 
+Which master: under `spark-submit` (a standalone cluster through `rexbert submit spark`, YARN on Dataproc or
+EMR, Kubernetes, EMR Serverless) the master is the one spark-submit or the cluster sets, always: the config's
+`spark.master` is not applied there. Anywhere else (the CLI, a plain `python` run) the session is local, on
+`spark.master` (default `local[*]`): local mode happens only then.
+
 Locally it sets what Spark needs on this kind of machine: the workers' Python is this
 interpreter (`PYSPARK_PYTHON`), and event logs are on so `spark-history-server` can show finished
 jobs. A local session listens on 127.0.0.1 only: the UI (Spark binds it to `SPARK_LOCAL_IP`, else to
-every interface), the driver's RPC and the block manager (`spark.driver.host` / `bindAddress`). On
-Dataproc / EMR the cluster's own settings win: only the app name and explicit conf are applied.
+every interface), the driver's RPC and the block manager (`spark.driver.host` / `bindAddress`). On a
+cluster the cluster's own settings win: only the app name, the event log folder and explicit conf are applied.
 
 A `spark.conf` value written `env:NAME` is read from the environment here, when the session is built
 (a credential such as `spark.hadoop.fs.s3a.secret.key: env:AWS_SECRET_ACCESS_KEY`), so the value itself
@@ -27,8 +32,10 @@ from infra.core.config import RexbertConfig, SparkConfig, check_spark_master, re
 LOOPBACK = "127.0.0.1"
 
 
-def _is_cluster(master: str) -> bool:
-    return not master.startswith("local")
+def launched_by_spark_submit() -> bool:
+    """True when this Python driver was started by spark-submit (the JVM came first and handed us its gateway),
+    so the master and deploy mode are spark-submit's, not ours to choose."""
+    return "PYSPARK_GATEWAY_PORT" in os.environ
 
 
 def build_spark_session(
@@ -39,11 +46,14 @@ def build_spark_session(
     event_log_dir: str | Path | None = None,
     conf: dict[str, str] | None = None,
 ) -> SparkSession:
-    """Get or create a session. Local masters get the machine-specific environment set first; a master that
-    is not a Spark master URL (empty, mistyped) is refused before the JVM starts, never taken for a cluster's."""
+    """Get or create a session. Under spark-submit the master is spark-submit's (see the module docstring);
+    elsewhere `master` is used, and a local one gets the machine-specific environment first. A master that is
+    not a Spark master URL (empty, mistyped) is refused before the JVM starts, never taken for a cluster's."""
     master = check_spark_master(master)
     builder = SparkSession.builder.appName(app_name)
-    if not _is_cluster(master) and not os.environ.get("SPARK_CLUSTER_MANAGED"):
+    if launched_by_spark_submit():
+        pass  # spark-submit's master, deploy mode and resources
+    elif master.startswith("local"):
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
         # Not setdefault: a SPARK_LOCAL_IP left in the shell (0.0.0.0, the LAN address) would open the UI.
@@ -54,14 +64,16 @@ def build_spark_session(
             .config("spark.driver.host", LOOPBACK)
             .config("spark.driver.bindAddress", LOOPBACK)
             .config("spark.ui.showConsoleProgress", "true")
-            .config("spark.sql.session.timeZone", "UTC")
         )
-        if event_log_dir is not None:
-            event_log_dir = Path(event_log_dir).resolve()
-            event_log_dir.mkdir(parents=True, exist_ok=True)
-            builder = builder.config("spark.eventLog.enabled", "true").config(
-                "spark.eventLog.dir", event_log_dir.as_uri()
-            )
+    else:
+        builder = builder.master(master)  # a cluster named in the config, from a plain `python` driver
+    if event_log_dir is not None:  # the history server's folder: local, or gs://, s3://, hdfs://
+        if not fs.is_remote(event_log_dir):
+            local_dir = Path(event_log_dir).resolve()
+            local_dir.mkdir(parents=True, exist_ok=True)
+            event_log_dir = local_dir.as_uri()
+        builder = builder.config("spark.eventLog.enabled", "true").config("spark.eventLog.dir", str(event_log_dir))
+    builder = builder.config("spark.sql.session.timeZone", "UTC")
     builder = builder.config("spark.sql.shuffle.partitions", str(shuffle_partitions))
     builder = builder.config("spark.sql.parquet.compression.codec", "zstd")
     for key, value in (conf or {}).items():
@@ -85,9 +97,10 @@ def spark_session_from_config(
     app_name: str, spark_config: SparkConfig, output_root: str | Path | None = None
 ) -> SparkSession:
     """Build a session from the `spark:` section of a run config; event logs go to `spark.event_log_dir`,
-    else `<output_root>/spark-events` for a local output root (none for an object store)."""
+    else (a local run) `<output_root>/spark-events` for a local output root (none for an object store)."""
     event_dir = spark_config.event_log_dir
-    if event_dir is None and output_root is not None and not fs.is_remote(output_root):
+    if (event_dir is None and output_root is not None and not fs.is_remote(output_root)
+            and not launched_by_spark_submit()):  # a cluster's own history-server folder is left as it is
         event_dir = fs.local_path(output_root) / "spark-events"
     return build_spark_session(
         app_name,

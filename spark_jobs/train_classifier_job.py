@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from corpus.filter.classify import PageExample, load_labeled_jsonl, load_labeled_pages, train_classifier
+from infra.core import fs
 from infra.core.config import load_config
 
 
@@ -64,12 +65,13 @@ def format_metrics(metrics: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Train the fastText e-commerce classifier.")
-    parser.add_argument("--labeled-pages", default=None, help="wcxb-dev-shaped folder (labels.csv + html/).")
-    parser.add_argument("--labeled-jsonl", default=None, help='{"text", "label"} lines.')
-    parser.add_argument("--output", required=True, help="Model path (.bin).")
+    parser.add_argument("--labeled-pages", type=fs.absolute, default=None,
+                        help="wcxb-dev-shaped folder (labels.csv + html/).")
+    parser.add_argument("--labeled-jsonl", type=fs.absolute, default=None, help='{"text", "label"} lines.')
+    parser.add_argument("--output", type=fs.absolute, required=True, help="Model path (.bin).")
     parser.add_argument("--listing", default="exclude", choices=["exclude", "positive", "negative"])
     parser.add_argument("--seed", type=int, default=None, help="Split and training seed (default: run.seed).")
-    parser.add_argument("--config", default=None, help="Run config YAML, local or a URI (run.seed, "
+    parser.add_argument("--config", type=fs.absolute, default=None, help="Run config YAML, local or a URI (run.seed, "
                         "corpus.filter.ecommerce_threshold).")
     args = parser.parse_args(argv)
     config = load_config(args.config)

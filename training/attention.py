@@ -16,6 +16,7 @@ Two paths produce the same result:
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import torch
@@ -124,6 +125,50 @@ def build_attention_inputs(
     else:
         raise ValueError(f"unknown attention backend {backend!r}; use 'sdpa' or 'flex'")
     return AttentionInputs(position_ids(seq_lens, doc_ids), masks)
+
+
+class AttentionCache:
+    """Attention inputs per document layout, built once and reused whenever the layout comes back.
+
+    The key is the batch's `seq_lens` as read on the host (the loader's CPU tensor), so looking it up costs
+    no device work. Layouts do repeat: rows of one full-length document (long documents split into rows)
+    are common, more so at 8192. Entries are dropped least recently used past `max_entries` or past
+    `max_bytes` of mask memory (dense SDPA masks are (B, 1, L, L) booleans; flex block masks are small).
+    """
+
+    def __init__(self, seq_len: int, window: int, backend: str, device: torch.device | str,
+                 block_size: int = 128, max_entries: int = 64, max_bytes: int = 512 * 2**20):
+        self.seq_len, self.window, self.backend = seq_len, window, backend
+        self.device, self.block_size = torch.device(device), block_size
+        self.max_entries, self.max_bytes = max_entries, max_bytes
+        self.entries: OrderedDict[tuple, tuple[AttentionInputs, int]] = OrderedDict()
+        self.builds = 0  # how many layouts were built (the rest were reused)
+
+    def get(self, seq_lens: torch.Tensor) -> AttentionInputs:
+        """Inputs for a batch whose (B, S) CPU `seq_lens` describe its layout."""
+        if seq_lens.device.type != "cpu":
+            raise ValueError("AttentionCache keys on the host's seq_lens; pass them before moving to the device")
+        key = (tuple(seq_lens.shape), seq_lens.to(torch.int32).numpy().tobytes())
+        found = self.entries.get(key)
+        if found is not None:
+            self.entries.move_to_end(key)
+            return found[0]
+        built = build_attention_inputs(seq_lens, self.seq_len, self.window, self.backend, device=self.device,
+                                       block_size=self.block_size)
+        self.builds += 1
+        self.entries[key] = (built, _nbytes(built))
+        while len(self.entries) > 1 and (len(self.entries) > self.max_entries or
+                                         sum(size for _, size in self.entries.values()) > self.max_bytes):
+            self.entries.popitem(last=False)
+        return built
+
+
+def _nbytes(inputs: AttentionInputs) -> int:
+    """Device memory an entry holds: its position ids and its masks' tensors (a BlockMask's block indices)."""
+    tensors = [inputs.position_ids]
+    for mask in inputs.masks.values():
+        tensors += [mask] if torch.is_tensor(mask) else [t for t in mask.as_tuple() if torch.is_tensor(t)]
+    return sum(t.numel() * t.element_size() for t in tensors)
 
 
 def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask, backend: str) -> torch.Tensor:

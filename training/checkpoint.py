@@ -274,7 +274,43 @@ def fetch_checkpoint(path: str | Path) -> Path:
 
 
 def load_model_weights(model: nn.Module, path: str | Path) -> None:
-    """Load only the model from a full training checkpoint (a new phase starts from the last one)."""
+    """Load only the model from a full training checkpoint (export, evaluation)."""
     local = fetch_checkpoint(path)
     with _quiet_single_process():
         dcp.load({"model": ModelState(model)}, checkpoint_id=str(local))
+
+
+# What a new phase keeps of the previous phase's optimizer: the moments and the step counter that debiases
+# them (optimi counts steps per group). Every other hyperparameter (lr, max_lr, weight decay, betas) is the
+# new phase's own.
+CARRIED_GROUP_KEYS = ("step", "setup")
+
+
+def load_phase_start(model: nn.Module, optimizer: torch.optim.Optimizer, path: str | Path) -> bool:
+    """Start a phase from the previous phase's final checkpoint: its weights and its Adam moments.
+
+    A phase that starts from fresh moments but at full LR (the decay phase: no warmup) takes its first
+    steps with an un-averaged second moment; carrying the moments continues the optimizer where the last
+    phase left it. Returns whether the optimizer state was loaded: a checkpoint written by another
+    optimizer (AdamW vs StableAdamW) has other keys, so then only the weights are (with a warning).
+    """
+    local = fetch_checkpoint(path)
+    optimizer_state = OptimizerState(model, optimizer)
+    wanted = optimizer_state.state_dict()  # initialises the state (a zero step at lr 0) to load into
+    saved = set(dcp.FileSystemReader(str(local)).read_metadata().state_dict_metadata)
+    missing = [f"optimizer.state.{fqn}.{name}" for fqn, per_param in wanted["state"].items()
+               for name, value in per_param.items()
+               if torch.is_tensor(value) and f"optimizer.state.{fqn}.{name}" not in saved]
+    if missing:
+        logger.warning("%s has no matching optimizer state (e.g. %s): the phase starts with fresh moments",
+                       path, missing[0])
+        load_model_weights(model, path)
+        return False
+    own = [{k: v for k, v in group.items() if k != "params" and k not in CARRIED_GROUP_KEYS}
+           for group in optimizer.param_groups]
+    with _quiet_single_process():
+        dcp.load({"model": ModelState(model), "optimizer": optimizer_state}, checkpoint_id=str(local))
+    for group, hyper in zip(optimizer.param_groups, own, strict=True):
+        group.update(hyper)
+    return True
+

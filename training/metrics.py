@@ -1,7 +1,10 @@
 """Training metrics per log interval, as torchtitan's MetricsProcessor.
 
-Reported: loss, grad norm, LR, real (non-pad) tokens/s per device, TFLOPS, MFU (None when the device's
-peak is unknown, never a guess), peak memory, data-loading share, step time. Values go to every sink:
+Reported: loss, grad norm, LR, real (non-pad) tokens/s of the whole job (`tokens_per_s`, the token and
+FLOP counts summed over ranks with one all-reduce per log interval) and per device, TFLOPS per device,
+MFU (None when the device's peak is unknown, never a guess), peak memory, data-loading share, step time.
+FLOPs are those a step computes: the trainer passes each step's count (matmuls per real token plus
+attention over the documents actually attended, `training.model.attention_flops`). Values go to every sink:
 TensorBoard, a `metrics.jsonl` file, and any callable (the Ray job plugs in `ray.util.metrics` gauges;
 this module never imports Ray).
 """
@@ -16,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.distributed as dist
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +77,11 @@ class JsonlSink:
 
 
 class MetricsProcessor:
-    """Accumulates per-step counters and emits averages every `log_interval` steps."""
+    """Accumulates per-step counters and emits averages every `log_interval` steps.
+
+    `step` is called on every rank with that rank's counts; on log steps the counts are summed over the
+    ranks (a collective: every rank logs at the same steps), so every rank reports the job's numbers.
+    """
 
     def __init__(self, device: torch.device, flops_per_token: float, log_interval: int = 10,
                  sinks: list[Sink] | None = None, world_size: int = 1):
@@ -92,6 +100,7 @@ class MetricsProcessor:
         """Start a new averaging window (at the start of training and after each logged step)."""
         self.steps = 0
         self.real_tokens = 0
+        self.flops = 0.0
         self.data_seconds = 0.0
         self.started = time.perf_counter()
         if self.device.type == "cuda":
@@ -108,21 +117,26 @@ class MetricsProcessor:
         return step % self.log_interval == 0
 
     def step(self, step: int, loss: float, grad_norm: float, lr: float, real_tokens: int, batch_size: int,
-             force: bool = False) -> dict[str, float] | None:
-        """Count one step (real tokens on this device); every log interval, emit and return the values."""
+             force: bool = False, flops: float | None = None) -> dict[str, float] | None:
+        """Count one step (real tokens and model FLOPs on this rank; FLOPs default to real tokens x
+        `flops_per_token`); every log interval, emit and return the values."""
         self.steps += 1
         self.real_tokens += real_tokens
+        self.flops += real_tokens * self.flops_per_token if flops is None else flops
         if not (force or self.should_log(step)):
             return None
         elapsed = max(time.perf_counter() - self.started, 1e-9)
-        tps = self.real_tokens / elapsed
-        tflops = tps * self.flops_per_token / 1e12
+        tokens, flops_total = self._job_totals()
+        tps = tokens / elapsed
+        tflops = flops_total / self.world_size / elapsed / 1e12  # per device
         values: dict[str, float] = {
             "loss": loss,
             "grad_norm": grad_norm,
             "lr": lr,
             "batch_size": batch_size,
+            "real_tokens": tokens,
             "tokens_per_s": tps,
+            "tokens_per_s_per_device": tps / self.world_size,
             "tflops": tflops,
             "mfu": None if self.peak_flops is None else 100.0 * tflops * 1e12 / self.peak_flops,
             "step_time_s": elapsed / self.steps,
@@ -134,6 +148,14 @@ class MetricsProcessor:
             sink(step, values)
         self.start_window()
         return values
+
+    def _job_totals(self) -> tuple[int, float]:
+        """Real tokens and FLOPs of this window summed over the ranks (one all-reduce; none alone)."""
+        if self.world_size == 1 or not (dist.is_available() and dist.is_initialized()):
+            return self.real_tokens, self.flops
+        totals = torch.tensor([float(self.real_tokens), self.flops], dtype=torch.float64, device=self.device)
+        dist.all_reduce(totals)
+        return int(totals[0].item()), float(totals[1].item())
 
     def _peak_memory_gib(self) -> float:
         if self.device.type == "cuda":

@@ -4,6 +4,9 @@ A share `mask_rate` of the maskable tokens is chosen; of those, 80% become [MASK
 token, 10% stay as they are. Special tokens ([CLS], [SEP], [PAD], ...) are never chosen. Labels hold
 the original id at chosen positions and -100 elsewhere, so the loss sees chosen tokens only. All
 randomness comes from the generator passed in, so a run is reproducible and resumable.
+
+Masking runs on the host where batches are built, so the number of chosen positions (`count_masked`) is
+known there and goes to the model as `num_masked`: the sparse head then needs no device-to-host sync.
 """
 
 from __future__ import annotations
@@ -67,3 +70,11 @@ def mask_tokens(
     corrupted = torch.where(to_mask, torch.full_like(input_ids, spec.mask_token_id), input_ids)
     corrupted = torch.where(to_random, candidates[picks].to(input_ids.dtype), corrupted)
     return corrupted, labels
+
+
+def count_masked(labels: torch.Tensor) -> int:
+    """Labelled positions of a batch, counted where the labels were made (the host): the model's
+    `num_masked`, so the loss path never asks the device for the count. Call it on CPU labels only."""
+    if labels.device.type != "cpu":
+        raise ValueError("count_masked reads the labels on the host; call it before moving them to the device")
+    return int((labels != IGNORE_INDEX).sum())

@@ -311,30 +311,69 @@ def count_params(args: ModelArgs) -> int:
         return ModernBertMLM(args).num_params()
 
 
-def flops_per_token(args: ModelArgs, seq_len: int, masked_fraction: float | None = None) -> float:
-    """6N for the matmuls plus the attention scores, as nanoGPT / torchtitan.
-
-    Attention costs 12 * dim * (keys attended) per layer and token (QK^T and AV, forward and backward):
-    all `seq_len` keys on global layers, at most window + 1 on local layers. Document masking only lowers
-    the work actually needed, so this is the dense upper bound that MFU is usually quoted against. The
-    embedding lookup costs nothing, but the tied decoder is a real matmul: with sparse prediction
-    (`masked_fraction` of tokens through head and decoder) those FLOPs are scaled by that fraction.
-    """
+def _head_and_body_params(args: ModelArgs) -> tuple[int, int]:
+    """(body, head) parameter counts: body = blocks and norms; head = head.dense and the tied decoder."""
     with torch.device("meta"):
         model = ModernBertMLM(args)
     n_body = model.num_params(exclude_embedding=True) - model.head.dense.weight.numel()
     n_head = model.head.dense.weight.numel() + model.model.embeddings.tok_embeddings.weight.numel()
+    return n_body, n_head
+
+
+def matmul_flops_per_token(args: ModelArgs, masked_fraction: float | None = None) -> float:
+    """Training FLOPs per token of every matmul but attention's scores (forward + backward): 6N for the body,
+    and for head + tied decoder 6N scaled by the share of tokens that go through them (sparse prediction)."""
+    n_body, n_head = _head_and_body_params(args)
     fraction = 1.0 if masked_fraction is None else masked_fraction
+    return 6.0 * n_body + 6.0 * n_head * fraction
+
+
+def flops_per_token(args: ModelArgs, seq_len: int, masked_fraction: float | None = None) -> float:
+    """6N for the matmuls plus the attention scores, as nanoGPT / torchtitan: the dense upper bound.
+
+    Attention costs 12 * dim * (keys attended) per layer and token (QK^T and AV, forward and backward):
+    all `seq_len` keys on global layers, at most window + 1 on local layers. Document masking only lowers
+    the work actually needed, so this is an upper bound; the trainer's MFU counts what a batch computes
+    (`attention_flops`). The embedding lookup costs nothing, but the tied decoder is a real matmul: with
+    sparse prediction (`masked_fraction` of tokens through head and decoder) those FLOPs are scaled.
+    """
     local_keys = min(seq_len, args.local_attention_window + 1)
     attn = sum(
         12 * args.dim * (seq_len if args.layer_type(i) == GLOBAL else local_keys) for i in range(args.n_layers)
     )
-    return 6.0 * n_body + 6.0 * n_head * fraction + attn
+    return matmul_flops_per_token(args, masked_fraction) + attn
+
+
+def window_pairs(lengths: torch.Tensor, half: int) -> torch.Tensor:
+    """(query, key) pairs inside documents of these lengths with |q - k| <= half: n + 2 * sum_{d<=m} (n - d),
+    m = min(half, n - 1); n^2 when the window covers the document."""
+    n = lengths.long()
+    m = torch.clamp(torch.minimum(n - 1, torch.full_like(n, half)), min=0)
+    return torch.where(n > 0, n + 2 * (m * n - m * (m + 1) // 2), torch.zeros_like(n))
+
+
+def attention_flops(args: ModelArgs, seq_lens: torch.Tensor, pad_len: torch.Tensor | None = None) -> float:
+    """Training FLOPs (forward + backward) of attention's scores for one packed batch, counting only the
+    (query, key) pairs the masks keep: on global layers sum(len_i^2) over documents (not L^2 per row), on
+    local layers the pairs within the window inside each document. A row's padding segment (`pad_len`,
+    its last segment) is left out: it is not useful work. 12 * dim FLOPs per pair and layer."""
+    lengths = seq_lens.long()
+    half = args.local_attention_window // 2
+    global_pairs = int((lengths * lengths).sum())
+    local_pairs = int(window_pairs(lengths, half).sum())
+    if pad_len is not None:
+        pad = pad_len.long()
+        global_pairs -= int((pad * pad).sum())
+        local_pairs -= int(window_pairs(pad, half).sum())
+    n_global = sum(args.layer_type(i) == GLOBAL for i in range(args.n_layers))
+    return 12.0 * args.dim * (n_global * global_pairs + (args.n_layers - n_global) * local_pairs)
 
 
 __all__ = [
     "IGNORE_INDEX",
     "PRESETS",
+    "attention_flops",
+    "matmul_flops_per_token",
     "MaskedLMOutput",
     "ModelArgs",
     "ModernBertMLM",

@@ -53,6 +53,19 @@ def apply_compile(model: ModernBertMLM) -> None:
     logger.info("compiled %d blocks with torch.compile", len(model.model.layers))
 
 
+def reshard_after_forward_for(accum_steps: int) -> bool:
+    """FSDP2's `reshard_after_forward` for a step of `accum_steps` micro batches.
+
+    Resharding after forward frees each block's gathered parameters until backward gathers them again: one
+    more all-gather per block and micro batch. Under gradient accumulation that is paid on every micro
+    batch, so keep them gathered (False) when a step has more than one; a single micro batch per step keeps
+    the memory saving (True). Gathered parameters cost little next to activations at these model sizes.
+    """
+    if accum_steps < 1:
+        raise ValueError(f"accumulation steps must be >= 1, got {accum_steps}")
+    return accum_steps == 1
+
+
 def apply_fsdp(
     model: ModernBertMLM,
     mesh: DeviceMesh | None,

@@ -5,9 +5,15 @@ the budget a decay whose default shape is 1-sqrt (Hägele et al., 2024):
 
     lr(t) = peak * (1 - sqrt((t - decay_start) / decay_len)), floored at min_lr_ratio * peak.
 
+The LR of a step is taken at the tokens seen once that step is done, during warmup: the first step of a
+warmup over W steps runs at peak / W (ModernBERT's 3B-token warmup at ~4.7M tokens a step would otherwise
+start at peak / 3e9, a wasted step). Decay and plateau are read at the tokens seen before the step.
+
 Batch-size warmup grows the global batch linearly from `start_batch_size` to the full batch over
 `batch_warmup_tokens`, in multiples of what one accumulation step holds. `LRSchedule` wraps the
-pure functions in a `Stateful` object that a checkpoint saves (tokens seen, step).
+pure functions in a `Stateful` object that a checkpoint saves (tokens seen).
+The trainer builds the schedule over the tokens its step plan actually covers (`plan_steps`, which
+honours `max_steps`), so a shortened phase still warms up and decays as configured.
 """
 
 from __future__ import annotations
@@ -56,12 +62,12 @@ def decay_factor(progress: float, shape: str) -> float:
     raise ValueError(f"unknown decay shape {shape!r}")
 
 
-def lr_at(tokens: int, wsd: WSD) -> float:
-    """The learning rate after `tokens` tokens of the phase."""
+def lr_at(tokens: int, wsd: WSD, step_tokens: int = 1) -> float:
+    """The learning rate of the step that starts after `tokens` tokens and trains `step_tokens` more."""
     floor = wsd.min_lr_ratio * wsd.peak_lr
     if wsd.warmup_tokens and tokens < wsd.warmup_tokens:
-        # (tokens + 1) so that the very first step does not run at lr 0.
-        return wsd.peak_lr * min(1.0, (tokens + 1) / wsd.warmup_tokens)
+        # At the end of the step: the first of W warmup steps runs at peak / W, never at ~0.
+        return wsd.peak_lr * min(1.0, (tokens + max(step_tokens, 1)) / wsd.warmup_tokens)
     decay_start = wsd.total_tokens - wsd.decay_tokens
     if wsd.decay_tokens and tokens >= decay_start:
         factor = decay_factor((tokens - decay_start) / wsd.decay_tokens, wsd.decay_shape)
@@ -93,18 +99,25 @@ def plan_steps(total_tokens: int, seq_len: int, full_batch: int, unit: int, star
     return sizes
 
 
-class LRSchedule:
-    """Sets the optimizer's LR from tokens seen; `Stateful` for checkpoints."""
+def plan_tokens(plan: list[int], seq_len: int) -> int:
+    """Tokens (sequence slots) a step plan trains on: what the LR schedule should span."""
+    return sum(plan) * seq_len
 
-    def __init__(self, optimizer: torch.optim.Optimizer, wsd: WSD):
+
+class LRSchedule:
+    """Sets the optimizer's LR from tokens seen and the size of the next step; `Stateful` for checkpoints."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, wsd: WSD, next_step_tokens: int = 1):
         self.optimizer = optimizer
         self.wsd = wsd
         self.tokens = 0
+        self.next_step_tokens = next_step_tokens
         self.apply()
 
     @property
     def lr(self) -> float:
-        return lr_at(self.tokens, self.wsd)
+        """The LR of the next step."""
+        return lr_at(self.tokens, self.wsd, self.next_step_tokens)
 
     def apply(self) -> float:
         lr = self.lr
@@ -112,13 +125,20 @@ class LRSchedule:
             group["lr"] = lr
         return lr
 
-    def step(self, tokens: int) -> float:
-        """Count `tokens` more tokens and set the LR of the next step."""
+    def step(self, tokens: int, next_step_tokens: int | None = None) -> float:
+        """Count `tokens` more tokens and set the LR of the next step (of `next_step_tokens`, when known)."""
         self.tokens += tokens
+        if next_step_tokens is not None:
+            self.next_step_tokens = next_step_tokens
+        return self.apply()
+
+    def set_next_step_tokens(self, tokens: int) -> float:
+        """Size the next step (after a resume, from the step plan) and set its LR."""
+        self.next_step_tokens = tokens
         return self.apply()
 
     def state_dict(self) -> dict[str, Any]:
-        return {"tokens": self.tokens}
+        return {"tokens": self.tokens}  # the next step's size comes from the step plan, not the checkpoint
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.tokens = int(state["tokens"])

@@ -5,6 +5,12 @@ model on the meta device, parallelize (AC, compile, FSDP2), `to_empty` + `init_w
 previous phase's weights), optimizer, LR schedule, batch-size plan, checkpointer, metrics. Then
 `train_step` (gradient accumulation, clipping, optimizer and schedule step) and `train`.
 
+What keeps the step off the host (GPU throughput): the masking and everything the step needs to know
+about a batch (masked count, document layout, FLOPs) are computed on the CPU as the batch is built, the
+attention masks are cached per document layout, the optimizer and the gradient clipping never read a
+value back, and mixed precision is one mechanism (FSDP2's policy when sharded, autocast otherwise). The
+loss and the gradient norm are read once per step, for the metrics.
+
 It runs as one plain process (no torch.distributed: no FSDP, for debugging) or as one rank of a
 process group (a Ray Train worker sets one up; FSDP2 shards the model). Nothing here imports Ray:
 the Ray job passes its own batch source and hooks.
@@ -35,6 +41,7 @@ import torch.distributed as dist
 from infra.core import fs
 from infra.core.config import PhaseConfig, PretrainConfig
 from infra.core.manifest import StageStats, build_manifest, write_manifest
+from training.attention import AttentionCache
 from training.checkpoint import (
     METADATA,
     CheckpointManager,
@@ -45,13 +52,14 @@ from training.checkpoint import (
     available_steps,
     latest_checkpoint,
     load_model_weights,
+    load_phase_start,
 )
 from training.metrics import JsonlSink, MetricsProcessor, Sink, TensorBoardSink, format_metrics
-from training.mlm import MaskingSpec, mask_tokens
-from training.model import ModelArgs, ModernBertMLM, flops_per_token, model_args
-from training.optim import build_optimizer
-from training.parallelize import parallelize_model, unwrap_state_dict_keys
-from training.schedule import WSD, LRSchedule, plan_steps
+from training.mlm import MaskingSpec, count_masked, mask_tokens
+from training.model import ModelArgs, ModernBertMLM, attention_flops, matmul_flops_per_token, model_args
+from training.optim import build_optimizer, clip_grad_norm_
+from training.parallelize import parallelize_model, reshard_after_forward_for, unwrap_state_dict_keys
+from training.schedule import WSD, LRSchedule, plan_steps, plan_tokens
 from training.staging import absolute, local_dir, publish_dir
 
 logger = logging.getLogger(__name__)
@@ -135,6 +143,23 @@ def read_shard_manifest(data_dir: str, phase: PhaseConfig) -> dict[str, Any]:
     return manifest
 
 
+@dataclass(frozen=True)
+class PrecisionPlan:
+    """How a run computes in bf16: FSDP2's MixedPrecisionPolicy (`param_dtype`) when the model is sharded,
+    autocast when it is not; never both (autocast over bf16 parameters only adds casts)."""
+
+    param_dtype: str  # "bf16" or "fp32": the FSDP2 policy's parameter dtype
+    autocast: bool  # wrap forward in torch.autocast(bf16)
+
+
+def precision_plan(setting: str, device_type: str, sharded: bool) -> PrecisionPlan:
+    """`parallelism.mixed_precision` (auto: bf16 on CUDA, fp32 on CPU) for a sharded or plain model."""
+    bf16 = setting == "bf16" or (setting == "auto" and device_type == "cuda")
+    if not bf16:
+        return PrecisionPlan("fp32", autocast=False)
+    return PrecisionPlan("bf16", autocast=False) if sharded else PrecisionPlan("fp32", autocast=True)
+
+
 def build_model_args(config: PretrainConfig, phase: PhaseConfig, tokenizer, device: torch.device) -> ModelArgs:
     """Preset + token ids from the tokenizer + the phase's RoPE thetas and length + user overrides."""
     backend = config.model.attention
@@ -206,7 +231,11 @@ class Trainer:
             raise ValueError(f"parallelism.fsdp=off with {self.world_size} workers: use 'auto' or 'on'")
         if use_fsdp and not dist.is_initialized():
             raise RuntimeError("parallelism.fsdp=on needs torch.distributed (run under Ray Train or torchrun)")
-        self.bf16 = self.device.type == "cuda" and config.parallelism.mixed_precision != "fp32"
+        self.precision = precision_plan(config.parallelism.mixed_precision, self.device.type, use_fsdp)
+        self.unit = micro * self.world_size
+        self.plan = plan_steps(phase.tokens, phase.seq_len, phase.global_batch_size, self.unit,
+                               phase.schedule.start_batch_size, phase.schedule.batch_warmup_tokens, phase.max_steps)
+        self.max_accum_steps = max(self.plan, default=self.unit) // self.unit
         mesh = None
         if use_fsdp:
             from torch.distributed.device_mesh import init_device_mesh
@@ -216,24 +245,28 @@ class Trainer:
             model = ModernBertMLM(self.model_args)
         parallelize_model(model, self.model_args, self.device.type, mesh,
                           compile=config.parallelism.compile and self.device.type == "cuda",
-                          ac=config.parallelism.activation_checkpointing,
-                          mp="bf16" if self.bf16 and mesh is not None else "fp32")
+                          ac=config.parallelism.activation_checkpointing, mp=self.precision.param_dtype,
+                          reshard_after_forward=reshard_after_forward_for(self.max_accum_steps))
         model.to_empty(device=self.device)
         torch.manual_seed(seed)
         model.init_weights()
         self.model = model
-        self.init_from = init_from
-        if init_from is not None:
-            load_model_weights(self.model, init_from)
-            logger.info("phase %s starts from %s", phase.name, init_from)
+        self.attention = AttentionCache(phase.seq_len, self.model_args.local_attention_window,
+                                        self.model_args.attention_backend, self.device)
 
-        # optimizer and schedules (LR by tokens; the batch size of every step planned up front)
+        # optimizer, then the previous phase's weights and moments, then the LR over the steps planned
         peak_lr = phase.lr if phase.lr is not None else config.optim.lr
         self.optimizer = build_optimizer(self.model, config.optim, lr=peak_lr)
-        self.lr_schedule = LRSchedule(self.optimizer, WSD.from_config(phase.schedule, peak_lr, phase.tokens))
-        self.unit = micro * self.world_size
-        self.plan = plan_steps(phase.tokens, phase.seq_len, phase.global_batch_size, self.unit,
-                               phase.schedule.start_batch_size, phase.schedule.batch_warmup_tokens, phase.max_steps)
+        self.init_from = init_from
+        self.carried_optimizer_state = False
+        if init_from is not None:
+            self.carried_optimizer_state = load_phase_start(self.model, self.optimizer, init_from)
+            logger.info("phase %s starts from %s (optimizer moments %s)", phase.name, init_from,
+                        "carried" if self.carried_optimizer_state else "fresh")
+        # The schedule spans the steps this phase runs (max_steps included), not the nominal token budget.
+        schedule_tokens = min(phase.tokens, plan_tokens(self.plan, phase.seq_len))
+        self.lr_schedule = LRSchedule(self.optimizer, WSD.from_config(phase.schedule, peak_lr, schedule_tokens),
+                                      next_step_tokens=self._step_tokens(0))
 
         # masking: one generator per rank, checkpointed with the other RNGs
         mask_rate = phase.mask_rate if phase.mask_rate is not None else config.mlm.mask_rate
@@ -256,19 +289,24 @@ class Trainer:
             sinks.append(JsonlSink(self.local_dir / "metrics.jsonl"))
             if config.metrics.tensorboard:
                 sinks.append(TensorBoardSink(self.local_dir / "tb"))
-        self.metrics = MetricsProcessor(
-            self.device, flops_per_token(self.model_args, phase.seq_len, mask_rate), config.metrics.log_interval,
-            sinks, self.world_size)
+        # FLOPs: matmuls per real token (head and decoder on the masked share) + attention per batch layout
+        self.matmul_flops_per_token = matmul_flops_per_token(self.model_args, mask_rate)
+        self.metrics = MetricsProcessor(self.device, self.matmul_flops_per_token, config.metrics.log_interval,
+                                        sinks, self.world_size)
         if self.rank == 0:
             fs.write_text(fs.join(self.phase_dir, RUN_INFO), json.dumps(
                 {"model_args": asdict(self.model_args), "tokenizer_dir": absolute(self.tokenizer_dir),
                  "data_dir": absolute(self.data_dir)}, indent=2))
-        logger.info("phase %s: %d steps, %d params, world %d, device %s, fsdp %s", phase.name, len(self.plan),
-                    self.model.num_params(), self.world_size, self.device, use_fsdp)
+        logger.info("phase %s: %d steps, %d params, world %d, device %s, fsdp %s, precision %s", phase.name,
+                    len(self.plan), self.model.num_params(), self.world_size, self.device, use_fsdp, self.precision)
 
     @property
     def total_steps(self) -> int:
         return len(self.plan)
+
+    def _step_tokens(self, step: int) -> int:
+        """Tokens (sequence slots) of step `step` (0-based) of the plan; 0 past its end."""
+        return self.plan[step] * self.phase.seq_len if step < len(self.plan) else 0
 
     def _stage_logs(self) -> None:
         """A remote phase's logs continue from what was uploaded (a resumed run appends to them), never
@@ -300,44 +338,54 @@ class Trainer:
 
     def resume(self, path: str | Path | None = None) -> int | None:
         """Load everything from `path`, or from the latest checkpoint of this phase; returns the step."""
-        return self.checkpointer.load(path=path)
+        step = self.checkpointer.load(path=path)
+        self.lr_schedule.set_next_step_tokens(self._step_tokens(self.step))
+        return step
 
-    def _next_micro_batch(self) -> tuple[dict[str, torch.Tensor], int]:
+    def _next_micro_batch(self) -> tuple[dict[str, Any], int, float]:
+        """The next micro batch, ready for the model, with its real tokens and FLOPs on this rank.
+
+        Everything the step needs to know about the batch is read here, on the host, from the loader's CPU
+        tensors: the masked count (`num_masked`: the sparse head then needs no sync), the document layout
+        (attention masks, cached per layout) and the FLOPs. Nothing waits for the device."""
         started = time.perf_counter()
         batch = self.batches.next()
+        seq_lens, pad_len = batch["seq_lens"], batch["pad_len"]
         ids, labels = mask_tokens(batch["input_ids"].long(), self.masking, self.mask_generator)
-        real = int(batch["input_ids"].numel() - batch["pad_len"].sum())
+        real = int(batch["input_ids"].numel() - pad_len.sum())
+        flops = real * self.matmul_flops_per_token + attention_flops(self.model_args, seq_lens, pad_len)
+        num_masked = count_masked(labels)
+        attn = self.attention.get(seq_lens)
         self.metrics.add_data_time(time.perf_counter() - started)
         to = {"non_blocking": True}
-        return {"input_ids": ids.to(self.device, **to), "seq_lens": batch["seq_lens"].to(self.device, **to),
-                "labels": labels.to(self.device, **to)}, real
+        return {"input_ids": ids.to(self.device, **to), "labels": labels.to(self.device, **to), "attn": attn,
+                "num_masked": num_masked}, real, flops
 
-    def train_step(self, batch_size: int) -> tuple[float, float, int]:
+    def train_step(self, batch_size: int) -> tuple[float, float, int, float]:
         """One optimizer step over `batch_size` sequences (gradient accumulation); returns loss, grad norm,
-        real tokens on this rank."""
+        real tokens and model FLOPs on this rank."""
         accum = batch_size // self.unit
         loss_sum = torch.zeros((), device=self.device)
-        real_tokens = 0
-        autocast = torch.autocast("cuda", dtype=torch.bfloat16) if self.bf16 else nullcontext()
+        real_tokens, flops = 0, 0.0
+        autocast = (torch.autocast(self.device.type, dtype=torch.bfloat16) if self.precision.autocast
+                    else nullcontext())
         for micro in range(accum):
             if hasattr(self.model, "set_requires_gradient_sync"):  # FSDP2: reduce grads on the last one only
                 self.model.set_requires_gradient_sync(micro == accum - 1)
-            batch, real = self._next_micro_batch()
+            batch, real, batch_flops = self._next_micro_batch()
             real_tokens += real
+            flops += batch_flops
             with autocast:
                 loss = self.model(**batch).loss / accum
             loss.backward()
             loss_sum += loss.detach()
-        max_norm = self.config.optim.grad_clip or float("inf")
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm, foreach=True)
-        if hasattr(grad_norm, "full_tensor"):
-            grad_norm = grad_norm.full_tensor()
+        grad_norm = clip_grad_norm_(self.model.parameters(), self.config.optim.grad_clip)  # one all-reduce
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
-        self.lr_schedule.step(batch_size * self.phase.seq_len)
+        self.lr_schedule.step(batch_size * self.phase.seq_len, next_step_tokens=self._step_tokens(self.step + 1))
         if self.world_size > 1:
             dist.all_reduce(loss_sum, op=dist.ReduceOp.AVG)
-        return float(loss_sum), float(grad_norm), real_tokens
+        return float(loss_sum), float(grad_norm), real_tokens, flops
 
     def train(self, until_step: int | None = None) -> dict[str, Any]:
         """Run to the end of the phase (or `until_step`), saving checkpoints; returns a summary."""
@@ -351,13 +399,13 @@ class Trainer:
         while self.step < stop:
             batch_size = self.plan[self.step]
             lr = self.lr_schedule.lr
-            loss, grad_norm, real_tokens = self.train_step(batch_size)
+            loss, grad_norm, real_tokens, flops = self.train_step(batch_size)
             self.step += 1
             self.tokens += batch_size * self.phase.seq_len
             self.losses.append(loss)
             self.last_loss = loss
             values = self.metrics.step(self.step, loss, grad_norm, lr, real_tokens, batch_size,
-                                       force=self.step == self.total_steps)
+                                       force=self.step == self.total_steps, flops=flops)
             progress.update(1)
             progress.set_postfix(loss=f"{loss:.3f}", lr=f"{lr:.1e}")
             if values is not None and self.rank == 0:
@@ -391,7 +439,8 @@ class Trainer:
                 "init_from": str(self.init_from) if self.init_from else None, "tokens": self.tokens,
                 "sequences": self.tokens // self.phase.seq_len,
                 "final_loss": None if math.isnan(self.last_loss) else self.last_loss, "losses": list(self.losses),
-                "tokens_per_s": last.get("tokens_per_s"), "mfu": last.get("mfu"),
+                "tokens_per_s": last.get("tokens_per_s"),
+                "tokens_per_s_per_device": last.get("tokens_per_s_per_device"), "mfu": last.get("mfu"),
                 "seq_len": self.phase.seq_len, "rope_theta_global": self.model_args.global_rope_theta,
                 "rope_theta_local": self.model_args.local_rope_theta, "world_size": self.world_size}
 

@@ -57,7 +57,7 @@ def pretrain(
         results = run_all_phases(cfg, resume=resume, workers=workers)
     for name, summary in results.items():
         typer.echo(f"{name}: {summary['steps']} steps, final loss {summary['final_loss']:.4f}, "
-                   f"{summary['tokens_per_s'] or 0:,.0f} tokens/s per device, export {summary.get('export')}")
+                   f"{summary['tokens_per_s'] or 0:,.0f} tokens/s (job), export {summary.get('export')}")
 
 
 @app.command("export")

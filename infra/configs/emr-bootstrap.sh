@@ -1,7 +1,13 @@
 #!/bin/bash
-# EMR bootstrap action: the Python libraries the corpus Spark jobs import on every node (pins as pyproject.toml).
+# EMR bootstrap action: installs the corpus Spark jobs' Python libraries on every node, for the Python that
+# spark-defaults names (spark.pyspark.python in emr-cluster.json).
+#
+# Argument 1: the s3:// URI of the pip requirements file that `rexbert submit emr --create-cluster` uploads next
+# to this script. Its pins come from pyproject.toml (infra.cloud.packaging.spark_executor_requirements, the one
+# list every cluster path uses), so no version is written here.
 set -euo pipefail
+requirements_uri="${1:?usage: emr-bootstrap.sh s3://BUCKET/PREFIX/rexbert-requirements.txt}"
+sudo dnf install -y python3.11 python3.11-pip
+aws s3 cp "$requirements_uri" /tmp/rexbert-requirements.txt
 sudo python3.11 -m pip install --upgrade pip
-sudo python3.11 -m pip install trafilatura==2.3.1 extruct==0.18.0 fasttext-numpy2-wheel==0.9.2 py3langid==0.4.0 \
-  datatrove==0.10.1 xxhash==3.8.2 spacy==3.8.18 warcio==1.8.1 fastwarc==2.0.0 pyarrow==26.0.1 numpy==2.4.6 \
-  pandas==2.3.3 pydantic==2.14.3 pyyaml==6.0.3
+sudo python3.11 -m pip install -r /tmp/rexbert-requirements.txt

@@ -29,6 +29,7 @@ every file and line that shows a config goes through `redact` (here, and in `bui
 from __future__ import annotations
 
 import os
+import pkgutil
 import re
 from itertools import pairwise
 from pathlib import Path
@@ -40,7 +41,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from infra.core import fs
 
 RESOLVED_CONFIG_NAME = "config.resolved.yaml"
-PHASES_DIR = Path(__file__).resolve().parents[2] / "training" / "phases"
+PHASES_DIR = Path(__file__).resolve().parents[2] / "training" / "phases"  # also shipped in the Spark code zip
 
 
 # --- run -----------------------------------------------------------------------------------------------------------
@@ -96,11 +97,15 @@ def check_ray_address(address: str | None) -> str | None:
 class SparkConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    master: str = Field("local[*]", description="Spark master URL.")
+    master: str = Field(
+        "local[*]", description="Master of runs not started by spark-submit (the CLI, `python job.py`); under "
+        "spark-submit (`rexbert submit spark`, Dataproc, EMR) the master is always spark-submit's.",
+    )
     driver_memory: str = Field("2g", description="spark.driver.memory for local runs.")
     shuffle_partitions: int = Field(8, ge=1, description="spark.sql.shuffle.partitions.")
     event_log_dir: str | None = Field(
-        None, description="Event log folder for the history server (default: <output>/spark-events)."
+        None, description="Event log folder for the history server: a local folder or a gs://, s3://, hdfs:// URI "
+        "(default: <output>/spark-events for local runs; on a cluster, the cluster's own setting).",
     )
     conf: dict[str, str] = Field(default_factory=dict, description="Extra Spark conf key/values.")
 
@@ -510,6 +515,10 @@ class PretrainConfig(_Section):
     cpus_per_worker: float = Field(
         0.5, gt=0, description="CPUs reserved per Ray Train worker (fractions leave room for Ray Data)."
     )
+    placement_strategy: Literal["PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"] = Field(
+        "PACK", description="How Ray places the workers: PACK fills a node first; SPREAD puts them on different "
+        "nodes where it can (and, after a node is lost, restarts them on the nodes left).",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -527,7 +536,7 @@ class PretrainConfig(_Section):
             read = {}
             for name, phase in phases.items():
                 if isinstance(phase, str):
-                    phase = {**load_yaml(phase_file(phase), "phase config"), "source": phase}
+                    phase = {**read_phase(phase), "source": phase}
                 elif isinstance(phase, BaseModel):
                     phase = phase.model_dump(mode="json")
                 read[name] = _deep_merge(phase, overrides.get(name, {})) if isinstance(phase, dict) else phase
@@ -721,6 +730,11 @@ def load_yaml(uri: str | Path, what: str = "config file") -> dict[str, Any]:
         raise ConfigError(f"{what} not found: {uri}") from None
     except OSError as exc:
         raise ConfigError(f"{what} {uri} cannot be read: {exc}") from None
+    return parse_yaml(text, what, uri)
+
+
+def parse_yaml(text: str, what: str, uri: str | Path) -> dict[str, Any]:
+    """A YAML mapping from text read from `uri`; ConfigError naming the file otherwise."""
     try:
         loaded = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
@@ -830,14 +844,19 @@ def write_resolved_config(config: BaseModel, out_dir: str | Path) -> str:
     return fs.write_text(fs.join(out_dir, RESOLVED_CONFIG_NAME), text)
 
 
-def phase_file(ref: str) -> str:
-    """A phase YAML: a path or URI as given when it exists, else a file in `training/phases/`."""
+def read_phase(ref: str) -> dict[str, Any]:
+    """A phase YAML as a mapping: a path or URI as given when it exists, else a file shipped in `training/phases/`,
+    read through the `training` package's loader so it is found in a checkout, an installed package and the Spark
+    code zip (`--py-files`) alike."""
     if fs.is_remote(ref) or Path(ref).is_file():
-        return ref
-    packaged = PHASES_DIR / ref
-    if packaged.is_file():
-        return str(packaged)
-    raise ConfigError(f"phase config not found: {ref} (nor {packaged})")
+        return load_yaml(ref, "phase config")
+    try:
+        data = pkgutil.get_data("training", f"phases/{ref}")
+    except OSError:
+        data = None
+    if data is None:
+        raise ConfigError(f"phase config not found: {ref} (nor {PHASES_DIR / ref})")
+    return parse_yaml(data.decode(), "phase config", f"training/phases/{ref}")
 
 
 def load_phase(config: PretrainConfig, name: str) -> PhaseConfig:

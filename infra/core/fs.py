@@ -72,6 +72,12 @@ def local_path(uri: str | Path) -> Path:
     return Path(str(uri).removeprefix("file://"))
 
 
+def absolute(uri: str | Path) -> str:
+    """A URI unchanged, a local path made absolute: what a driver hands to executors, whose working folder is
+    not the user's (a Spark cluster's executors run in their own work folders)."""
+    return str(uri) if is_remote(uri) else str(local_path(uri).absolute())
+
+
 def join(base: str | Path, *parts: str) -> str:
     """`base/part/...` as a string, for local paths and URIs alike."""
     text = str(base).rstrip("/") if str(base) not in ("/", "") else str(base)

@@ -31,7 +31,7 @@ def test_a_local_session_binds_loopback_whatever_the_shell_says(spark, monkeypat
     from spark_jobs.session import build_spark_session
 
     monkeypatch.setenv("SPARK_LOCAL_IP", "0.0.0.0")
-    monkeypatch.delenv("SPARK_CLUSTER_MANAGED", raising=False)
+    monkeypatch.delenv("PYSPARK_GATEWAY_PORT", raising=False)
     session = build_spark_session("rexbert-tests", master="local[2]", shuffle_partitions=4)
     assert session is spark  # the running session, reused
     assert os.environ["SPARK_LOCAL_IP"] == "127.0.0.1"

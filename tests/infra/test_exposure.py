@@ -6,6 +6,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import shlex
 import socket
 import stat
 import time
@@ -17,6 +18,7 @@ import yaml
 from typer.testing import CliRunner
 
 from infra.cli import app
+from infra.cloud.cli_lines import parse_gcloud_map
 from infra.core.config import (
     REDACTED,
     ConfigError,
@@ -378,14 +380,21 @@ def test_dry_runs_print_requests_with_credentials_redacted():
 
     conf = ["--conf", "spark.hadoop.fs.s3a.secret.key=hunter2-spark", "--conf", "spark.executor.memory=8g"]
     dataproc = runner.invoke(app, ["submit", "dataproc", "dedup", "--project", "p", "--region", "us-central1",
-                                   "--cluster", "c", "--staging", "gs://b/code", *conf, "--dry-run", "--",
+                                   "--cluster", "c", "--staging", "gs://b/code", "--no-env", *conf, "--dry-run", "--",
                                    "--input", "gs://b/in", "--output", "gs://b/out"])
-    emr = runner.invoke(app, ["submit", "emr", "dedup", "--staging", "s3://b/code", "--cluster-id", "j-1", *conf,
+    emr = runner.invoke(app, ["submit", "emr", "dedup", "--staging", "s3://b/code", "--cluster-id", "j-1",
+                              "--region", "us-east-1", "--no-env", *conf,
                               "--dry-run", "--", "--input", "s3://b/in", "--output", "s3://b/out"])
-    for result in (dataproc, emr):
+    spark = runner.invoke(app, ["submit", "spark", "--master", "spark://head:7077", "--no-env", *conf, "--dry-run",
+                                "dedup", "--", "--input", "in", "--output", "out"])
+    for result in (dataproc, emr, spark):
         assert result.exit_code == 0, result.output
         assert "hunter2" not in result.output and "spark.executor.memory" in result.output
-    properties = json.loads(dataproc.output)["submit_job"]["job"]["pysparkJob"]["properties"]
+    job_line = shlex.split(next(line for line in dataproc.output.splitlines() if "jobs submit pyspark" in line))
+    properties = parse_gcloud_map(next(w for w in job_line if w.startswith("--properties="))[len("--properties="):])
     assert properties == {"spark.hadoop.fs.s3a.secret.key": REDACTED, "spark.executor.memory": "8g"}
-    args = json.loads(emr.output)["add_job_flow_steps"]["Steps"][0]["HadoopJarStep"]["Args"]
+    step_line = shlex.split(next(line for line in emr.output.splitlines() if "aws emr add-steps" in line))
+    args = json.loads(step_line[step_line.index("--steps") + 1])[0]["Args"]
     assert f"spark.hadoop.fs.s3a.secret.key={REDACTED}" in args and "spark.executor.memory=8g" in args
+    submit_line = shlex.split(spark.output.strip().splitlines()[-1])
+    assert f"spark.hadoop.fs.s3a.secret.key={REDACTED}" in submit_line and "spark.executor.memory=8g" in submit_line

@@ -61,7 +61,7 @@ def test_resolved_config_and_worker_copy_reproduce_the_run_without_phase_files(t
     def no_phase_files(ref):
         raise AssertionError(f"phase file {ref} read again")
 
-    monkeypatch.setattr(config_module, "phase_file", no_phase_files)
+    monkeypatch.setattr(config_module, "read_phase", no_phase_files)
     assert load_config(tmp_path / "config.resolved.yaml") == config
     worker = config_from_dict(config.model_dump(mode="json"))
     assert worker == config and worker.pretrain.phases["general"].max_steps == 3
