@@ -98,10 +98,8 @@ def spark_session_from_config(
 ) -> SparkSession:
     """Build a session from the `spark:` section of a run config; event logs go to `spark.event_log_dir`,
     else (a local run) `<output_root>/spark-events` for a local output root (none for an object store)."""
-    event_dir = spark_config.event_log_dir
-    if (event_dir is None and output_root is not None and not fs.is_remote(output_root)
-            and not launched_by_spark_submit()):  # a cluster's own history-server folder is left as it is
-        event_dir = fs.local_path(output_root) / "spark-events"
+    # Under spark-submit only an explicit folder is applied: a cluster's own history-server folder stays as it is.
+    event_dir = spark_config.event_log_dir if launched_by_spark_submit() else spark_config.event_logs_for(output_root)
     return build_spark_session(
         app_name,
         master=spark_config.master,

@@ -74,6 +74,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--config", type=fs.absolute, default=None, help="Run config YAML, local or a URI (run.seed, "
                         "corpus.filter.ecommerce_threshold).")
     args = parser.parse_args(argv)
+    local_only = {"--output": args.output, "--labeled-pages": args.labeled_pages, "--labeled-jsonl": args.labeled_jsonl}
+    for flag, value in local_only.items():
+        if value is not None and fs.is_remote(value):  # fastText reads and writes local files only
+            parser.error(f"{flag} must be a local path, got {value}: train on the driver's disk, then upload the model")
     config = load_config(args.config)
     seed = config.run.seed if args.seed is None else args.seed
     metrics = train_from_sources(args.output, args.labeled_pages, args.labeled_jsonl, args.listing, seed=seed,

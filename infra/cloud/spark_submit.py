@@ -72,6 +72,8 @@ def build_spark_submission(
     master = check_spark_master(master)
     if deploy_mode not in ("client", "cluster"):
         raise ValueError(f"--deploy-mode is client or cluster, got {deploy_mode!r}")
+    if deploy_mode == "cluster" and master.startswith("spark://"):
+        raise ValueError("standalone masters run Python jobs in client mode only")
     argv = [spark_submit_binary(), "--master", master, "--deploy-mode", deploy_mode, "--name", f"rexbert-{job}",
             "--py-files", str(py_files)]
     settings: dict[str, str] = {}

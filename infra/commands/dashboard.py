@@ -83,16 +83,6 @@ def _absolute(uri: str) -> str:
     return uri if fs.is_remote(uri) else str(fs.local_path(uri).absolute())
 
 
-def spark_event_dir(config: RexbertConfig) -> str | None:
-    """The folder Spark writes the run's event logs to, as `spark_jobs.session.spark_session_from_config`
-    chooses it: `spark.event_log_dir`, else `<run.output>/spark-events` for a local output (None otherwise)."""
-    if config.spark.event_log_dir is not None:
-        return config.spark.event_log_dir
-    if fs.is_remote(config.run.output):
-        return None
-    return str(fs.local_path(config.run.output).absolute() / "spark-events")
-
-
 @app.command("urls", context_settings=OVERRIDES)
 def urls(
     ctx: typer.Context,
@@ -131,7 +121,7 @@ def urls(
                f"--web.listen-address 127.0.0.1:{prometheus_port}  ({prometheus_url})")
     typer.echo(f"Grafana: GF_PATHS_PROVISIONING={provisioning} GF_SERVER_HTTP_ADDR=127.0.0.1 "
                f"GF_SERVER_HTTP_PORT={grafana_port} grafana-server  (http://127.0.0.1:{grafana_port})")
-    events = spark_event_dir(cfg)
+    events = cfg.spark.event_logs_for(cfg.run.output)
     if events is None:
         typer.echo("Spark history server: no event log folder (set spark.event_log_dir)")
     else:

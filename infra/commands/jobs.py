@@ -63,8 +63,8 @@ def job_logs(job_id: str, address: str = ADDRESS, on: str = ON, cluster_id: str 
         typer.echo(job_client(check_jobs_address(address)).get_job_logs(job_id))
         return
     if follow:
-        raise typer.BadParameter(f"--follow is for Ray jobs; for --on {on}, run the follow command `jobs logs` "
-                                 "prints", param_hint="--follow")
+        raise typer.BadParameter(f"--follow streams Ray jobs only (--on ray); drop it for --on {on}",
+                                 param_hint="--follow")
     _cloud(on, job_id, True, cluster_id, application_id, project, region, dry_run)
 
 

@@ -114,6 +114,15 @@ class SparkConfig(BaseModel):
     def _check_master(cls, master: str) -> str:
         return check_spark_master(master)
 
+    def event_logs_for(self, output_root: str | Path | None) -> str | None:
+        """Where a local run's event logs go: `event_log_dir`, else `<output_root>/spark-events` for a local
+        output root (None for an object store, where only an explicit `event_log_dir` is used)."""
+        if self.event_log_dir is not None:
+            return self.event_log_dir
+        if output_root is None or fs.is_remote(output_root):
+            return None
+        return str(fs.local_path(output_root).absolute() / "spark-events")
+
 
 # --- ray -----------------------------------------------------------------------------------------------------------
 
@@ -471,6 +480,10 @@ class PhaseConfig(_Section):
     description: str = Field("", description="What the phase is for (free text).")
     source: str | None = Field(None, description="The phase file this phase was read from (None: inline).")
     init_from: str | None = Field(None, description="Phase whose final checkpoint seeds the weights (None: init).")
+    init_from_hf: str | None = Field(
+        None, description="transformers ModernBERT checkpoint (local folder, URI, or hub name where the network "
+        "allows) whose config defines the model (instead of pretrain.model.preset) and whose weights seed it; the "
+        "shards must be tokenized with its tokenizer (tokenize.tokenizer). Not together with init_from.")
     seq_len: int = Field(..., ge=8, description="Packed sequence length (must match the shards).")
     rope_theta_global: float = Field(10_000.0, gt=0, description="RoPE base of global-attention layers.")
     rope_theta_local: float = Field(10_000.0, gt=0, description="RoPE base of sliding-window layers.")

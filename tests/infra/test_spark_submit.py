@@ -85,6 +85,7 @@ def test_no_env_ships_no_archive():
     (["--master", "spark//head:7077", "build"], "is not a Spark master URL"),
     (["--master", "yarn", "--deploy-mode", "remote", "--no-env", "build"], "client or cluster"),
     (["--master", "yarn", "--no-env", "dedupe"], "unknown Spark job 'dedupe'"),
+    (["--master", "spark://h:7077", "--deploy-mode", "cluster", "--no-env", "build"], "client mode only"),
     (["--master", "yarn", "--env-archive", "missing.tar.gz", "build"], "no such environment archive"),
 ])
 def test_bad_submissions_are_one_line_errors(args, message):
