@@ -6,6 +6,10 @@ mirroring `ModelArgs` in `config.json`, and the tokenizer files. `AutoModelForMa
 loads the folder; `load_exported` turns it back into our model (to continue training from an export).
 The folder may be a URI (`s3://.../export`): it is written locally and uploaded, and downloaded to load.
 
+Both directions live here: `hf_config` / `_write_export` map our model to transformers', and
+`args_from_hf_config` / `state_from_hf` / `read_weights` map any ModernBERT checkpoint back (also one
+the platform did not write: `training.hf_import` starts a pretraining phase from one).
+
 An export is a stage output (`infra.core.outputs.staged_output`, stage `export`): it is written into a
 temporary sibling and renamed into place with its `manifest.json` last, so a failed or interrupted export
 leaves the previous one (or nothing), and a folder the platform did not write is never replaced.
@@ -62,7 +66,7 @@ def hf_config(args: ModelArgs):
         norm_bias=False,
         attention_bias=False,
         mlp_bias=False,
-        decoder_bias=False,
+        decoder_bias=args.decoder_bias,
         classifier_bias=False,
         local_attention=args.local_attention_window,
         layer_types=layer_types,
@@ -153,30 +157,111 @@ def _expected_keys(args: ModelArgs) -> set[str]:
         return set(ModernBertMLM(args).state_dict())
 
 
-def args_from_config(config: dict) -> ModelArgs:
-    """Our ModelArgs from an exported config.json (ours verbatim, else read from HF's own fields)."""
+def args_from_config(config: dict, source: str = "the checkpoint") -> ModelArgs:
+    """Our ModelArgs from a config.json: ours verbatim (an export of this platform), else read from
+    transformers' own fields (`args_from_hf_config`)."""
     if ARGS_KEY in config:
         known = {f.name for f in fields(ModelArgs)}
         return ModelArgs(**{k: v for k, v in config[ARGS_KEY].items() if k in known})
-    layer_types = config.get("layer_types") or []
-    every = layer_types[1:].index("full_attention") + 1 if "full_attention" in layer_types[1:] else 3
-    rope = config.get("rope_parameters") or {}
+    return args_from_hf_config(config, source)
+
+
+def args_from_hf_config(config: dict, source: str = "the checkpoint") -> ModelArgs:
+    """The inverse of `hf_config`: ModelArgs from any ModernBERT config.json (transformers 4.x keys such as
+    `global_attn_every_n_layers` and `global_rope_theta`, or 5.x `layer_types` and `rope_parameters`).
+
+    A ValueError names the first thing our model cannot represent (biases other than the decoder's, another
+    activation, RoPE scaling, a layer pattern other than "global every n-th layer").
+    """
+    from transformers import ModernBertConfig
+
+    if config.get("model_type") != "modernbert":
+        raise ValueError(f"{source}: model_type {config.get('model_type')!r} is not a ModernBERT ('modernbert')")
+    hf = ModernBertConfig.from_dict({k: v for k, v in config.items() if k != ARGS_KEY})
+    for name in ("norm_bias", "attention_bias", "mlp_bias", "classifier_bias"):
+        if getattr(hf, name):
+            raise ValueError(f"{source}: {name}=true is not supported (the trainer's model has no such biases)")
+    for name in ("hidden_activation", "classifier_activation"):
+        if getattr(hf, name) != "gelu":
+            raise ValueError(f"{source}: {name}={getattr(hf, name)!r} is not supported (only 'gelu')")
+    if hf.hidden_size % hf.num_attention_heads:
+        raise ValueError(f"{source}: hidden_size {hf.hidden_size} is not a multiple of {hf.num_attention_heads} heads")
+    every = _global_every(list(hf.layer_types), source)
+    thetas = {}
+    for kind in ("full_attention", "sliding_attention"):
+        rope = (hf.rope_parameters or {}).get(kind) or {}
+        if rope.get("rope_type", "default") != "default":
+            raise ValueError(f"{source}: RoPE type {rope['rope_type']!r} on {kind} layers is not supported "
+                             "(only 'default')")
+        thetas[kind] = float(rope.get("rope_theta", ModernBertConfig.default_theta[
+            "global" if kind == "full_attention" else "local"]))
+    defaults = ModelArgs()
     return ModelArgs(
-        vocab_size=config["vocab_size"],
-        dim=config["hidden_size"],
-        n_layers=config["num_hidden_layers"],
-        intermediate=config["intermediate_size"],
-        n_heads=config["num_attention_heads"],
+        vocab_size=hf.vocab_size,
+        dim=hf.hidden_size,
+        n_layers=hf.num_hidden_layers,
+        intermediate=hf.intermediate_size,
+        n_heads=hf.num_attention_heads,
         global_attn_every_n_layers=every,
-        local_attention_window=config.get("local_attention", 128),
-        global_rope_theta=rope.get("full_attention", {}).get("rope_theta", config.get("global_rope_theta", 1e4)),
-        local_rope_theta=rope.get("sliding_attention", {}).get("rope_theta", config.get("local_rope_theta", 1e4)),
-        norm_eps=config.get("norm_eps", 1e-5),
-        max_seq_len=config.get("max_position_embeddings", 8192),
-        pad_token_id=config.get("pad_token_id", 3),
-        cls_token_id=config.get("cls_token_id", 1),
-        sep_token_id=config.get("sep_token_id", 2),
+        local_attention_window=hf.local_attention,
+        global_rope_theta=thetas["full_attention"],
+        local_rope_theta=thetas["sliding_attention"],
+        norm_eps=hf.norm_eps,
+        max_seq_len=hf.max_position_embeddings,
+        initializer_range=hf.initializer_range,
+        initializer_cutoff_factor=hf.initializer_cutoff_factor,
+        pad_token_id=hf.pad_token_id if hf.pad_token_id is not None else defaults.pad_token_id,
+        cls_token_id=hf.cls_token_id if hf.cls_token_id is not None else defaults.cls_token_id,
+        sep_token_id=hf.sep_token_id if hf.sep_token_id is not None else defaults.sep_token_id,
+        decoder_bias=bool(hf.decoder_bias),
     )
+
+
+def _global_every(layer_types: list[str], source: str) -> int:
+    """n such that layer i is global exactly when i % n == 0 (our only pattern), from transformers' list."""
+    global_layers = [i for i, kind in enumerate(layer_types) if kind == "full_attention"]
+    every = global_layers[1] if len(global_layers) > 1 else max(len(layer_types), 1)
+    expected = ["full_attention" if i % every == 0 else "sliding_attention" for i in range(len(layer_types))]
+    if layer_types != expected:
+        raise ValueError(f"{source}: layer_types {layer_types} is not 'global every n-th layer, starting at 0'")
+    return every
+
+
+def read_weights(folder: str | Path) -> dict[str, torch.Tensor]:
+    """Every tensor of a transformers checkpoint folder: `model.safetensors`, its sharded form (with
+    `model.safetensors.index.json`) or a `pytorch_model.bin`."""
+    from safetensors.torch import load_file
+
+    folder = Path(folder)
+    if (folder / "model.safetensors").is_file():
+        return load_file(str(folder / "model.safetensors"))
+    index = folder / "model.safetensors.index.json"
+    if index.is_file():
+        state: dict[str, torch.Tensor] = {}
+        for shard in sorted(set(json.loads(index.read_text())["weight_map"].values())):
+            state.update(load_file(str(folder / shard)))
+        return state
+    if (folder / "pytorch_model.bin").is_file():
+        return torch.load(folder / "pytorch_model.bin", map_location="cpu", weights_only=True)
+    raise FileNotFoundError(f"{folder} holds no model.safetensors, sharded safetensors or pytorch_model.bin")
+
+
+def state_from_hf(state: dict[str, torch.Tensor], args: ModelArgs, source: str = "the checkpoint"
+                  ) -> dict[str, torch.Tensor]:
+    """A transformers `ModernBertForMaskedLM` state dict as ours, in fp32: the names are the same, so this
+    is `_write_export` backwards (drop the decoder weight, which must be the tied embeddings)."""
+    state = {_clean_key(k): v for k, v in state.items()}
+    decoder = state.pop("decoder.weight", None)
+    embeddings = state.get("model.embeddings.tok_embeddings.weight")
+    if decoder is not None and embeddings is not None and not torch.equal(decoder, embeddings):
+        raise ValueError(f"{source}: decoder.weight is not tied to the token embeddings (the trainer's model "
+                         "ties them)")
+    expected = _expected_keys(args)
+    missing, unexpected = expected - set(state), set(state) - expected
+    if missing or unexpected:
+        raise ValueError(f"{source}: weights do not fit a ModernBertForMaskedLM of its config: missing "
+                         f"{sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]}")
+    return {k: v.to(torch.float32).contiguous() for k, v in state.items()}
 
 
 def load_exported(path: str | Path, **overrides) -> ModernBertMLM:
@@ -184,12 +269,8 @@ def load_exported(path: str | Path, **overrides) -> ModernBertMLM:
     ModelArgs fields such as `attention_backend` or `global_rope_theta` for context extension."""
     from dataclasses import replace
 
-    from safetensors.torch import load_file
-
     path = fetch_dir(path)
-    args = replace(args_from_config(json.loads((path / "config.json").read_text())), **overrides)
+    args = replace(args_from_config(json.loads((path / "config.json").read_text()), str(path)), **overrides)
     model = ModernBertMLM(args)
-    state = load_file(str(path / "model.safetensors"))
-    state.pop("decoder.weight", None)  # tied to the token embeddings
-    model.load_state_dict(state, strict=True)
+    model.load_state_dict(state_from_hf(read_weights(path), args, str(path)), strict=True)
     return model

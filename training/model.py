@@ -3,7 +3,8 @@
 Architecture as ModernBERT (Warner et al., 2024) and Ettin: pre-norm LayerNorm without bias, no biases
 anywhere, GeGLU MLP, RoPE (global and local layers with their own theta), local sliding-window attention
 with a global layer every 3rd layer (layer i is global when i % 3 == 0), an embedding norm, a final norm,
-an MLM head (dense, GELU, norm) and a decoder tied to the token embeddings.
+an MLM head (dense, GELU, norm) and a decoder tied to the token embeddings (with a bias of its own
+only when `decoder_bias` is set, as in the published ModernBERT and Ettin checkpoints).
 
 Parameter names are those of transformers' `ModernBertForMaskedLM` (`model.embeddings.tok_embeddings`,
 `model.layers.N.attn.Wqkv`, ..., `head.dense`, `head.norm`), so an export is a state-dict save plus a
@@ -60,6 +61,9 @@ class ModelArgs:
     cls_token_id: int = 1
     sep_token_id: int = 2
     mask_token_id: int = 4
+    # The decoder's own bias (transformers' `decoder.bias`): off for models trained here, on for models
+    # started from a published ModernBERT checkpoint, which has one (training/hf_import.py).
+    decoder_bias: bool = False
     attention_backend: Literal["sdpa", "flex"] = "sdpa"  # sdpa: CPU/any device, flex: CUDA fast path
 
     @property
@@ -218,6 +222,14 @@ class PredictionHead(nn.Module):
         return self.norm(F.gelu(self.dense(x)))
 
 
+class DecoderBias(nn.Module):
+    """The decoder's bias alone (its weight is the token embeddings), named `decoder.bias` as in transformers."""
+
+    def __init__(self, vocab_size: int):
+        super().__init__()
+        self.bias = nn.Parameter(torch.zeros(vocab_size))
+
+
 class ModernBertMLM(nn.Module):
     """The masked-language model: `model` (encoder), `head`, and a decoder tied to the token embeddings."""
 
@@ -226,6 +238,7 @@ class ModernBertMLM(nn.Module):
         self.args = args
         self.model = Encoder(args)
         self.head = PredictionHead(args)
+        self.decoder = DecoderBias(args.vocab_size) if args.decoder_bias else None
 
     def forward(
         self,
@@ -267,8 +280,9 @@ class ModernBertMLM(nn.Module):
         return MaskedLMOutput(loss, logits if return_logits else None, masked.sum())
 
     def decode(self, h: torch.Tensor) -> torch.Tensor:
-        """Head then the tied decoder (no bias): logits over the vocabulary."""
-        return F.linear(self.head(h), self.model.embeddings.tok_embeddings.weight)
+        """Head then the tied decoder (with its bias, if any): logits over the vocabulary."""
+        bias = self.decoder.bias if self.decoder is not None else None
+        return F.linear(self.head(h), self.model.embeddings.tok_embeddings.weight, bias)
 
     @torch.no_grad()
     def init_weights(self) -> None:
@@ -290,6 +304,8 @@ class ModernBertMLM(nn.Module):
             trunc(block.mlp.Wi.weight, std_in)
             trunc(block.mlp.Wo.weight, std_out)
         trunc(self.head.dense.weight, std_out)
+        if self.decoder is not None:
+            nn.init.zeros_(self.decoder.bias)
         for module in self.modules():
             if isinstance(module, nn.LayerNorm):
                 nn.init.ones_(module.weight)
@@ -316,6 +332,8 @@ def _head_and_body_params(args: ModelArgs) -> tuple[int, int]:
     with torch.device("meta"):
         model = ModernBertMLM(args)
     n_body = model.num_params(exclude_embedding=True) - model.head.dense.weight.numel()
+    if model.decoder is not None:  # a bias is an addition, not a matmul
+        n_body -= model.decoder.bias.numel()
     n_head = model.head.dense.weight.numel() + model.model.embeddings.tok_embeddings.weight.numel()
     return n_body, n_head
 

@@ -1,8 +1,9 @@
 """The pretraining loop for one phase, in torchtitan's `Trainer` shape.
 
 `Trainer.__init__` builds in reading order: device and ranks, the phase's shards and tokenizer, the
-model on the meta device, parallelize (AC, compile, FSDP2), `to_empty` + `init_weights` (or the
-previous phase's weights), optimizer, LR schedule, batch-size plan, checkpointer, metrics. Then
+model on the meta device, parallelize (AC, compile, FSDP2), `to_empty` + `init_weights` (then the weights
+of a transformers checkpoint when the phase sets `init_from_hf`, `training.hf_import`; or the previous
+phase's weights), optimizer, LR schedule, batch-size plan, checkpointer, metrics. Then
 `train_step` (gradient accumulation, clipping, optimizer and schedule step) and `train`.
 
 What keeps the step off the host (GPU throughput): the masking and everything the step needs to know
@@ -31,7 +32,7 @@ import shutil
 import time
 from collections.abc import Callable, Iterator
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -160,8 +161,19 @@ def precision_plan(setting: str, device_type: str, sharded: bool) -> PrecisionPl
     return PrecisionPlan("bf16", autocast=False) if sharded else PrecisionPlan("fp32", autocast=True)
 
 
-def build_model_args(config: PretrainConfig, phase: PhaseConfig, tokenizer, device: torch.device) -> ModelArgs:
-    """Preset + token ids from the tokenizer + the phase's RoPE thetas and length + user overrides."""
+# ModelArgs fields that shape the weights: a phase started from an HF checkpoint takes them from it.
+ARCHITECTURE_FIELDS = ("vocab_size", "dim", "n_layers", "intermediate", "n_heads", "global_attn_every_n_layers",
+                       "local_attention_window", "norm_eps", "decoder_bias")
+
+
+def build_model_args(config: PretrainConfig, phase: PhaseConfig, tokenizer, device: torch.device,
+                     base: ModelArgs | None = None) -> ModelArgs:
+    """Preset + token ids from the tokenizer + the phase's RoPE thetas and length + user overrides.
+
+    `base` (the ModelArgs an HF checkpoint defines, `training.hf_import.checkpoint_args`) replaces the
+    preset: its shape and vocabulary (the embedding rows, which may outnumber the tokenizer's tokens) stay,
+    and an override that contradicts them is refused.
+    """
     backend = config.model.attention
     if backend == "auto":
         backend = "flex" if device.type == "cuda" else "sdpa"
@@ -177,7 +189,18 @@ def build_model_args(config: PretrainConfig, phase: PhaseConfig, tokenizer, devi
         "attention_backend": backend,
         **config.model.overrides,
     }
-    return model_args(config.model.preset, **fields)
+    if base is None:
+        return model_args(config.model.preset, **fields)
+    fields.pop("vocab_size")
+    clash = {k: v for k, v in config.model.overrides.items() if k in ARCHITECTURE_FIELDS and v != getattr(base, k)}
+    if clash:
+        raise ValueError(f"pretrain.model.overrides {clash} contradict checkpoint {phase.init_from_hf!r}, which "
+                         f"phase {phase.name!r} starts from")
+    for kind, theirs in (("global", base.global_rope_theta), ("local", base.local_rope_theta)):
+        if fields[f"{kind}_rope_theta"] != theirs:
+            logger.warning("phase %s uses rope_theta_%s %s, checkpoint %s was trained with %s", phase.name, kind,
+                           fields[f"{kind}_rope_theta"], phase.init_from_hf, theirs)
+    return replace(base, **fields)
 
 
 class Trainer:
@@ -224,8 +247,18 @@ class Trainer:
                                         drop_last=True)
         self.batches = EndlessBatches(batches)
 
-        # model: meta -> parallelize -> to_empty -> init (or the previous phase's weights)
-        self.model_args = build_model_args(config, phase, tokenizer, self.device)
+        # model: meta -> parallelize -> to_empty -> init (then an HF checkpoint's or the previous phase's weights)
+        self.hf_checkpoint, base_args = None, None
+        if phase.init_from_hf is not None:
+            from training.hf_import import check_token_set, checkpoint_args, resolve_checkpoint
+
+            if init_from is not None:
+                raise ValueError(f"phase {phase.name!r} sets both init_from and init_from_hf: start from one")
+            self.hf_checkpoint = resolve_checkpoint(phase.init_from_hf)
+            base_args = checkpoint_args(self.hf_checkpoint, phase.init_from_hf)
+            check_token_set(self.hf_checkpoint, phase.init_from_hf, base_args, tokenizer, self.manifest,
+                            self.data_dir)
+        self.model_args = build_model_args(config, phase, tokenizer, self.device, base=base_args)
         use_fsdp = config.parallelism.fsdp == "on" or (config.parallelism.fsdp == "auto" and self.world_size > 1)
         if not use_fsdp and self.world_size > 1:  # nothing else syncs gradients: N copies would drift apart
             raise ValueError(f"parallelism.fsdp=off with {self.world_size} workers: use 'auto' or 'on'")
@@ -250,6 +283,11 @@ class Trainer:
         model.to_empty(device=self.device)
         torch.manual_seed(seed)
         model.init_weights()
+        if self.hf_checkpoint is not None:
+            from training.hf_import import load_hf_weights
+
+            load_hf_weights(model, self.hf_checkpoint, self.model_args, phase.init_from_hf)
+            logger.info("phase %s starts from the weights of %s", phase.name, phase.init_from_hf)
         self.model = model
         self.attention = AttentionCache(phase.seq_len, self.model_args.local_attention_window,
                                         self.model_args.attention_backend, self.device)
@@ -257,9 +295,9 @@ class Trainer:
         # optimizer, then the previous phase's weights and moments, then the LR over the steps planned
         peak_lr = phase.lr if phase.lr is not None else config.optim.lr
         self.optimizer = build_optimizer(self.model, config.optim, lr=peak_lr)
-        self.init_from = init_from
+        self.init_from = init_from if init_from is not None else phase.init_from_hf  # what the phase starts from
         self.carried_optimizer_state = False
-        if init_from is not None:
+        if init_from is not None:  # a previous phase's checkpoint (an HF checkpoint has no optimizer state)
             self.carried_optimizer_state = load_phase_start(self.model, self.optimizer, init_from)
             logger.info("phase %s starts from %s (optimizer moments %s)", phase.name, init_from,
                         "carried" if self.carried_optimizer_state else "fresh")
