@@ -8,7 +8,9 @@ import typer
 def report(
     root: str = typer.Argument("demo-output", help="Run root holding the stage folders (a path or URI)."),
 ) -> None:
-    """Write ROOT/report/index.html: every stage's manifest checked, training curves, evaluation tables, plots."""
+    """Write ROOT/report/index.html (one self-contained, styled page) and report.json: every stage's manifest
+    checked, the corpus funnel and yield per page type, dedup clusters, tokens per source, loss and throughput
+    per phase, the evaluation table, links to every output and the dashboard commands."""
     from infra.core import fs
     from infra.report import build_report
 
