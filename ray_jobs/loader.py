@@ -13,6 +13,10 @@ epoch) and sorts by it; `data_config()` gives every worker the whole ordered str
 `streaming_split`, whose block assignment is not deterministic) with `preserve_order`; each worker's
 `iter_torch_batches` reads global batches of `batch_size * world_size` and keeps its own block.
 
+Epochs: each keeps the places of its order that fill whole global batches (`global_batch`), as the plain
+loader's `drop_last` does, so both give the same batches in every epoch and a global batch never straddles
+two epochs.
+
 Resume by skip count: a run that consumed `k` global batches since the start of epoch `e0` builds
 `ordered_dataset(..., epochs=range(e0, ...), skip_sequences=k * batch_size * world_size)`; the
 skipped rows are filtered out before batching, and what follows is exactly what was not yet seen.
@@ -53,13 +57,16 @@ def read_packed(path: str | Path, split: str = "train") -> Dataset:
 
 
 def _add_positions(batch: pa.Table, positions: list[np.ndarray], epochs: list[int],
-                   num_sequences: int, skip: int) -> pa.Table:
-    # One copy of the batch per epoch; position = k * N + place of seq_index in epoch k's order.
+                   per_epoch: int, skip: int) -> pa.Table:
+    # One copy of the batch per epoch; position = k * U + place of seq_index in epoch k's order, for the U
+    # places of an epoch that fill whole global batches (the ragged rest of each epoch is dropped, as the
+    # plain loader drops it).
     seq_index = batch.column("seq_index").to_numpy()
     copies = []
     for k, epoch in enumerate(epochs):
-        pos = k * num_sequences + positions[k][seq_index]
-        keep = np.nonzero(pos >= skip)[0]
+        place = positions[k][seq_index]
+        pos = k * per_epoch + place
+        keep = np.nonzero((pos >= skip) & (place < per_epoch))[0]
         copy = batch.take(pa.array(keep)).append_column("position", pa.array(pos[keep]))
         copies.append(copy.append_column("epoch", pa.array(np.full(len(keep), epoch, dtype=np.int64))))
     return pa.concat_tables(copies)
@@ -67,11 +74,18 @@ def _add_positions(batch: pa.Table, positions: list[np.ndarray], epochs: list[in
 
 def ordered_dataset(
     ds: Dataset, seed: int = 0, epochs: range | int = 1, shuffle: bool = True, skip_sequences: int = 0,
+    global_batch: int = 1,
 ) -> Dataset:
     """Rows in the deterministic order of `epochs` (an int n means range(n)), minus the first
-    `skip_sequences` of that order; adds `position` and `epoch` columns."""
+    `skip_sequences` of that order; adds `position` and `epoch` columns.
+
+    Each epoch keeps the first `usable_per_epoch(N, global_batch)` places of its order: the ragged rest,
+    which cannot fill a global batch, is dropped per epoch, exactly as `training.data.PackedShardLoader`
+    (drop_last) drops it, so the two loaders give the same batches in every epoch, not only the first.
+    `skip_sequences` counts kept rows."""
     epochs = list(range(epochs) if isinstance(epochs, int) else epochs)
     num_sequences = ds.count()
+    per_epoch = usable_per_epoch(num_sequences, global_batch)
     positions = []
     for epoch in epochs:  # inverse permutation: seq_index -> place in the epoch's order
         order = epoch_order(num_sequences, seed, epoch, shuffle)
@@ -81,11 +95,17 @@ def ordered_dataset(
     ordered = ds.map_batches(
         _add_positions,
         batch_format="pyarrow",
-        fn_kwargs={"positions": positions, "epochs": epochs, "num_sequences": num_sequences,
-                   "skip": skip_sequences},
+        fn_kwargs={"positions": positions, "epochs": epochs, "per_epoch": per_epoch, "skip": skip_sequences},
     ).sort("position")
     ordered.context.execution_options.preserve_order = True  # iterate in sorted order on the driver too
     return ordered
+
+
+def usable_per_epoch(num_sequences: int, global_batch: int) -> int:
+    """Sequences of one epoch that fill whole global batches (`global_batch` = micro batch x world size)."""
+    if global_batch < 1:
+        raise ValueError(f"global_batch must be at least 1, got {global_batch}")
+    return num_sequences - num_sequences % global_batch
 
 
 def data_config() -> Any:

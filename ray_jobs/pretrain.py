@@ -56,8 +56,8 @@ from infra.core.config import (
     resolve_run_dir,
     write_resolved_config,
 )
-from infra.core.manifest import check_upstream
-from ray_jobs.loader import RayPackedBatches, data_config, ordered_dataset, read_packed
+from infra.core.manifest import InputError, check_upstream
+from ray_jobs.loader import RayPackedBatches, data_config, ordered_dataset, read_packed, usable_per_epoch
 from ray_jobs.runtime import ray_runtime
 from training.checkpoint import latest_checkpoint, step_of
 from training.schedule import plan_steps
@@ -153,20 +153,25 @@ def plan_for(pretrain: PretrainConfig, phase: PhaseConfig, workers: int) -> list
 
 
 def build_dataset(data_dir: str, plan: list[int], start_step: int, seed: int, shuffle: bool,
-                  materialize: bool = False):
+                  materialize: bool = False, global_batch: int = 1):
     """The ordered Ray dataset of the phase from `start_step` on, with enough epochs for the whole plan.
 
-    `materialize` runs the read and sort once on the driver's cluster (object store) instead of once
-    per worker: much faster for small token sets (the demo, tests), wrong for ones larger than memory.
+    Each epoch holds the sequences that fill whole global micro batches (`global_batch` = micro batch x
+    workers), as the plain loader's epochs do. `materialize` runs the read and sort once on the driver's
+    cluster (object store) instead of once per worker: much faster for small token sets (the demo, tests),
+    wrong for ones larger than memory.
     """
     packed = read_packed(data_dir, "train")
     manifest = json.loads(fs.read_text(fs.join(data_dir, "manifest.json")))
     num_sequences = manifest.get("splits", {}).get("train", {}).get("sequences") or packed.count()
+    per_epoch = usable_per_epoch(num_sequences, global_batch)
+    if per_epoch == 0:
+        raise InputError(f"{data_dir}: {num_sequences} train sequences fill no global batch of {global_batch}")
     skip = sum(plan[:start_step])
-    epochs = math.ceil(sum(plan) / num_sequences) + 1
-    first_epoch = skip // num_sequences
+    epochs = math.ceil(sum(plan) / per_epoch) + 1
+    first_epoch = skip // per_epoch
     ordered = ordered_dataset(packed, seed=seed, epochs=range(first_epoch, epochs), shuffle=shuffle,
-                              skip_sequences=skip - first_epoch * num_sequences)
+                              skip_sequences=skip - first_epoch * per_epoch, global_batch=global_batch)
     return ordered.materialize() if materialize else ordered
 
 
@@ -271,7 +276,7 @@ def run_phase(config: RexbertConfig, phase: str, resume: bool = False, workers: 
     with ray_runtime(ray_config):
         plan = plan_for(pretrain, phase_config, workers)
         dataset = build_dataset(data_dir, plan, start_step, config.run.seed, pretrain.data.shuffle,
-                                pretrain.data.materialize)
+                                pretrain.data.materialize, global_batch=pretrain.data.micro_batch_size * workers)
         trainer = TorchTrainer(
             _train_worker,
             train_loop_config={

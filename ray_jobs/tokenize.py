@@ -11,10 +11,14 @@ the previous token set whole, or not at all: a failed repack leaves the old set 
 into fewer shards leaves no stale part file. The tokenizer folder is written the same way.
 
 Corpora, tokenizer and outputs are local paths or URIs (`file://`, `s3://`, `gs://`), read and written
-through `infra.core.fs`. Reading and batch tokenization run on Ray Data (`read_parquet` / `read_json` +
-`map_batches`); packing then streams the tokenized documents in their input order through
-`training.data.SequencePacker` on the driver, so the shards do not depend on how Ray happened to split
-the work (same input + seed = same shards, on any cluster). Mixing follows `training.data.plan_mixture`.
+through `infra.core.fs`, by the Ray Data tasks themselves. Packing streams: the driver lists the corpora's
+fragments (Parquet row groups, JSONL files) from file metadata, one Ray Data task per fragment reads,
+tokenizes and packs it and writes its sequences; a second pass plans each output shard from the fragments'
+counts alone and one task per shard gathers, shuffles and writes it. The driver holds counts, never
+documents or sequences, so its memory does not grow with the corpus; and since the work units are the
+corpus's own fragments, the shards do not depend on how Ray split or scheduled the work (same input + seed
+= same shards, on any cluster). Mixing follows the weights (`training.data.select_sequences`), spread evenly
+over the split; the validation split is by document hash (`document_split`) and holds every validation sequence.
 Shard columns: see `SHARD_SCHEMA`.
 """
 
@@ -23,6 +27,8 @@ from __future__ import annotations
 import functools
 import hashlib
 import itertools
+import json
+import os
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -43,8 +49,16 @@ from infra.core.config import write_resolved_config
 from infra.core.manifest import InputError, StageStats, build_manifest, check_upstream, write_manifest
 from infra.core.outputs import check_output, staged_output
 from ray_jobs.loader import dataset_paths
-from training.data import MIN_DOCUMENT_TOKENS, PackedSequence, SequencePacker, plan_mixture
-from training.staging import absolute
+from training.data import (
+    MIN_DOCUMENT_TOKENS,
+    PackedSequence,
+    PackStats,
+    SequencePacker,
+    SourceStream,
+    plan_shards,
+    read_shard,
+    select_sequences,
+)
 from training.tokenizer import boundary_token_ids, load_tokenizer, save_tokenizer, train_tokenizer
 
 PACK_STAGE = "pack"  # the manifests' stages and the outputs' owners: a rerun replaces only its own folder
@@ -98,6 +112,10 @@ def document_split(doc_id: str, validation_fraction: float) -> str:
 
 @functools.lru_cache(maxsize=2)
 def _backend(tokenizer_json: str) -> Tokenizer:
+    """The tokenizer of a Ray Data task, built once per worker process. Each task holds one CPU, so the
+    tokenizer's own thread pool gets one thread (set before its first use): two workers with one pool each
+    sized to the machine would oversubscribe the cores (measured: 0.66x -> 0.80x a plain loop at 30M tokens)."""
+    os.environ.setdefault("RAYON_NUM_THREADS", "1")
     return Tokenizer.from_str(tokenizer_json)
 
 
@@ -119,7 +137,7 @@ def tokenize_batch(batch: pa.Table, tokenizer_json: str, validation_fraction: fl
             reasons[i] = "too_short"
     lengths = np.array([len(t) for t in token_lists], dtype=np.int32)
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
-    flat = np.fromiter((x for t in token_lists for x in t), dtype=np.int32, count=int(offsets[-1]))
+    flat = np.fromiter(itertools.chain.from_iterable(token_lists), dtype=np.int32, count=int(offsets[-1]))
     return pa.table(
         {
             "doc_id": pa.array(doc_ids, pa.string()),
@@ -131,99 +149,322 @@ def tokenize_batch(batch: pa.Table, tokenizer_json: str, validation_fraction: fl
     )
 
 
-def tokenize_corpora(
-    corpora: dict[str, str], tokenizer_json: str, validation_fraction: float, batch_size: int
-) -> dict[str, list[pa.Table]]:
-    """Tokenized batches of each corpus, in input order, from ONE Ray Data execution over all of them.
+# --- stage 1: tokenize and pack every fragment where it is read -------------------------------------------------------
 
-    Batches run in parallel; `preserve_order` keeps the output order equal to the input order.
+
+def corpus_fragments(source: str, uri: str | Path) -> list[dict[str, Any]]:
+    """The units of work of one corpus, in a fixed order: one per Parquet row group, one per JSONL file.
+
+    Only file metadata is read here (on the driver); each fragment is then read, tokenized and packed by one
+    Ray Data task, so the shards depend on the corpus alone, never on how Ray split or scheduled the work.
     """
-    ctx = ray.data.DataContext.get_current()
-    previous, ctx.execution_options.preserve_order = ctx.execution_options.preserve_order, True
-    try:
-        parts = [
-            read_corpus(path).map_batches(
-                tokenize_batch,
-                batch_format="pyarrow",
-                batch_size=batch_size,
-                fn_kwargs={"tokenizer_json": tokenizer_json, "validation_fraction": validation_fraction,
-                           "source": name},
-            )
-            for name, path in corpora.items()
-        ]
-        ds = parts[0].union(*parts[1:]) if len(parts) > 1 else parts[0]
-        tables: dict[str, list[pa.Table]] = {name: [] for name in corpora}
-        with tqdm(desc="tokenize", unit="doc") as bar:
-            for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
-                for name in set(batch.column("source").to_pylist()):
-                    rows = batch.filter(pa.compute.equal(batch.column("source"), name))
-                    tables[name].append(rows)
-                bar.update(batch.num_rows)
-        return tables
-    finally:
-        ctx.execution_options.preserve_order = previous
+    kind, files = corpus_inputs(uri)
+    fragments = []
+    for path in files:
+        if kind == "jsonl":
+            fragments.append({"source": source, "path": path, "kind": kind, "row_group": -1})
+            continue
+        filesystem, inner = fs.resolve(path)
+        metadata = pq.read_metadata(inner, filesystem=filesystem)
+        if "text" not in metadata.schema.names:
+            raise InputError(f"corpus {uri} has no `text` column (columns: {metadata.schema.names})")
+        fragments += [{"source": source, "path": path, "kind": kind, "row_group": g}
+                      for g in range(metadata.num_row_groups) if metadata.row_group(g).num_rows]
+    return [{**f, "index": i} for i, f in enumerate(fragments)]
 
 
-def _cache_key(uri: str, tokenizer_json: str, validation_fraction: float) -> tuple:
-    # absolute(): one key for a relative path, its absolute form and its file:// URI
-    return (absolute(uri), xxhash.xxh64_hexdigest(tokenizer_json), validation_fraction)
+def read_fragment(fragment: dict[str, Any]) -> pa.Table:
+    """`doc_id` (when the corpus has it) and `text` of one fragment."""
+    filesystem, inner = fs.resolve(fragment["path"])
+    if fragment["kind"] == "jsonl":
+        rows = [json.loads(line) for line in fs.read_text(fragment["path"]).splitlines() if line.strip()]
+        return pa.table({"doc_id": pa.array([r.get("doc_id") for r in rows], pa.string()),
+                         "text": pa.array([r.get("text") for r in rows], pa.string())})
+    reader = pq.ParquetFile(inner, filesystem=filesystem)
+    columns = [c for c in ("doc_id", "text") if c in reader.schema_arrow.names]
+    return reader.read_row_group(fragment["row_group"], columns=columns)
 
 
-def tokenize_cached(
-    corpora: dict[str, str], tokenizer_json: str, validation_fraction: float, batch_size: int,
-    cache: dict[tuple, list[pa.Table]] | None,
-) -> dict[str, list[pa.Table]]:
-    """`tokenize_corpora`, reusing corpora already tokenized (same path, tokenizer, split) in `cache`."""
-    cache = {} if cache is None else cache
-    keys = {name: _cache_key(path, tokenizer_json, validation_fraction) for name, path in corpora.items()}
-    todo = {name: path for name, path in corpora.items() if keys[name] not in cache}
-    if todo:
-        for name, tables in tokenize_corpora(todo, tokenizer_json, validation_fraction, batch_size).items():
-            cache[keys[name]] = tables
-    return {name: cache[keys[name]] for name in corpora}
+def fragment_file(work_dir: str, source: str, split: str, index: int) -> str:
+    return fs.join(work_dir, source, split, f"fragment-{index:07d}.parquet")
 
 
-def pack_source(
-    name: str, tables: Sequence[pa.Table], ids: dict[str, int], seq_len: int
-) -> tuple[dict[str, list[PackedSequence]], dict[str, Any]]:
-    """Pack one tokenized corpus, each split on its own; returns sequences and the source's counts."""
+def _sequences_table(sequences: list[PackedSequence], seq_len: int) -> pa.Table:
+    lens_offsets = np.concatenate([[0], np.cumsum([len(s.seq_lens) for s in sequences])]).astype(np.int32)
+    ids = np.concatenate([s.input_ids for s in sequences]) if sequences else np.zeros(0, np.int32)
+    return pa.table({
+        "input_ids": pa.ListArray.from_arrays(pa.array(np.arange(len(sequences) + 1, dtype=np.int32) * seq_len),
+                                              pa.array(ids)),
+        "seq_lens": pa.ListArray.from_arrays(pa.array(lens_offsets),
+                                             pa.array([n for s in sequences for n in s.seq_lens], pa.int32())),
+        "pad_len": pa.array([s.pad_len for s in sequences], pa.int32()),
+        "doc_ids": pa.array([s.doc_ids for s in sequences], pa.list_(pa.string())),
+    })
+
+
+def pack_fragment(fragment: dict[str, Any], tokenizer_json: str, ids: dict[str, int], seq_len: int,
+                  validation_fraction: float, batch_size: int, work_dir: str) -> dict[str, Any]:
+    """Ray Data task: read one fragment, tokenize it, pack each split, write the sequences beside the output.
+
+    Returns the fragment's counts (documents read, skipped by reason, sequences and packing stats per split);
+    nothing bigger travels back to the driver.
+    """
+    table = read_fragment(fragment)
     packers = {s: SequencePacker(seq_len, ids["cls"], ids["sep"], ids["pad"]) for s in SPLITS}
     sequences: dict[str, list[PackedSequence]] = {s: [] for s in SPLITS}
     skipped: Counter[str] = Counter()
-    documents_in = 0
-    for batch in tqdm(tables, desc=f"pack {name}", unit="batch"):
-        tokens = batch.column("token_ids").combine_chunks()
-        offsets, values = tokens.offsets.to_numpy(), tokens.values.to_numpy()
-        rows = zip(batch.column("doc_id").to_pylist(), batch.column("split").to_pylist(),
-                   batch.column("skip_reason").to_pylist(), strict=True)
+    for start in range(0, table.num_rows, batch_size):
+        tokens = tokenize_batch(table.slice(start, batch_size), tokenizer_json, validation_fraction,
+                                fragment["source"])
+        token_ids = tokens.column("token_ids").combine_chunks()
+        offsets, values = token_ids.offsets.to_numpy(), token_ids.values.to_numpy()
+        rows = zip(tokens.column("doc_id").to_pylist(), tokens.column("split").to_pylist(),
+                   tokens.column("skip_reason").to_pylist(), strict=True)
         for i, (doc_id, split, reason) in enumerate(rows):
-            documents_in += 1
             if reason is not None:
                 skipped[reason] += 1
                 continue
-            sequences[split] += packers[split].add(doc_id, values[offsets[i] : offsets[i + 1]])
+            sequences[split] += packers[split].add(doc_id, values[offsets[i]:offsets[i + 1]])
+    result: dict[str, Any] = {"source": fragment["source"], "index": fragment["index"],
+                              "documents_in": table.num_rows, "skipped": json.dumps(dict(skipped))}
     for split in SPLITS:
         sequences[split] += packers[split].finish()
-    stats = {s: packers[s].stats for s in SPLITS}
-    total = stats["train"] + stats["validation"]
-    counts = {
-        "documents_in": documents_in,
-        "documents_skipped": dict(sorted(skipped.items())),
-        "documents_packed": total.documents,
-        "split_documents": total.split_documents,
-        "chunks_from_split_documents": total.chunks_from_split_documents,
-        "packed": {s: stats[s].as_dict() for s in SPLITS},
+        if sequences[split]:
+            target = fragment_file(work_dir, fragment["source"], split, fragment["index"])
+            filesystem, inner = fs.resolve(target)
+            filesystem.create_dir(fs.parent_of(inner), recursive=True)
+            pq.write_table(_sequences_table(sequences[split], seq_len), inner, filesystem=filesystem,
+                           compression="zstd")
+        result[split] = len(sequences[split])
+        result[f"{split}_stats"] = json.dumps(packers[split].stats.as_dict())
+    return result
+
+
+# --- stage 2: the mixture, planned in training.data, written shard by shard by Ray Data tasks -----------------
+
+
+def write_shard(shard: dict[str, Any], work_dir: str, split_dir: str, split: str, seq_len: int,
+                first_index: dict[str, list[int]]) -> dict[str, Any]:
+    """Ray Data task: gather one shard's rows from the fragments, shuffle them (seeded by shard), number them
+    (`seq_index`), write `part-XXXXX.parquet`, and count what was written."""
+    parts = []
+    for source, pieces in json.loads(shard["pieces"]).items():
+        for fragment, lo, hi in pieces:
+            table = read_shard(fragment_file(work_dir, source, split, fragment))
+            rows = table.slice(lo, hi - lo)
+            canonical = first_index[source][fragment] + np.arange(lo, hi, dtype=np.int64)
+            parts.append(rows.append_column("source", pa.array([source] * rows.num_rows, pa.string()))
+                         .append_column("packed_index", pa.array(canonical)))
+    table = pa.concat_tables(parts) if parts else SHARD_SCHEMA.empty_table().drop_columns(["seq_index"])
+    order = np.random.default_rng([shard["seed"], shard["number"]]).permutation(table.num_rows)
+    table = table.take(pa.array(order))
+    table = table.append_column("seq_index", pa.array(shard["first_row"] + np.arange(table.num_rows, dtype=np.int64)))
+    table = table.select(SHARD_SCHEMA.names).cast(SHARD_SCHEMA)
+    name = f"part-{shard['number']:05d}.parquet"
+    filesystem, folder = fs.resolve(split_dir)
+    filesystem.create_dir(folder, recursive=True)
+    pq.write_table(table, f"{folder}/{name}", filesystem=filesystem, compression="zstd")
+    pad = table.column("pad_len").to_numpy()
+    sources = np.asarray(table.column("source").to_pylist(), dtype=object)
+    counts = {src: {"sequences": int((sources == src).sum()), "pad": int(pad[sources == src].sum())}
+              for src in sorted(set(sources.tolist()))}
+    for c in counts.values():
+        c["real"] = c["sequences"] * seq_len - c["pad"]
+    return {"number": shard["number"], "file": name, "rows": table.num_rows, "counts": json.dumps(counts)}
+
+
+def _run_tasks(items: list[dict[str, Any]], fn, desc: str, filesystems: dict[str, Any],
+               **kwargs: Any) -> list[dict[str, Any]]:
+    """`fn(item, **kwargs)` for every item, as Ray Data tasks (one item per block, so they spread over the
+    cluster); results stream back, each small, and are returned in item order. The tasks resolve URIs with the
+    driver's filesystem objects (`filesystems`, see `infra.core.fs.pinned_filesystems`)."""
+    if not items:
+        return []
+    ds = ray.data.from_items(items, override_num_blocks=len(items)).map(
+        _in_task, fn_kwargs={"fn": fn, "filesystems": filesystems, **kwargs})
+    out = []
+    with tqdm(total=len(items), desc=desc, unit="task") as bar:
+        for row in ds.iter_rows():
+            out.append(dict(row))
+            bar.update()
+    return sorted(out, key=lambda r: (r.get("source", ""), r.get("index", r.get("number"))))
+
+
+def _in_task(item: dict[str, Any], fn, filesystems: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+    with fs.pinned_filesystems(filesystems):
+        return fn(item, **kwargs)
+
+
+def pack(
+    corpora: Sequence[tuple[str, str | Path, float]],
+    tokenizer: str | Path,
+    seq_len: int,
+    output: str | Path,
+    seed: int = 0,
+    validation_fraction: float = 0.05,
+    num_sequences: int | None = None,
+    token_budget: int | None = None,
+    batch_size: int = 256,
+    rows_per_shard: int = 4096,
+    config: Any = None,
+) -> dict[str, Any]:
+    """Tokenize, pack and mix weighted corpora into `output/{train,validation}/`; returns the manifest.
+
+    Streaming, in two Ray Data passes, so the driver holds counts only, never documents or sequences:
+    1. every fragment of every corpus (a Parquet row group, a JSONL file) is read, tokenized and packed by one
+       task, which writes its sequences into the staged output (`_fragments/`) and returns its counts;
+    2. each output shard is planned from those counts (`training.data.plan_shards`) and written by one task,
+       which gathers its rows from the fragments, shuffles them by seed and counts what it wrote.
+    Train: each source's share of sequences follows its weight (`allocate`); `num_sequences` or `token_budget`
+    fix the size (a source in short supply is repeated in seeded passes, one in excess is cut), else it is the
+    largest mix with no repetition. Validation: every packed validation sequence of every source, once.
+    Manifest counts are documents: input = read, kept = packed, filtered = skipped by reason; the per-split
+    sequence and token counts are those the shard tasks wrote, checked against each file's row count.
+    """
+    started = time.perf_counter()
+    names = [name for name, _, _ in corpora]
+    if len(set(names)) != len(names):
+        raise ValueError(f"source names must be unique, got {names}")
+    if token_budget is not None and num_sequences is None:
+        num_sequences = -(-token_budget // seq_len)
+    output = str(output)
+    paths = {name: str(path) for name, path, _ in corpora}
+    weights = {name: weight for name, _, weight in corpora}
+    inputs = [*paths.values(), *([str(tokenizer)] if fs.exists(str(tokenizer)) else [])]  # else a hub name
+    check_output(output, PACK_STAGE, inputs)  # cheap checks before any tokenizing
+    upstream = check_upstream(inputs)
+    tok = load_tokenizer(tokenizer)
+    ids = boundary_token_ids(tok)
+    fragments = {name: corpus_fragments(name, path) for name, path in paths.items()}
+
+    with staged_output(output, PACK_STAGE, inputs) as staging:
+        work_dir = fs.join(staging, "_fragments")
+        filesystems = fs.remote_filesystems([*paths.values(), staging])
+        results = _run_tasks([f for name in names for f in fragments[name]], pack_fragment, "tokenize+pack",
+                             filesystems, tokenizer_json=tok.backend_tokenizer.to_str(), ids=ids, seq_len=seq_len,
+                             validation_fraction=validation_fraction, batch_size=batch_size, work_dir=work_dir)
+        sources, stats = _source_counts(names, paths, weights, fragments, results)
+        counts = {split: {name: np.zeros(len(fragments[name]), np.int64) for name in names} for split in SPLITS}
+        for r in results:
+            for split in SPLITS:
+                counts[split][r["source"]][r["index"]] = r[split]
+        for name in names:
+            if weights[name] > 0 and not counts["train"][name].sum():  # before any shard is written
+                raise InputError(f"pack: corpus {name!r} ({paths[name]}) gives no train sequence: "
+                                 f"{sources[name]['documents_in']} documents read, skipped "
+                                 f"{sources[name]['documents_skipped'] or 'none'}, "
+                                 f"{int(counts['validation'][name].sum())} validation sequences")
+        save_tokenizer(tok, fs.join(staging, "tokenizer"))
+        splits = {}
+        for split, plan_seed, size in (("train", seed, num_sequences), ("validation", seed + 1, None)):
+            splits[split] = _write_split(split, counts[split], weights, sources, plan_seed, size, seq_len,
+                                         rows_per_shard, work_dir, fs.join(staging, split), filesystems)
+        fs.delete_dir(work_dir)
+        stats.seconds = time.perf_counter() - started
+        manifest = build_manifest(
+            PACK_STAGE, stats, config=config, inputs=list(paths.values()), upstream=upstream,
+            outputs={"path": output, "tokenizer": fs.join(output, "tokenizer"),
+                     "sequences": {split: counts["sequences"] for split, counts in splits.items()}},
+            extra={
+                "seq_len": seq_len,
+                "seed": seed,
+                "validation_fraction": validation_fraction,
+                "num_sequences": num_sequences,
+                "token_budget": token_budget,
+                "tokenizer": {"source": str(tokenizer), "path": "tokenizer", "vocab_size": len(tok), **ids,
+                              "mask": tok.mask_token_id},
+                "fragments": {name: len(fragments[name]) for name in names},
+                "sources": sources,
+                "splits": splits,
+                "split_documents": sum(s["split_documents"] for s in sources.values()),
+                "chunks_from_split_documents": sum(s["chunks_from_split_documents"] for s in sources.values()),
+            },
+        )
+        if config is not None:
+            write_resolved_config(config, staging)
+        write_manifest(staging, manifest)  # last: marks the token set complete
+    return manifest
+
+
+def _source_counts(names: list[str], paths: dict[str, str], weights: dict[str, float],
+                   fragments: dict[str, list], results: list[dict[str, Any]]) -> tuple[dict[str, Any], StageStats]:
+    """Per-source document and packing counts from the fragment tasks' results, and the stage's StageStats."""
+    sources, stats = {}, StageStats()
+    for name in names:
+        mine = [r for r in results if r["source"] == name]
+        if len(mine) != len(fragments[name]):
+            raise AssertionError(f"{name}: {len(mine)} fragment results for {len(fragments[name])} fragments")
+        skipped = sum((Counter(json.loads(r["skipped"])) for r in mine), Counter())
+        packed = {split: sum((PackStats(**json.loads(r[f"{split}_stats"])) for r in mine), PackStats())
+                  for split in SPLITS}
+        total = packed["train"] + packed["validation"]
+        documents_in = sum(r["documents_in"] for r in mine)
+        if documents_in != total.documents + sum(skipped.values()):
+            raise AssertionError(f"{name}: documents in != packed + skipped")
+        sources[name] = {
+            "path": paths[name], "weight": weights[name], "documents_in": documents_in,
+            "documents_skipped": dict(sorted(skipped.items())), "documents_packed": total.documents,
+            "split_documents": total.split_documents,
+            "chunks_from_split_documents": total.chunks_from_split_documents,
+            "packed": {split: packed[split].as_dict() for split in SPLITS},
+        }
+        stats += StageStats(input=documents_in, kept=total.documents, filtered=skipped)
+    return sources, stats
+
+
+def _write_split(split: str, counts: dict[str, np.ndarray], weights: dict[str, float], sources: dict[str, Any],
+                 plan_seed: int, size: int | None, seq_len: int, rows_per_shard: int, work_dir: str,
+                 split_dir: str, filesystems: dict[str, Any]) -> dict[str, Any]:
+    """Plan and write one split; records each source's share in `sources` and returns the split's counts."""
+    names = list(counts)
+    available = {name: int(counts[name].sum()) for name in names}
+    # train: shares by weight; validation: every sequence once
+    selected = select_sequences(available, weights, size) if split == "train" else dict(available)
+    streams = {name: SourceStream(counts[name], seed=plan_seed * 1000 + k) for k, name in enumerate(names)
+               if selected[name]}
+    for name in names:
+        want, have = selected[name], available[name]
+        sources[name].setdefault("mixture", {})[split] = {
+            "available_sequences": have, "selected_sequences": want,
+            "repeats": round(want / have, 4) if have else 0.0, "unused_sequences": max(have - want, 0),
+        }
+    shards = plan_shards(streams, {n: selected[n] for n in streams}, rows_per_shard, plan_seed)
+    first_index = {name: stream.first.tolist() for name, stream in streams.items()}
+    written = _run_tasks(shards, write_shard, f"write {split}", filesystems, work_dir=work_dir, split_dir=split_dir,
+                         split=split, seq_len=seq_len, first_index=first_index)
+    tokens: dict[str, dict[str, int]] = {}
+    for shard, result in zip(shards, written, strict=True):
+        if result["rows"] != shard["rows"]:
+            raise AssertionError(f"shard {shard['number']}: wrote {result['rows']} rows, planned {shard['rows']}")
+        for src, c in json.loads(result["counts"]).items():
+            mine = tokens.setdefault(src, {"sequences": 0, "real": 0, "pad": 0})
+            for key in mine:
+                mine[key] += c[key]
+    files = [fs.join(split_dir, r["file"]) for r in written]
+    on_disk = sum(_num_rows(f) for f in files)  # read back from the files written
+    if on_disk != sum(selected.values()):
+        raise AssertionError(f"{split}: {on_disk} rows on disk, {sum(selected.values())} planned")
+    return {
+        "sequences": on_disk,
+        "tokens_real": sum(c["real"] for c in tokens.values()),
+        "tokens_pad": sum(c["pad"] for c in tokens.values()),
+        "tokens_per_source": tokens,
+        "files": [f"{split}/{r['file']}" for r in written],
     }
-    if documents_in != total.documents + sum(skipped.values()):
-        raise AssertionError(f"{name}: documents in != packed + skipped ({counts})")
-    return sequences, counts
+
+
+def _num_rows(uri: str) -> int:
+    filesystem, inner = fs.resolve(uri)
+    return pq.read_metadata(inner, filesystem=filesystem).num_rows
+
 
 
 def write_split(
     out_dir: str | Path, chosen: Sequence[tuple[str, int, PackedSequence]], seq_len: int, rows_per_shard: int
 ) -> list[str]:
     """Write (source, packed_index, sequence) triples in order as `part-XXXXX.parquet` under `out_dir`
-    (a path or URI); seq_index = position. Returns the files as `<split folder>/<part>`."""
+    (a path or URI); seq_index = position. Returns the files as `<split folder>/<part>`. For tools and tests that
+    build a split from sequences in memory (`pack` streams instead)."""
     filesystem, folder = fs.resolve(out_dir)
     filesystem.create_dir(folder, recursive=True)
     files = []
@@ -250,129 +491,6 @@ def write_split(
         pq.write_table(table, f"{folder}/{name}", compression="zstd", filesystem=filesystem)
         files.append(f"{fs.name_of(out_dir)}/{name}")
     return files
-
-
-def _token_counts(chosen: Sequence[tuple[str, int, PackedSequence]]) -> dict[str, dict[str, int]]:
-    counts: dict[str, dict[str, int]] = {}
-    for source, _, seq in chosen:
-        c = counts.setdefault(source, {"sequences": 0, "real": 0, "pad": 0})
-        c["sequences"] += 1
-        c["real"] += len(seq.input_ids) - seq.pad_len
-        c["pad"] += seq.pad_len
-    return counts
-
-
-def pack(
-    corpora: Sequence[tuple[str, str | Path, float]],
-    tokenizer: str | Path,
-    seq_len: int,
-    output: str | Path,
-    seed: int = 0,
-    validation_fraction: float = 0.05,
-    num_sequences: int | None = None,
-    token_budget: int | None = None,
-    batch_size: int = 256,
-    rows_per_shard: int = 4096,
-    config: Any = None,
-    cache: dict[tuple, list[pa.Table]] | None = None,
-) -> dict[str, Any]:
-    """Tokenize, pack and mix weighted corpora into `output/{train,validation}/`; returns the manifest.
-
-    Train: each source's share of sequences follows its weight (see `plan_mixture`); `num_sequences`
-    or `token_budget` fix the size (repeating a source when needed), else it is the largest mix with
-    no repetition. Validation: every packed validation sequence of every source, interleaved by seed.
-    `cache` (any dict, kept by the caller) lets several packs over the same corpora tokenize them once.
-    Manifest counts are documents: input = read, kept = packed, filtered = skipped by reason.
-    """
-    started = time.perf_counter()
-    names = [name for name, _, _ in corpora]
-    if len(set(names)) != len(names):
-        raise ValueError(f"source names must be unique, got {names}")
-    if token_budget is not None and num_sequences is None:
-        num_sequences = -(-token_budget // seq_len)
-    output = str(output)
-    paths = {name: str(path) for name, path, _ in corpora}
-    inputs = [*paths.values(), *([str(tokenizer)] if fs.exists(str(tokenizer)) else [])]  # else a hub name
-    check_output(output, PACK_STAGE, inputs)  # cheap checks before any tokenizing
-    upstream = check_upstream(inputs)
-    tok = load_tokenizer(tokenizer)
-    ids = boundary_token_ids(tok)
-    tokenizer_json = tok.backend_tokenizer.to_str()
-
-    tokenized = tokenize_cached(paths, tokenizer_json, validation_fraction, batch_size, cache)
-    packed, sources = {}, {}
-    stats = StageStats()
-    for name, path, weight in corpora:
-        packed[name], counts = pack_source(name, tokenized[name], ids, seq_len)
-        sources[name] = {"path": str(path), "weight": weight, **counts}
-        stats += StageStats(input=counts["documents_in"], kept=counts["documents_packed"],
-                            filtered=Counter(counts["documents_skipped"]))
-        if weight > 0 and not packed[name]["train"]:  # checked before anything is written
-            raise InputError(f"pack: corpus {name!r} ({path}) gives no train sequence: {counts['documents_in']} "
-                             f"documents read, skipped {counts['documents_skipped'] or 'none'}, "
-                             f"{len(packed[name]['validation'])} validation sequences")
-    with staged_output(output, PACK_STAGE, inputs) as staging:
-        save_tokenizer(tok, fs.join(staging, "tokenizer"))
-        splits = {}
-        for split, plan_seed, size in (("train", seed, num_sequences), ("validation", seed + 1, None)):
-            chosen = _mix_split(split, packed, corpora, sources, plan_seed, size)
-            files = write_split(fs.join(staging, split), chosen, seq_len, rows_per_shard)
-            tokens = _token_counts(chosen)
-            splits[split] = {
-                "sequences": len(chosen),
-                "tokens_real": sum(c["real"] for c in tokens.values()),
-                "tokens_pad": sum(c["pad"] for c in tokens.values()),
-                "tokens_per_source": tokens,
-                "files": files,
-            }
-        stats.seconds = time.perf_counter() - started
-        manifest = build_manifest(
-            PACK_STAGE, stats, config=config, inputs=list(paths.values()), upstream=upstream,
-            outputs={"path": output, "tokenizer": fs.join(output, "tokenizer"),
-                     "sequences": {split: counts["sequences"] for split, counts in splits.items()}},
-            extra={
-                "seq_len": seq_len,
-                "seed": seed,
-                "validation_fraction": validation_fraction,
-                "num_sequences": num_sequences,
-                "token_budget": token_budget,
-                "tokenizer": {"source": str(tokenizer), "path": "tokenizer", "vocab_size": len(tok), **ids,
-                              "mask": tok.mask_token_id},
-                "sources": sources,
-                "splits": splits,
-                "split_documents": sum(s["split_documents"] for s in sources.values()),
-                "chunks_from_split_documents": sum(s["chunks_from_split_documents"] for s in sources.values()),
-            },
-        )
-        if config is not None:
-            write_resolved_config(config, staging)
-        write_manifest(staging, manifest)  # last: marks the token set complete
-    return manifest
-
-
-def _mix_split(
-    split: str, packed: dict[str, dict[str, list[PackedSequence]]], corpora: Sequence[tuple[str, str | Path, float]],
-    sources: dict[str, dict[str, Any]], plan_seed: int, size: int | None,
-) -> list[tuple[str, int, PackedSequence]]:
-    """The (source, packed_index, sequence) order of one split; records each source's share in `sources`.
-
-    Train follows the weights (`plan_mixture`); validation takes every sequence (weight = supply, so nothing
-    is repeated or left out).
-    """
-    names = [name for name, _, _ in corpora]
-    available = [len(packed[n][split]) for n in names]
-    if split == "train":
-        plan = plan_mixture(available, [w for _, _, w in corpora], plan_seed, size)
-    else:
-        plan = plan_mixture(available, available, plan_seed) if sum(available) else None
-    for k, name in enumerate(names):
-        sources[name].setdefault("mixture", {})[split] = {
-            "available_sequences": available[k],
-            "selected_sequences": plan.selected[k] if plan else 0,
-            "repeats": round(plan.repeats(k), 4) if plan else 0.0,
-            "unused_sequences": plan.unused(k) if plan else 0,
-        }
-    return [(names[s], i, packed[names[s]][split][i]) for s, i in (plan.order if plan else [])]
 
 
 def iter_corpus_texts(paths: Sequence[str | Path], stats: StageStats) -> Iterator[str]:
@@ -432,13 +550,11 @@ def train_tokenizer_job(
     return str(output_dir)
 
 
-def run_tokenize(config: Any, cache: dict[tuple, list[pa.Table]] | None = None) -> dict[str, Any]:
+def run_tokenize(config: Any) -> dict[str, Any]:
     """The tokenize stage of a run, all from `config.tokenize` under `config.run.output`.
 
     Trains the tokenizer (`tokenize.tokenizer`) on every corpus of `tokenize.corpora`, then packs each
-    set of `tokenize.sets` into `<run.output>/tokens/<name>` with the set's seq_len and mixture. Every
-    corpus is tokenized once, in one Ray Data execution, and reused by all sets (`cache`, optional,
-    receives the tokenized corpora for later `pack` calls).
+    set of `tokenize.sets` into `<run.output>/tokens/<name>` with the set's seq_len and mixture.
 
     Returns {"tokenizer": path, "tokens": {name: {path, seq_len, train_sequences, validation_sequences}}}.
     """
@@ -460,10 +576,6 @@ def run_tokenize(config: Any, cache: dict[tuple, list[pa.Table]] | None = None) 
     tokenizer_dir = train_tokenizer_job(
         list(corpora.values()), tokenizer_out, t.vocab_size, t.min_frequency, config=config
     )
-    cache = {} if cache is None else cache
-    used = {name: path for name, path in corpora.items() if any(name in s.mixture for s in t.sets.values())}
-    tokenizer_json = load_tokenizer(tokenizer_dir).backend_tokenizer.to_str()
-    tokenize_cached(used, tokenizer_json, t.validation_fraction, t.batch_size, cache)  # one execution for all
     result: dict[str, Any] = {"tokenizer": tokenizer_dir, "tokens": {}}
     for name, token_set in t.sets.items():
         output = fs.join(root, "tokens", name)
@@ -472,7 +584,7 @@ def run_tokenize(config: Any, cache: dict[tuple, list[pa.Table]] | None = None) 
             tokenizer_dir, token_set.seq_len, output, seed=config.run.seed,
             validation_fraction=t.validation_fraction, num_sequences=t.num_sequences,
             token_budget=t.token_budget, batch_size=t.batch_size, rows_per_shard=t.rows_per_shard,
-            config=config, cache=cache,
+            config=config,
         )
         result["tokens"][name] = {
             "path": output,
@@ -483,8 +595,8 @@ def run_tokenize(config: Any, cache: dict[tuple, list[pa.Table]] | None = None) 
     return result
 
 
-def run_demo(config: Any, root: str | Path, cache: dict[tuple, list[pa.Table]] | None = None) -> dict[str, Any]:
+def run_demo(config: Any, root: str | Path) -> dict[str, Any]:
     """Demo stage: `run_tokenize` with `root` as the run's output root (the demo's `run.output`)."""
     if str(root) != config.run.output:
         config = config.model_copy(update={"run": config.run.model_copy(update={"output": str(root)})})
-    return run_tokenize(config, cache=cache)
+    return run_tokenize(config)

@@ -49,8 +49,11 @@ def spark(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def ray_cluster():
-    """One real local Ray cluster for the whole test run, token auth on, shut down at the end."""
+def ray_cluster(s3_server):
+    """One real local Ray cluster for the whole test run, token auth on, shut down at the end.
+
+    It starts after the S3 endpoint (`s3_server`), so its workers get the endpoint and test credentials as a
+    local cluster gets its driver's (`ray_jobs.runtime.forwarded_env`): Ray Data tasks read and write `s3://`."""
     import ray
 
     from infra.core.config import RayConfig

@@ -12,8 +12,8 @@ sequence exactly:
 - a document that fits but would leave a 1- or 2-token gap (where no `[CLS] x [SEP]` fits) is split
   in two chunks inside this sequence, `R-5` and 1 tokens, so exactly 3 or 0 tokens stay free.
 Documents under `MIN_DOCUMENT_TOKENS` tokens are refused (counted as `too_short` by the caller): only
-such a tiny document could leave a gap no split can close. `plan_mixture` is the seeded choice and
-interleaving of packed sequences from weighted sources.
+such a tiny document could leave a gap no split can close. `select_sequences`, `SourceStream` and
+`plan_shards` plan a mixture of packed sequences from weighted sources, shard by shard, from counts alone.
 
 The loader: plain pyarrow, per rank, deterministic, resumable. Shards are what `ray_jobs.tokenize.pack`
 writes: `<token set>/<split>/part-XXXXX.parquet` with `input_ids` (exactly L ids), `seq_lens` (segment
@@ -33,6 +33,7 @@ to the batch's most segments S); `pad_len` IntTensor[B]; `seq_index` LongTensor[
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -185,55 +186,78 @@ def allocate(total: int, weights: Sequence[float]) -> list[int]:
     return [int(s) for s in shares]
 
 
-@dataclass
-class MixturePlan:
-    """The mixed order: `order[k] = (source index, index of a packed sequence of that source)`."""
-
-    order: list[tuple[int, int]]
-    selected: list[int]  # sequences taken per source (with repetition)
-    available: list[int]
-
-    def repeats(self, source: int) -> float:
-        """Passes over the source's packed sequences (1.0 = each once; > 1 = upsampled by repetition)."""
-        return self.selected[source] / self.available[source] if self.available[source] else 0.0
-
-    def unused(self, source: int) -> int:
-        """Packed sequences of the source that the mixture left out (downsampling)."""
-        return self.available[source] - len({i for s, i in self.order if s == source})
-
-
-def plan_mixture(
-    available: Sequence[int], weights: Sequence[float], seed: int, num_sequences: int | None = None
-) -> MixturePlan:
-    """Choose and interleave packed sequences so each source's share of the output follows its weight.
-
-    Without `num_sequences` the output is as large as possible with no repetition (the source in
-    shortest supply relative to its weight is used exactly once). With it, a source whose share
-    exceeds its supply is repeated (whole passes in seeded orders, then a seeded subset), a source in
-    excess is subsampled. Everything is drawn from `seed`, so the same seed gives the same order.
-    """
-    if len(available) != len(weights) or not weights or min(weights) < 0 or sum(weights) <= 0:
+def select_sequences(available: dict[str, int], weights: dict[str, float], size: int | None = None) -> dict[str, int]:
+    """How many sequences each source gives a split: shares follow the weights (`allocate`). Without `size` the
+    split is as large as possible with no repetition (the source in shortest supply for its weight is used
+    exactly once); with it, a source in short supply is repeated and one in excess is cut."""
+    names = list(available)
+    if sorted(weights) != sorted(names) or min(weights.values()) < 0 or sum(weights.values()) <= 0:
         raise ValueError(f"need one non-negative weight per source with a positive sum, got {weights}")
-    norm = [w / sum(weights) for w in weights]
-    for i, (count, w) in enumerate(zip(available, norm, strict=True)):
-        if w > 0 and count == 0:
-            raise ValueError(f"source #{i} has weight {w:.3f} but no packed sequences")
-    if num_sequences is None:
-        num_sequences = min(math.floor(c / w + 1e-9) for c, w in zip(available, norm, strict=True) if w > 0)
-    selected = allocate(num_sequences, norm)
-    rng = np.random.default_rng(seed)
-    picks: list[np.ndarray] = []
-    for count, want in zip(available, selected, strict=True):
-        passes = [rng.permutation(count) for _ in range(math.ceil(want / count))] if want else []
-        picks.append(np.concatenate(passes)[:want] if passes else np.zeros(0, dtype=np.int64))
-    labels = np.repeat(np.arange(len(available)), selected)
-    rng.shuffle(labels)
-    cursor = [0] * len(available)
-    order = []
-    for source in labels.tolist():
-        order.append((source, int(picks[source][cursor[source]])))
-        cursor[source] += 1
-    return MixturePlan(order=order, selected=selected, available=list(available))
+    norm = {n: weights[n] / sum(weights.values()) for n in names}
+    for name in names:
+        if norm[name] > 0 and available[name] == 0:
+            raise ValueError(f"source {name!r} has weight {norm[name]:.3f} but no packed sequences")
+    if size is None:
+        size = min(math.floor(available[n] / norm[n] + 1e-9) for n in names if norm[n] > 0)
+    return dict(zip(names, allocate(size, [norm[n] for n in names]), strict=True))
+
+
+@dataclass
+class SourceStream:
+    """One source's packed sequences of one split as an endless stream: pass after pass over its fragments,
+    each pass in a seeded order of fragments (sequences keep their order inside a fragment). Position p of
+    the stream is pass p // total; a source in excess uses a prefix of the first pass, one in short supply
+    several passes. Only the per-fragment counts are held."""
+
+    counts: np.ndarray  # sequences per fragment, in the corpus's fragment order
+    seed: int
+
+    def __post_init__(self) -> None:
+        self.total = int(self.counts.sum())
+        self.first = np.concatenate([[0], np.cumsum(self.counts)[:-1]]).astype(np.int64)  # canonical start
+        self._last_pass: tuple[int, np.ndarray, np.ndarray] | None = None  # shards ask for one pass in a row
+
+    def _pass_order(self, number: int) -> tuple[np.ndarray, np.ndarray]:
+        if self._last_pass is None or self._last_pass[0] != number:
+            order = np.random.default_rng([self.seed, number]).permutation(len(self.counts))
+            self._last_pass = (number, order, np.concatenate([[0], np.cumsum(self.counts[order])]).astype(np.int64))
+        return self._last_pass[1], self._last_pass[2]
+
+    def pieces(self, start: int, stop: int) -> list[tuple[int, int, int]]:
+        """(fragment, first row, end row) pieces that make up stream positions [start, stop)."""
+        out = []
+        position = start
+        while position < stop:
+            number, offset = divmod(position, self.total)
+            order, bounds = self._pass_order(number)
+            k = int(np.searchsorted(bounds, offset, side="right")) - 1
+            take = min(stop - position, int(bounds[k + 1]) - offset)
+            lo = offset - int(bounds[k])
+            out.append((int(order[k]), lo, lo + take))
+            position += take
+        return out
+
+
+def _taken(end: int, selected: int, size: int) -> int:
+    """How many of a source's `selected` rows fall in the first `end` of `size` output rows (monotone in end,
+    exact at end = size): the source's rows are spread evenly over the split."""
+    return end * selected // size if size else 0
+
+
+def plan_shards(streams: dict[str, SourceStream], selected: dict[str, int], rows_per_shard: int,
+                seed: int) -> list[dict[str, Any]]:
+    """The shards of one split: for each, where its rows start and which stream range of each source it holds."""
+    size = sum(selected.values())
+    shards, first_row = [], 0
+    for number, start in enumerate(range(0, max(size, 1), rows_per_shard)):
+        end = min(start + rows_per_shard, size)
+        ranges = {name: (_taken(start, n, size), _taken(end, n, size)) for name, n in selected.items()}
+        pieces = {name: streams[name].pieces(lo, hi) for name, (lo, hi) in ranges.items() if hi > lo}
+        rows = sum(hi - lo for lo, hi in ranges.values())
+        shards.append({"number": number, "first_row": first_row, "rows": rows, "seed": seed,
+                       "pieces": json.dumps(pieces)})
+        first_row += rows
+    return shards
 
 
 # --- the loader -----------------------------------------------------------------------------------------------------

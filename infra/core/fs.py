@@ -14,12 +14,13 @@ variables and files. `gs://` uses Google's default credentials.
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import functools
 import os
 import shutil
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -127,11 +128,40 @@ def filesystem(uri: str | Path) -> pafs.FileSystem:
     return resolve(uri)[0]
 
 
+# Filesystems handed over by a driver, by scheme (see `pinned_filesystems`).
+_PINNED: dict[str, pafs.FileSystem] = {}
+
+
+def remote_filesystems(uris: Iterable[str | Path]) -> dict[str, pafs.FileSystem]:
+    """This process's filesystem object for each remote scheme among `uris`: what a driver hands to its tasks."""
+    return {scheme(uri): resolve(uri)[0] for uri in uris if is_remote(uri)}
+
+
+@contextlib.contextmanager
+def pinned_filesystems(filesystems: dict[str, pafs.FileSystem]) -> Iterator[None]:
+    """Resolve these schemes to these filesystem objects for a while: a task on a cluster worker then reaches
+    the object store exactly as the driver does (its endpoint, e.g. a local S3 server), whatever the worker's
+    own environment says, as Ray Data's readers do with the filesystem they are given."""
+    saved = dict(_PINNED)
+    _PINNED.update(filesystems)
+    try:
+        yield
+    finally:
+        _PINNED.clear()
+        _PINNED.update(saved)
+
+
 def resolve(uri: str | Path) -> tuple[pafs.FileSystem, str]:
     """(pyarrow filesystem, path inside it) for any supported path or URI."""
     kind = scheme(uri)
     if kind == "":
         return pafs.LocalFileSystem(), str(local_path(uri).absolute())
+    if kind in _PINNED:
+        return _PINNED[kind], _resolve_remote(uri, kind)[1]
+    return _resolve_remote(uri, kind)
+
+
+def _resolve_remote(uri: str | Path, kind: str) -> tuple[pafs.FileSystem, str]:
     text = str(uri)
     rest = text.split("://", 1)[1]
     if kind in ("s3", "s3a"):

@@ -39,10 +39,9 @@ def demo(ray_cluster, shared_data, tmp_path_factory) -> tuple[Path, dict, dict[s
     write_corpus(root / "ecom" / "corpus", wcxb_documents(shared_data, 24, ecom=True, max_chars=3000))
     config = load_config(DEMO_CONFIG, overrides={"tokenize": {"vocab_size": 512, "validation_fraction": 0.2}})
     assert config.run.output != str(root)  # run_demo's root is the output root
-    cache: dict = {}  # the tokenized corpora, reused by the pack tests below (no new Ray Data run)
-    result = run_demo(config, root, cache=cache)
+    result = run_demo(config, root)
     texts = {row["doc_id"]: row["text"] for row in general + wcxb_documents(shared_data, 24, ecom=True, max_chars=3000)}
-    return root, result, texts, cache
+    return root, result, texts, None
 
 
 def read_split(token_set: Path, split: str) -> pa.Table:
@@ -155,9 +154,9 @@ def test_validation_split_is_by_doc_id_and_disjoint(demo):
 
 
 def test_same_seed_same_shards_other_seed_other_order_and_upsampling_is_recorded(demo, tmp_path):
-    root, _, _, cache = demo
+    root, _, _, _ = demo
     corpora = [("general", root / "general" / "corpus", 0.5), ("ecom", root / "ecom" / "corpus", 0.5)]
-    args = dict(tokenizer=root / "tokenizer", seq_len=128, validation_fraction=0.2, cache=cache)
+    args = dict(tokenizer=root / "tokenizer", seq_len=128, validation_fraction=0.2)
     pack(corpora, output=tmp_path / "a", seed=7, **args)
     pack(corpora, output=tmp_path / "b", seed=7, **args)
     pack(corpora, output=tmp_path / "c", seed=8, **args)
@@ -181,6 +180,33 @@ def test_ray_loader_matches_plain_loader_per_rank_and_resumes_by_skip_count(demo
     skipped = ordered_dataset(read_packed(path), seed=3, epochs=1, skip_sequences=3 * 4 * 2)
     resumed = [b["seq_index"].tolist() for b in iter_rank_batches(skipped, 4, 1, 2)]
     assert resumed == [b["seq_index"].tolist() for b in PackedShardLoader(str(path), 4, 1, 2, seed=3)][3:]
+
+
+def test_both_loaders_give_the_same_batches_in_every_epoch_and_resume_across_an_epoch_boundary(demo):
+    """Three epochs over a split whose size is not a multiple of the global batch (a ragged last batch every
+    epoch): the Ray path drops each epoch's ragged rest as the plain loader does, so every batch of every epoch
+    agrees per rank, and a resume counted in global batches lands on the same batch in both."""
+    root, _, _, _ = demo
+    path = root / "tokens" / "context-256"
+    batch, world = 3, 2
+    plain = {rank: PackedShardLoader(str(path), batch, rank, world, seed=5) for rank in range(world)}
+    num_sequences = len(plain[0].data)
+    assert num_sequences % (batch * world), "the test needs a ragged last global batch"
+    per_rank = {rank: [[b["seq_index"].tolist() for b in loader] for _ in range(3)] for rank, loader in plain.items()}
+    ds = ordered_dataset(read_packed(path), seed=5, epochs=3, global_batch=batch * world).materialize()
+    for rank in range(world):
+        ray_batches = [b["seq_index"].tolist() for b in iter_rank_batches(ds, batch, rank, world)]
+        assert ray_batches == [b for epoch in per_rank[rank] for b in epoch]
+    assert per_rank[0][0] != per_rank[0][1]  # each epoch reshuffled
+    # Resume just before the end of epoch 0: the next batches run on into epoch 1 in both loaders.
+    done = len(per_rank[0][0]) - 1
+    resumed = ordered_dataset(read_packed(path), seed=5, epochs=3, global_batch=batch * world,
+                              skip_sequences=done * batch * world)
+    ray_next = [b["seq_index"].tolist() for b in iter_rank_batches(resumed, batch, 1, world)][:3]
+    loader = PackedShardLoader(str(path), batch, 1, world, seed=5)
+    loader.load_state_dict({**loader.state_dict(), "epoch": 0, "batches_consumed": done})
+    stream = loader.forever()
+    assert ray_next == [next(stream)["seq_index"].tolist() for _ in range(3)]
 
 
 def write_jsonl_corpus(folder: Path, texts: list[str]) -> Path:
@@ -260,12 +286,11 @@ def test_run_tokenize_refuses_a_set_mixing_an_unknown_corpus(tmp_path):
 def test_pack_reads_a_corpus_from_s3_and_writes_the_same_shards_there(demo, s3_server, tmp_path):
     """Ray Data reads the corpus from the bucket; shards, tokenizer and manifest are written to it, and
     both loaders read them back. The shards equal those of the same pack on local folders."""
-    root, _, _, cache = demo
+    root, _, _, _ = demo
     bucket = fs.join(s3_server, "tokenize")
     fs.copy_dir(root / "ecom" / "corpus", fs.join(bucket, "ecom/corpus"))
     args = dict(seq_len=128, validation_fraction=0.2, rows_per_shard=16)
-    local = pack([("ecom", root / "ecom" / "corpus", 1.0)], root / "tokenizer", output=tmp_path / "local",
-                 cache=cache, **args)
+    local = pack([("ecom", root / "ecom" / "corpus", 1.0)], root / "tokenizer", output=tmp_path / "local", **args)
     remote_out = fs.join(bucket, "tokens/ecom-128")
     remote = pack([("ecom", fs.join(bucket, "ecom/corpus"), 1.0)], root / "tokenizer", output=remote_out, **args)
     assert read_manifest(remote_out)["counts"] == remote["counts"]

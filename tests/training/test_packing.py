@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter, defaultdict
 
 import numpy as np
@@ -12,10 +13,12 @@ from training.data import (
     MIN_DOCUMENT_TOKENS,
     PackedSequence,
     SequencePacker,
+    SourceStream,
     allocate,
     pack_documents,
-    plan_mixture,
+    plan_shards,
     segments,
+    select_sequences,
 )
 from training.tokenizer import load_tokenizer, train_tokenizer
 
@@ -113,28 +116,54 @@ def test_allocate_splits_exactly_by_weight():
     assert sum(allocate(101, [0.5, 0.25, 0.25])) == 101
 
 
-def test_mixture_follows_weights_and_is_deterministic_by_seed():
-    plan = plan_mixture([500, 400], [0.7, 0.3], seed=3, num_sequences=300)
-    assert plan.selected == [210, 90]
-    counts = Counter(s for s, _ in plan.order)
-    assert counts == {0: 210, 1: 90}
-    # interleaved, not blocked: every tenth of the order holds both sources near their weights
-    for tenth in np.array_split(np.array([s for s, _ in plan.order]), 10):
-        assert 0.4 < (tenth == 0).mean() < 0.95
-    assert plan_mixture([500, 400], [0.7, 0.3], seed=3, num_sequences=300).order == plan.order
-    assert plan_mixture([500, 400], [0.7, 0.3], seed=4, num_sequences=300).order != plan.order
-    assert plan.unused(0) == 500 - 210 and plan.repeats(1) == pytest.approx(90 / 400)
+def _rows_of(shards: list[dict], streams: dict[str, SourceStream]) -> dict[str, list[tuple[int, int]]]:
+    """(fragment, row) of every output row per source, in shard order, from the plan alone."""
+    rows: dict[str, list[tuple[int, int]]] = defaultdict(list)
+    for shard in shards:
+        for source, pieces in json.loads(shard["pieces"]).items():
+            rows[source] += [(f, r) for f, lo, hi in pieces for r in range(lo, hi)]
+    return rows
 
 
-def test_mixture_default_size_uses_scarce_source_once_and_upsamples_on_demand():
-    plan = plan_mixture([1000, 60], [0.8, 0.2], seed=0)
-    assert plan.selected == [240, 60] and plan.unused(1) == 0
-    bigger = plan_mixture([1000, 60], [0.8, 0.2], seed=0, num_sequences=1000)
-    assert bigger.selected == [800, 200] and bigger.repeats(1) == pytest.approx(200 / 60)
-    picks = Counter(i for s, i in bigger.order if s == 1)
-    assert set(picks) == set(range(60)) and set(picks.values()) == {3, 4}  # whole passes first
+def test_mixture_follows_weights_shard_by_shard_and_is_deterministic_by_seed():
+    available = {"a": 500, "b": 400}
+    selected = select_sequences(available, {"a": 0.7, "b": 0.3}, size=300)
+    assert selected == {"a": 210, "b": 90}
+    streams = {n: SourceStream(np.array([c // 4] * 4), seed=k) for k, (n, c) in enumerate(available.items())}
+    shards = plan_shards(streams, selected, rows_per_shard=30, seed=3)
+    assert [s["first_row"] for s in shards] == [sum(s["rows"] for s in shards[:i]) for i in range(len(shards))]
+    assert sum(s["rows"] for s in shards) == 300
+    for shard in shards:  # every shard holds both sources near their weights (interleaved, not blocked)
+        counts = {src: sum(hi - lo for _, lo, hi in p) for src, p in json.loads(shard["pieces"]).items()}
+        assert abs(counts["a"] - 0.7 * shard["rows"]) <= 1 and shard["rows"] in (29, 30, 31)
+    again = plan_shards({n: SourceStream(st.counts, st.seed) for n, st in streams.items()}, selected, 30, 3)
+    assert again == shards
+    other = {n: SourceStream(st.counts, st.seed + 10) for n, st in streams.items()}
+    assert plan_shards(other, selected, 30, 3) != shards
+    rows = _rows_of(shards, streams)
+    assert len(rows["a"]) == len(set(rows["a"])) == 210  # a source in excess: a prefix of one pass, no repeats
+
+
+def test_mixture_default_size_uses_scarce_source_once_and_upsamples_in_whole_passes():
+    assert select_sequences({"a": 1000, "b": 60}, {"a": 0.8, "b": 0.2}) == {"a": 240, "b": 60}
+    bigger = select_sequences({"a": 1000, "b": 60}, {"a": 0.8, "b": 0.2}, size=1000)
+    assert bigger == {"a": 800, "b": 200}
+    streams = {"a": SourceStream(np.array([250] * 4), 0), "b": SourceStream(np.array([20, 0, 25, 15]), 1)}
+    rows = _rows_of(plan_shards(streams, bigger, rows_per_shard=64, seed=0), streams)
+    picks = Counter(rows["b"])
+    assert len(picks) == 60 and set(picks.values()) == {3, 4}  # whole passes first, then part of one
+    assert all(f != 1 for f, _ in picks)  # the empty fragment gives nothing
+
+
+def test_source_stream_pieces_cover_positions_exactly():
+    stream = SourceStream(np.array([3, 0, 5, 2]), seed=7)
+    pieces = stream.pieces(0, 25)  # two and a half passes
+    assert sum(hi - lo for _, lo, hi in pieces) == 25
+    first_pass = Counter((f, r) for f, lo, hi in stream.pieces(0, 10) for r in range(lo, hi))
+    assert len(first_pass) == 10 and set(first_pass.values()) == {1}
+    assert stream.first.tolist() == [0, 3, 3, 8]
 
 
 def test_mixture_refuses_a_weighted_source_with_nothing_packed():
     with pytest.raises(ValueError, match="no packed sequences"):
-        plan_mixture([10, 0], [0.5, 0.5], seed=0)
+        select_sequences({"a": 10, "b": 0}, {"a": 0.5, "b": 0.5})
