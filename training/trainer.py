@@ -426,10 +426,11 @@ class Trainer:
         return float(loss_sum), float(grad_norm), real_tokens, flops
 
     def train(self, until_step: int | None = None) -> dict[str, Any]:
-        """Run to the end of the phase (or `until_step`), saving checkpoints; returns a summary."""
+        """Run to the end of the phase (or `until_step`, else `pretrain.stop_after_steps`), saving checkpoints
+        (always one where the run stops); returns a summary."""
         from tqdm import tqdm
 
-        stop = min(self.total_steps, until_step or self.total_steps)
+        stop = min(self.total_steps, until_step or self.config.stop_after_steps or self.total_steps)
         self.model.train()
         progress = tqdm(total=self.total_steps, initial=self.step, desc=f"pretrain {self.phase.name}",
                         disable=self.rank != 0 or not self.config.metrics.progress, dynamic_ncols=True)
@@ -449,7 +450,7 @@ class Trainer:
             if values is not None and self.rank == 0:
                 logger.info("step %d/%d  %s", self.step, self.total_steps, format_metrics(values))
             save_started = time.perf_counter()
-            path = self.checkpointer.save(self.step, force=self.step == self.total_steps)
+            path = self.checkpointer.save(self.step, force=self.step in (self.total_steps, stop))
             if path is not None:
                 self.publish_logs()  # the logs on the store stay as far along as its checkpoints
             self.metrics.leave_out(time.perf_counter() - save_started)

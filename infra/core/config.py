@@ -528,6 +528,10 @@ class PretrainConfig(_Section):
     cpus_per_worker: float = Field(
         0.5, gt=0, description="CPUs reserved per Ray Train worker (fractions leave room for Ray Data)."
     )
+    stop_after_steps: int | None = Field(
+        None, ge=1, description="End this run after this step of the phase's plan (a checkpoint is written there); "
+        "`--resume` continues the same plan, so the phase's schedule does not change (unlike a smaller max_steps).",
+    )
     placement_strategy: Literal["PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"] = Field(
         "PACK", description="How Ray places the workers: PACK fills a node first; SPREAD puts them on different "
         "nodes where it can (and, after a node is lost, restarts them on the nodes left).",

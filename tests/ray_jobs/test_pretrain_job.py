@@ -120,15 +120,16 @@ def test_killed_worker_restarts_from_the_last_checkpoint_and_finishes(ray_cluste
 
 @pytest.mark.heavy
 def test_stopped_ray_run_resumes_on_the_same_loss_trajectory(ray_cluster, demo_tokens, tmp_path):  # noqa: F811
-    def config(name, max_steps):
-        return job_config(tmp_path / name, demo_tokens, checkpoint={"interval": 2},
-                          phase_overrides={"general": {"max_steps": max_steps}})
+    def config(name, stop_after=None):
+        # A stop mid-plan (stop_after_steps), not a smaller max_steps: max_steps reshapes the LR schedule.
+        return job_config(tmp_path / name, demo_tokens, checkpoint={"interval": 2}, stop_after_steps=stop_after,
+                          phase_overrides={"general": {"max_steps": 4}})
 
-    uninterrupted = run_phase(config("a", 4), "general", workers=2, export=False)
-    first = run_phase(config("b", 2), "general", workers=2, export=False)
+    uninterrupted = run_phase(config("a"), "general", workers=2, export=False)
+    first = run_phase(config("b", stop_after=2), "general", workers=2, export=False)
     with pytest.raises(FileExistsError):
-        run_phase(config("b", 4), "general", workers=2)
-    resumed = run_phase(config("b", 4), "general", resume=True, workers=2, export=False)
+        run_phase(config("b"), "general", workers=2)
+    resumed = run_phase(config("b"), "general", resume=True, workers=2, export=False)
     assert first["steps"] == 2 and resumed["steps"] == 4 and len(resumed["losses"]) == 2
     assert resumed["restarted_after_failure"] is False
     assert first["losses"] + resumed["losses"] == pytest.approx(uninterrupted["losses"], rel=1e-6)
