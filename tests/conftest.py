@@ -21,6 +21,22 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def stop_process_groups(procs: list, timeout: float = 60) -> None:
+    """Stop processes started with `start_new_session=True`, whole groups (their JVM / raylet children with
+    them): SIGTERM in reverse start order, then SIGKILL for any group still there after `timeout` seconds."""
+    import signal
+    import subprocess
+
+    for proc in reversed(procs):
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+    for proc in procs:
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     path = shared_data_dir()

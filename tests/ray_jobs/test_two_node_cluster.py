@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from infra.core.manifest import check_manifest, read_manifest
-from tests.conftest import _free_port
+from tests.conftest import _free_port, stop_process_groups
 
 pytestmark = [pytest.mark.ray, pytest.mark.heavy, pytest.mark.shared_data]
 RAY = Path(sys.executable).parent / "ray"
@@ -66,14 +66,7 @@ def two_nodes(tmp_path_factory):
         _wait_for_nodes(env, f"127.0.0.1:{gcs}", 2, second, root / "node_b.log")
         yield f"http://127.0.0.1:{dashboard}", env, second
     finally:
-        for proc in reversed(procs):
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        for proc in procs:
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
+        stop_process_groups(procs)
         subprocess.run(["pkill", "-9", "-f", str(ray_temp)], check=False)  # anything of this cluster left
         shutil.rmtree(ray_temp, ignore_errors=True)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -20,7 +19,7 @@ from typer.testing import CliRunner
 
 from infra.cli import app
 from infra.sample_crawl.generate import generate_sample_crawl
-from tests.conftest import _free_port
+from tests.conftest import _free_port, stop_process_groups
 from tests.corpus.test_classify import labeled_rows, write_jsonl
 
 pytestmark = [pytest.mark.spark, pytest.mark.heavy]
@@ -66,13 +65,7 @@ def standalone_cluster(tmp_path_factory):
             time.sleep(1)
         yield master_url, webui
     finally:
-        for proc in reversed(procs):
-            os.killpg(proc.pid, signal.SIGTERM)
-        for proc in procs:
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
+        stop_process_groups(procs, timeout=30)
 
 
 def _corpus(out: Path) -> tuple[list[str], dict]:
