@@ -1,43 +1,47 @@
-"""The Ray Data loader path: packed shards as a Ray dataset, batched on every Ray Train worker.
+"""The Ray Data loader path: the stream of `training.data.PackedShardLoader`, read by Ray Data tasks.
 
-Same order and batches as `training.data.PackedShardLoader` (same seed, batch size, world size),
-so a run can move between the two paths. The order is fixed on the driver, the ranks slice it:
+    ds = stream_dataset("tokens/general-128", seed=0, global_batch=64, start_batch=0, batches=1000)
+    for batch in iter_rank_batches(ds, 32, rank, world_size): ...
 
-    ds = ordered_dataset(read_packed("tokens/general-128"), seed=0, epochs=range(0, 3))
-    trainer = TorchTrainer(..., datasets={"train": ds}, dataset_config=data_config())
-    # on each worker:
-    for batch in iter_rank_batches(ray.train.get_dataset_shard("train"), 32, rank, world_size): ...
+Positions: the stream is epoch after epoch of the plain loader's order (`training.data.epoch_plan`), each epoch cut
+to the sequences that fill whole global batches (`usable_per_epoch`), so global micro batch k is stream positions
+[k * global_batch, (k + 1) * global_batch) and never straddles two epochs. The dataset holds one item per window
+(a few consecutive row groups); a Ray Data task reads the window and returns its rows in the epoch's order
+(`training.data.read_window`), and with `preserve_order` the windows stream in order. Every rank iterates the whole
+stream and keeps its block of each global batch, exactly as the plain loader does, so both give the same batches
+in every epoch. There is no global sort and nothing is materialized: a rank holds a few windows at a time (Ray
+Data's backpressure), whatever the corpus size.
 
-`ordered_dataset` numbers every row with its `position` in the seeded epoch order (one copy per
-epoch) and sorts by it; `data_config()` gives every worker the whole ordered stream (no
-`streaming_split`, whose block assignment is not deterministic) with `preserve_order`; each worker's
-`iter_torch_batches` reads global batches of `batch_size * world_size` and keeps its own block.
-
-Epochs: each keeps the places of its order that fill whole global batches (`global_batch`), as the plain
-loader's `drop_last` does, so both give the same batches in every epoch and a global batch never straddles
-two epochs.
-
-Resume by skip count: a run that consumed `k` global batches since the start of epoch `e0` builds
-`ordered_dataset(..., epochs=range(e0, ...), skip_sequences=k * batch_size * world_size)`; the
-skipped rows are filtered out before batching, and what follows is exactly what was not yet seen.
+Resume: a stream that starts at micro batch k begins with the window holding position k * global_batch; only that
+window's earlier rows are read again. In Ray Train every worker builds its own stream (`RayPackedBatches`) from
+the position its checkpoint holds, so a restart after a failure, or `--resume`, reads nothing it already trained on.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.fs as pafs
 import ray
 import torch
-from ray.data import DataIterator, Dataset, ExecutionOptions
-from ray.data.collate_fn import NumpyBatchCollateFn
+from ray.data import DataIterator, Dataset
 
 from infra.core import fs
-from training.data import COLUMNS, epoch_order, shard_files
+from training.data import (
+    SHUFFLE_BUFFER,
+    ShardIndex,
+    batch_from_table,
+    epoch_plan,
+    rank_block,
+    read_window,
+    usable_per_epoch,
+)
+
+READ_CPUS = 0.25  # per window-reading task: it is IO and decoding, and it shares the node with the trainers
 
 
 def dataset_paths(files: Sequence[str]) -> tuple[pafs.FileSystem, list[str]]:
@@ -50,136 +54,92 @@ def dataset_paths(files: Sequence[str]) -> tuple[pafs.FileSystem, list[str]]:
     return resolved[0][0], [path for _, path in resolved]
 
 
-def read_packed(path: str | Path, split: str = "train") -> Dataset:
-    """The packed shards of one split (a token set's path or URI) as a Ray dataset."""
-    filesystem, paths = dataset_paths(shard_files(path, split))
-    return ray.data.read_parquet(paths, columns=COLUMNS, filesystem=filesystem)
+def stream_items(index: ShardIndex, seed: int, shuffle: bool, window_units: int, global_batch: int,
+                 start: int, count: int) -> list[dict[str, Any]]:
+    """The windows (epoch, window, units, rows lo..hi of it) that make up stream positions [start, start + count)."""
+    per_epoch = usable_per_epoch(len(index), global_batch)
+    if per_epoch == 0:
+        raise ValueError(f"{len(index)} sequences fill no global batch of {global_batch}")
+    items, position, stop = [], start, start + count
+    while position < stop:
+        epoch, place = divmod(position, per_epoch)
+        plan = epoch_plan(index, seed, epoch, shuffle, window_units)
+        epoch_stop = min(per_epoch, place + stop - position)
+        window = plan.window_at(place)
+        while window < len(plan.windows) and plan.starts[window] < epoch_stop:
+            first = int(plan.starts[window])
+            items.append({"epoch": epoch, "window": window, "units": json.dumps(plan.windows[window].tolist()),
+                          "lo": max(place - first, 0), "hi": min(epoch_stop, int(plan.starts[window + 1])) - first})
+            window += 1
+        position += epoch_stop - place
+    return items
 
 
-def _add_positions(batch: pa.Table, positions: list[np.ndarray], epochs: list[int],
-                   per_epoch: int, skip: int) -> pa.Table:
-    # One copy of the batch per epoch; position = k * U + place of seq_index in epoch k's order, for the U
-    # places of an epoch that fill whole global batches (the ragged rest of each epoch is dropped, as the
-    # plain loader drops it).
-    seq_index = batch.column("seq_index").to_numpy()
-    copies = []
-    for k, epoch in enumerate(epochs):
-        place = positions[k][seq_index]
-        pos = k * per_epoch + place
-        keep = np.nonzero((pos >= skip) & (place < per_epoch))[0]
-        copy = batch.take(pa.array(keep)).append_column("position", pa.array(pos[keep]))
-        copies.append(copy.append_column("epoch", pa.array(np.full(len(keep), epoch, dtype=np.int64))))
-    return pa.concat_tables(copies)
+def _read_windows(items: pa.Table, index: ShardIndex, seed: int, shuffle: bool) -> pa.Table:
+    """Ray Data task: the rows of the windows in `items` (one, as `stream_dataset` batches them), in order."""
+    return pa.concat_tables([
+        read_window(index, json.loads(item["units"]), seed, item["epoch"], item["window"], shuffle, item["lo"],
+                    item["hi"])
+        for item in items.to_pylist()])
 
 
-def ordered_dataset(
-    ds: Dataset, seed: int = 0, epochs: range | int = 1, shuffle: bool = True, skip_sequences: int = 0,
-    global_batch: int = 1,
-) -> Dataset:
-    """Rows in the deterministic order of `epochs` (an int n means range(n)), minus the first
-    `skip_sequences` of that order; adds `position` and `epoch` columns.
-
-    Each epoch keeps the first `usable_per_epoch(N, global_batch)` places of its order: the ragged rest,
-    which cannot fill a global batch, is dropped per epoch, exactly as `training.data.PackedShardLoader`
-    (drop_last) drops it, so the two loaders give the same batches in every epoch, not only the first.
-    `skip_sequences` counts kept rows."""
-    epochs = list(range(epochs) if isinstance(epochs, int) else epochs)
-    num_sequences = ds.count()
-    per_epoch = usable_per_epoch(num_sequences, global_batch)
-    positions = []
-    for epoch in epochs:  # inverse permutation: seq_index -> place in the epoch's order
-        order = epoch_order(num_sequences, seed, epoch, shuffle)
-        inverse = np.empty(num_sequences, dtype=np.int64)
-        inverse[order] = np.arange(num_sequences)
-        positions.append(inverse)
-    ordered = ds.map_batches(
-        _add_positions,
-        batch_format="pyarrow",
-        fn_kwargs={"positions": positions, "epochs": epochs, "per_epoch": per_epoch, "skip": skip_sequences},
-    ).sort("position")
-    ordered.context.execution_options.preserve_order = True  # iterate in sorted order on the driver too
-    return ordered
+def stream_dataset(path: str | Path, seed: int, global_batch: int, start_batch: int, batches: int,
+                   shuffle: bool = True, shuffle_buffer: int = SHUFFLE_BUFFER, split: str = "train",
+                   read_cpus: float = READ_CPUS) -> Dataset:
+    """Global micro batches [start_batch, start_batch + batches) of a token set's split as an ordered Ray dataset."""
+    index = ShardIndex.read(path, split)
+    items = stream_items(index, seed, shuffle, index.window_units(shuffle_buffer), global_batch,
+                         start_batch * global_batch, batches * global_batch)
+    ds = ray.data.from_items(items, override_num_blocks=max(1, len(items))).map_batches(
+        _read_windows, batch_size=1, batch_format="pyarrow", num_cpus=read_cpus,
+        fn_kwargs={"index": index, "seed": seed, "shuffle": shuffle})
+    ds.context.execution_options.preserve_order = True
+    return ds
 
 
-def usable_per_epoch(num_sequences: int, global_batch: int) -> int:
-    """Sequences of one epoch that fill whole global batches (`global_batch` = micro batch x world size)."""
-    if global_batch < 1:
-        raise ValueError(f"global_batch must be at least 1, got {global_batch}")
-    return num_sequences - num_sequences % global_batch
-
-
-def data_config() -> Any:
-    """Ray Train DataConfig: each worker gets the whole ordered dataset, in order."""
-    from ray.train import DataConfig
-
-    return DataConfig(datasets_to_split=[], execution_options=ExecutionOptions(preserve_order=True))
-
-
-def collate_rank_block(batch: dict[str, np.ndarray], batch_size: int, rank: int) -> dict[str, torch.Tensor]:
-    """collate_fn: keep this rank's block of a global batch; same dict as PackedShardLoader."""
-    block = slice(rank * batch_size, (rank + 1) * batch_size)
-    rows = list(batch["seq_lens"][block])
-    seq_lens = np.zeros((len(rows), max((len(r) for r in rows), default=0)), dtype=np.int32)
-    for i, r in enumerate(rows):
-        seq_lens[i, : len(r)] = r
-    return {
-        "input_ids": torch.from_numpy(np.stack(list(batch["input_ids"][block])).astype(np.int64)),
-        "seq_lens": torch.from_numpy(seq_lens),
-        "pad_len": torch.from_numpy(batch["pad_len"][block].astype(np.int32)),
-        "seq_index": torch.from_numpy(batch["seq_index"][block].astype(np.int64)),
-    }
-
-
-class RankBlockCollate(NumpyBatchCollateFn):
-    """`iter_torch_batches` collate_fn (the callable-class form Ray asks for): `collate_rank_block`."""
-
-    def __init__(self, batch_size: int, rank: int):
-        self.batch_size, self.rank = batch_size, rank
-
-    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
-        return collate_rank_block(batch, self.batch_size, self.rank)
-
-
-def iter_rank_batches(
-    data: DataIterator | Dataset, batch_size: int, rank: int = 0, world_size: int = 1, drop_last: bool = True,
-) -> Iterator[dict[str, torch.Tensor]]:
-    """This rank's batches from an ordered dataset (or a Ray Train dataset shard of one)."""
-    collate = RankBlockCollate(batch_size, rank)
-    for batch in data.iter_torch_batches(
-        batch_size=batch_size * world_size, collate_fn=collate, drop_last=drop_last, prefetch_batches=2,
-    ):
-        if len(batch["input_ids"]):
-            yield batch
+def iter_rank_batches(data: DataIterator | Dataset, batch_size: int, rank: int = 0, world_size: int = 1,
+                      drop_last: bool = True) -> Iterator[dict[str, torch.Tensor]]:
+    """This rank's batches from a stream dataset: its block of every global batch of `batch_size * world_size`."""
+    for table in data.iter_batches(batch_size=batch_size * world_size, batch_format="pyarrow", drop_last=drop_last,
+                                   prefetch_batches=2):
+        block = rank_block(table, batch_size, rank)
+        if block.num_rows:
+            yield batch_from_table(block)
 
 
 class RayPackedBatches:
-    """This rank's micro batches from the ordered Ray dataset of `ray_jobs.loader` (a Ray Train shard).
+    """This rank's micro batches of a phase, streamed by Ray Data; a `training.trainer.BatchSource`.
 
-    The dataset starts `start_batches` global micro batches into the phase's deterministic order (the
-    driver skips what a resumed run already saw). Position = global micro batches consumed since the
-    phase began; after Ray Train restarts a worker from a later checkpoint, the batches between the
-    dataset's start and that checkpoint are read and dropped (skip count).
+    Position = global micro batches consumed since the phase began (the checkpointed state). Each `iter()` builds
+    the stream from that position to the end of the phase's plan (plus a few batches, for the trainer's
+    prefetching), so a restored position is resumed without reading what came before it.
     """
 
-    def __init__(self, shard, batch_size: int, rank: int, world_size: int, start_batches: int = 0):
-        self.shard, self.batch_size, self.rank, self.world_size = shard, batch_size, rank, world_size
-        self.start_batches = self.consumed = start_batches
+    EXTRA_BATCHES = 8
 
-    def __iter__(self):
-        target, position = self.consumed, self.start_batches
-        for batch in iter_rank_batches(self.shard, self.batch_size, self.rank, self.world_size):
-            position += 1
-            if position <= target:
-                continue
-            self.consumed = position
+    def __init__(self, path: str, batch_size: int, rank: int, world_size: int, seed: int, shuffle: bool,
+                 plan_batches: int, shuffle_buffer: int = SHUFFLE_BUFFER):
+        self.path, self.batch_size, self.rank, self.world_size = path, batch_size, rank, world_size
+        self.seed, self.shuffle, self.shuffle_buffer = seed, shuffle, shuffle_buffer
+        self.plan_batches = plan_batches
+        self.consumed = 0
+
+    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+        start = self.consumed
+        ds = stream_dataset(self.path, self.seed, self.batch_size * self.world_size, start,
+                            max(self.plan_batches - start, 0) + self.EXTRA_BATCHES, shuffle=self.shuffle,
+                            shuffle_buffer=self.shuffle_buffer)
+        for batch in iter_rank_batches(ds, self.batch_size, self.rank, self.world_size):
+            self.consumed += 1
             yield batch
-        raise RuntimeError(f"the ordered dataset ended after {position} micro batches; it was built too short")
 
     def state_dict(self) -> dict[str, int]:
-        return {"consumed": self.consumed}
+        return {"consumed": self.consumed, "global_batch": self.batch_size * self.world_size}
 
     def load_state_dict(self, state: dict[str, int]) -> None:
-        if int(state["consumed"]) < self.start_batches:
-            raise ValueError(f"checkpoint at micro batch {state['consumed']} is before this dataset's start "
-                             f"({self.start_batches})")
-        self.consumed = int(state["consumed"])
+        sequences = int(state["consumed"]) * int(state.get("global_batch", self.batch_size * self.world_size))
+        if sequences % (self.batch_size * self.world_size):
+            raise ValueError(f"checkpoint at {sequences} sequences does not fall on a global batch of "
+                             f"{self.batch_size} x {self.world_size} ranks: resume with its world size")
+        self.consumed = sequences // (self.batch_size * self.world_size)
+

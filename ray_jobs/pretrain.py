@@ -3,12 +3,12 @@
 Each phase runs `training.trainer.Trainer` inside the Ray Train workers: Ray sets up the process group
 (gloo on CPU, NCCL on GPU), the Trainer shards the model with FSDP2 (`training.parallelize.apply_fsdp`;
 not `ray.train.torch.prepare_model`, which is DDP/FSDP1 and refuses CPU), reads its block of every
-global batch from the ordered Ray Data dataset of `ray_jobs.loader` (the same batches as the plain
-`training.data.PackedShardLoader`), and saves DCP checkpoints in the run directory, each reported to Ray Train with
-`ray.train.report(..., checkpoint=...)`. When a worker dies, Ray Train restarts the group
-(`FailureConfig.max_failures`) and every worker resumes from `ray.train.get_checkpoint()` (or from the
-run folder's latest checkpoint when Ray had not yet committed the last report): model, optimizer, LR
-schedule, RNG and data position. `--resume` continues a stopped run from the latest
+global batch from its own Ray Data stream of the token set (`ray_jobs.loader.RayPackedBatches`: the same batches as
+the plain `training.data.PackedShardLoader`, from the position its checkpoint holds), and saves DCP checkpoints in
+the run directory, each reported to Ray Train with `ray.train.report(..., checkpoint=...)`. When a worker dies,
+Ray Train restarts the group (`FailureConfig.max_failures`) and every worker resumes from
+`ray.train.get_checkpoint()` (or from the run folder's latest checkpoint when Ray had not yet committed the last
+report): model, optimizer, LR schedule and data position. `--resume` continues a stopped run from the latest
 checkpoint in the run directory. Phases chain: each starts from the previous phase's final checkpoint.
 
 The run directory may be a URI (`s3://bucket/runs/demo`): the Trainer stages checkpoints and the export
@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import time
 from pathlib import Path
 from typing import Any
@@ -57,9 +56,10 @@ from infra.core.config import (
     write_resolved_config,
 )
 from infra.core.manifest import InputError, check_upstream
-from ray_jobs.loader import RayPackedBatches, data_config, ordered_dataset, read_packed, usable_per_epoch
+from ray_jobs.loader import RayPackedBatches
 from ray_jobs.runtime import ray_runtime
 from training.checkpoint import latest_checkpoint, step_of
+from training.data import usable_per_epoch
 from training.schedule import plan_steps
 from training.staging import absolute
 from training.trainer import (
@@ -152,27 +152,12 @@ def plan_for(pretrain: PretrainConfig, phase: PhaseConfig, workers: int) -> list
                       phase.schedule.batch_warmup_tokens, phase.max_steps)
 
 
-def build_dataset(data_dir: str, plan: list[int], start_step: int, seed: int, shuffle: bool,
-                  materialize: bool = False, global_batch: int = 1):
-    """The ordered Ray dataset of the phase from `start_step` on, with enough epochs for the whole plan.
-
-    Each epoch holds the sequences that fill whole global micro batches (`global_batch` = micro batch x
-    workers), as the plain loader's epochs do. `materialize` runs the read and sort once on the driver's
-    cluster (object store) instead of once per worker: much faster for small token sets (the demo, tests),
-    wrong for ones larger than memory.
-    """
-    packed = read_packed(data_dir, "train")
+def check_fills_a_batch(data_dir: str, global_batch: int) -> None:
+    """Refuse, before any worker starts, a token set whose train split fills no global micro batch."""
     manifest = json.loads(fs.read_text(fs.join(data_dir, "manifest.json")))
-    num_sequences = manifest.get("splits", {}).get("train", {}).get("sequences") or packed.count()
-    per_epoch = usable_per_epoch(num_sequences, global_batch)
-    if per_epoch == 0:
+    num_sequences = manifest.get("splits", {}).get("train", {}).get("sequences", 0)
+    if usable_per_epoch(num_sequences, global_batch) == 0:
         raise InputError(f"{data_dir}: {num_sequences} train sequences fill no global batch of {global_batch}")
-    skip = sum(plan[:start_step])
-    epochs = math.ceil(sum(plan) / per_epoch) + 1
-    first_epoch = skip // per_epoch
-    ordered = ordered_dataset(packed, seed=seed, epochs=range(first_epoch, epochs), shuffle=shuffle,
-                              skip_sequences=skip - first_epoch * per_epoch, global_batch=global_batch)
-    return ordered.materialize() if materialize else ordered
 
 
 class RayMetricsSink:
@@ -216,8 +201,9 @@ def _train_worker(loop_config: dict[str, Any]) -> None:
         ray.train.report(metrics, checkpoint=checkpoint, checkpoint_dir_name=path.name)
 
     world_size = ray.train.get_context().get_world_size()
-    batches = RayPackedBatches(ray.train.get_dataset_shard("train"), pretrain.data.micro_batch_size, rank, world_size,
-                               start_batches=loop_config["start_batches"])
+    batches = RayPackedBatches(loop_config["data_dir"], pretrain.data.micro_batch_size, rank, world_size,
+                               seed=config.run.seed, shuffle=pretrain.data.shuffle,
+                               plan_batches=loop_config["plan_batches"], shuffle_buffer=pretrain.data.shuffle_buffer)
     trainer = Trainer(pretrain, phase, loop_config["phase_dir"], loop_config["data_dir"], seed=config.run.seed,
                       batches=batches, init_from=loop_config["init_from"],
                       hooks=TrainerHooks(on_checkpoint=report, sinks=[RayMetricsSink(phase.name, rank)]))
@@ -275,23 +261,20 @@ def run_phase(config: RexbertConfig, phase: str, resume: bool = False, workers: 
 
     with ray_runtime(ray_config):
         plan = plan_for(pretrain, phase_config, workers)
-        dataset = build_dataset(data_dir, plan, start_step, config.run.seed, pretrain.data.shuffle,
-                                pretrain.data.materialize, global_batch=pretrain.data.micro_batch_size * workers)
+        check_fills_a_batch(data_dir, pretrain.data.micro_batch_size * workers)
         trainer = TorchTrainer(
             _train_worker,
             train_loop_config={
                 "config": config.model_dump(mode="json"), "phase": phase,
                 "phase_dir": phase_dir, "data_dir": data_dir, "init_from": init_from, "export": export,
                 "start_step": start_step,
-                "start_batches": sum(plan[:start_step]) // (pretrain.data.micro_batch_size * workers),
+                "plan_batches": sum(plan) // (pretrain.data.micro_batch_size * workers),
                 "threads": max(1, int(pretrain.cpus_per_worker)),
             },
             scaling_config=ScalingConfig(num_workers=workers, use_gpu=pretrain.use_gpu,
                                          resources_per_worker={"CPU": pretrain.cpus_per_worker},
                                          placement_strategy=pretrain.placement_strategy),
             torch_config=TorchConfig(backend="nccl" if pretrain.use_gpu else "gloo"),
-            datasets={"train": dataset},
-            dataset_config=data_config(),
             run_config=RunConfig(
                 name=f"{config.run.name}-{phase}-{time.strftime('%Y%m%d-%H%M%S')}",
                 **storage_for(fs.join(phase_dir, "ray")),

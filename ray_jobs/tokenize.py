@@ -51,6 +51,7 @@ from infra.core.outputs import check_output, staged_output
 from ray_jobs.loader import dataset_paths
 from training.data import (
     MIN_DOCUMENT_TOKENS,
+    ROW_GROUP_ROWS,
     PackedSequence,
     PackStats,
     SequencePacker,
@@ -263,7 +264,7 @@ def write_shard(shard: dict[str, Any], work_dir: str, split_dir: str, split: str
     name = f"part-{shard['number']:05d}.parquet"
     filesystem, folder = fs.resolve(split_dir)
     filesystem.create_dir(folder, recursive=True)
-    pq.write_table(table, f"{folder}/{name}", filesystem=filesystem, compression="zstd")
+    pq.write_table(table, f"{folder}/{name}", filesystem=filesystem, compression="zstd", row_group_size=ROW_GROUP_ROWS)
     pad = table.column("pad_len").to_numpy()
     sources = np.asarray(table.column("source").to_pylist(), dtype=object)
     counts = {src: {"sequences": int((sources == src).sum()), "pad": int(pad[sources == src].sum())}
@@ -460,7 +461,8 @@ def _num_rows(uri: str) -> int:
 
 
 def write_split(
-    out_dir: str | Path, chosen: Sequence[tuple[str, int, PackedSequence]], seq_len: int, rows_per_shard: int
+    out_dir: str | Path, chosen: Sequence[tuple[str, int, PackedSequence]], seq_len: int, rows_per_shard: int,
+    row_group_rows: int = ROW_GROUP_ROWS,
 ) -> list[str]:
     """Write (source, packed_index, sequence) triples in order as `part-XXXXX.parquet` under `out_dir`
     (a path or URI); seq_index = position. Returns the files as `<split folder>/<part>`. For tools and tests that
@@ -488,7 +490,8 @@ def write_split(
             schema=SHARD_SCHEMA,
         )
         name = f"part-{part:05d}.parquet"
-        pq.write_table(table, f"{folder}/{name}", compression="zstd", filesystem=filesystem)
+        pq.write_table(table, f"{folder}/{name}", compression="zstd", filesystem=filesystem,
+                       row_group_size=row_group_rows)
         files.append(f"{fs.name_of(out_dir)}/{name}")
     return files
 

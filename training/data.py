@@ -263,6 +263,8 @@ def plan_shards(streams: dict[str, SourceStream], selected: dict[str, int], rows
 # --- the loader -----------------------------------------------------------------------------------------------------
 
 COLUMNS = ["input_ids", "seq_lens", "pad_len", "seq_index"]
+ROW_GROUP_ROWS = 512  # rows per Parquet row group in the shards the pack job writes: the loader's unit of reading
+SHUFFLE_BUFFER = 4096  # sequences held (and shuffled together) per window, by default
 
 
 def _part_files(folder: str) -> list[str]:
@@ -286,140 +288,234 @@ def shard_files(path: str | Path, split: str = "train") -> list[str]:
     return files
 
 
-def read_shard(uri: str, columns: list[str] | None = None) -> pa.Table:
-    """One part file: memory-mapped when local, through its pyarrow filesystem otherwise."""
+def parquet_file(uri: str) -> pq.ParquetFile:
+    """An open Parquet file (footer read, nothing else): memory-mapped when local, through its filesystem otherwise."""
     if not fs.is_remote(uri):
-        return pq.read_table(fs.local_path(uri), columns=columns, memory_map=True)
+        return pq.ParquetFile(fs.local_path(uri), memory_map=True)
     filesystem, path = fs.resolve(uri)
-    return pq.read_table(path, columns=columns, filesystem=filesystem)
+    return pq.ParquetFile(filesystem.open_input_file(path))
 
 
-class PackedSequences:
-    """All sequences of a split in memory-mapped numpy form, indexed by `seq_index`."""
+def read_shard(uri: str, columns: list[str] | None = None) -> pa.Table:
+    """One whole part file."""
+    return parquet_file(uri).read(columns=columns)
 
-    def __init__(self, path: str | Path, split: str = "train"):
-        tables = [read_shard(f, COLUMNS) for f in shard_files(path, split)]
-        table = pa.concat_tables(tables).combine_chunks()
-        order = np.argsort(table.column("seq_index").to_numpy(), kind="stable")
-        ids = table.column("input_ids").chunk(0) if table.num_rows else None
-        self.seq_len = int(ids.value_lengths()[0].as_py()) if table.num_rows else 0
-        self.input_ids = (ids.values.to_numpy().reshape(-1, self.seq_len) if ids is not None
-                          else np.zeros((0, 0), np.int32))[order]
-        lens = table.column("seq_lens").chunk(0) if table.num_rows else None
-        self._lens_offsets = lens.offsets.to_numpy() if lens is not None else np.zeros(1, np.int32)
-        self._lens_values = lens.values.to_numpy() if lens is not None else np.zeros(0, np.int32)
-        self._lens_row = order  # row of seq_lens for each position
-        self.pad_len = table.column("pad_len").to_numpy()[order]
-        self.seq_index = table.column("seq_index").to_numpy()[order]
-        if not np.array_equal(self.seq_index, np.arange(len(self.seq_index))):
-            raise ValueError(f"{path}: seq_index is not 0..N-1")
+
+@dataclass
+class ShardIndex:
+    """Where the sequences of a split are, from the Parquet footers alone: one unit per non-empty row group, in
+    file order. A few integers per row group, so it fits any corpus (2B sequences are ~4M units)."""
+
+    files: list[str]
+    unit_file: np.ndarray  # int64 [U]: index into files
+    unit_group: np.ndarray  # int64 [U]: row group inside that file
+    unit_rows: np.ndarray  # int64 [U]
+    seq_len: int
+
+    @classmethod
+    def read(cls, path: str | Path, split: str = "train") -> ShardIndex:
+        files = shard_files(path, split)
+        unit_file, unit_group, unit_rows, seq_len = [], [], [], 0
+        for number, uri in enumerate(files):
+            handle = parquet_file(uri)
+            for group in range(handle.metadata.num_row_groups):
+                rows = handle.metadata.row_group(group).num_rows
+                if rows:
+                    unit_file.append(number)
+                    unit_group.append(group)
+                    unit_rows.append(rows)
+                    if not seq_len:
+                        first = handle.read_row_group(group, columns=["input_ids"]).column(0).chunk(0)
+                        seq_len = int(first.value_lengths()[0].as_py())
+        as_array = lambda values: np.asarray(values, dtype=np.int64)  # noqa: E731
+        return cls(files, as_array(unit_file), as_array(unit_group), as_array(unit_rows), seq_len)
 
     def __len__(self) -> int:
-        return len(self.seq_index)
+        return int(self.unit_rows.sum())
 
-    def batch(self, positions: np.ndarray) -> dict[str, torch.Tensor]:
-        """The batch dict for sequences at `positions` (= seq_index values)."""
-        rows = self._lens_row[positions]
-        starts, ends = self._lens_offsets[rows], self._lens_offsets[rows + 1]
-        seq_lens = np.zeros((len(positions), int((ends - starts).max(initial=0))), dtype=np.int32)
-        for i, (s, e) in enumerate(zip(starts, ends, strict=True)):
-            seq_lens[i, : e - s] = self._lens_values[s:e]
-        return {
-            "input_ids": torch.from_numpy(self.input_ids[positions].astype(np.int64)),
-            "seq_lens": torch.from_numpy(seq_lens),
-            "pad_len": torch.from_numpy(self.pad_len[positions].astype(np.int32)),
-            "seq_index": torch.from_numpy(self.seq_index[positions].astype(np.int64)),
-        }
+    def window_units(self, shuffle_buffer: int) -> int:
+        """Units per window so that a window holds about `shuffle_buffer` sequences (at least one unit)."""
+        mean_rows = float(self.unit_rows.mean()) if len(self.unit_rows) else 1.0
+        return max(1, round(shuffle_buffer / mean_rows))
 
-
-def epoch_order(num_sequences: int, seed: int, epoch: int, shuffle: bool) -> np.ndarray:
-    """The global visiting order of one epoch (shared with the Ray Data loader path)."""
-    if not shuffle:
-        return np.arange(num_sequences)
-    return np.random.default_rng(seed + epoch).permutation(num_sequences)
+    def read_units(self, units: Sequence[int], columns: list[str] = COLUMNS) -> pa.Table:
+        """The rows of `units`, in that order (a file's footer is read once per call)."""
+        handles: dict[int, pq.ParquetFile] = {}
+        parts = []
+        for unit in units:
+            number = int(self.unit_file[unit])
+            if number not in handles:
+                handles[number] = parquet_file(self.files[number])
+            parts.append(handles[number].read_row_group(int(self.unit_group[unit]), columns=columns))
+        return pa.concat_tables(parts).combine_chunks()
 
 
-def rank_positions(
-    order: np.ndarray, batch_size: int, rank: int, world_size: int, drop_last: bool
-) -> list[np.ndarray]:
-    """This rank's batches of one epoch: rank r takes block r of every global batch.
+@dataclass
+class EpochPlan:
+    """One epoch's order: the units in a seeded order (identity without shuffle), cut into windows of `window_units`
+    consecutive units; a window's rows are then permuted together (`window_order`). `starts[w]` is the epoch
+    position of window w's first row (`starts[-1]` the epoch's size)."""
 
-    With `drop_last=False` the final, short global batch is split the same way, so some ranks may get
-    a smaller (or no) last batch; distributed training wants `drop_last=True`.
-    """
-    step = batch_size * world_size
-    stop = len(order) - len(order) % step if drop_last else len(order)
-    batches = []
-    for start in range(0, stop, step):
-        block = order[start + rank * batch_size : start + (rank + 1) * batch_size]
-        if len(block):
-            batches.append(block)
-    return batches
+    epoch: int
+    windows: list[np.ndarray]
+    starts: np.ndarray
+
+    def window_at(self, position: int) -> int:
+        """The window holding epoch position `position`."""
+        return int(np.searchsorted(self.starts, position, side="right")) - 1
+
+
+def epoch_plan(index: ShardIndex, seed: int, epoch: int, shuffle: bool, window_units: int) -> EpochPlan:
+    count = len(index.unit_rows)
+    units = np.random.default_rng([seed, epoch]).permutation(count) if shuffle else np.arange(count)
+    windows = [units[i : i + window_units] for i in range(0, count, window_units)]
+    sizes = [int(index.unit_rows[w].sum()) for w in windows]
+    return EpochPlan(epoch, windows, np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64))
+
+
+def window_order(rows: int, seed: int, epoch: int, window: int, shuffle: bool) -> np.ndarray:
+    """The order of a window's rows (as read, unit after unit) in the epoch."""
+    return np.random.default_rng([seed, epoch, window]).permutation(rows) if shuffle else np.arange(rows)
+
+
+def read_window(index: ShardIndex, units: Sequence[int], seed: int, epoch: int, window: int, shuffle: bool,
+                lo: int = 0, hi: int | None = None) -> pa.Table:
+    """Rows [lo, hi) of one window in its epoch order (both loaders read through this)."""
+    table = index.read_units(units)
+    order = window_order(table.num_rows, seed, epoch, window, shuffle)[lo:hi]
+    return table.take(pa.array(order))
+
+
+def usable_per_epoch(num_sequences: int, global_batch: int) -> int:
+    """Sequences of one epoch that fill whole global batches (`global_batch` = micro batch x world size)."""
+    if global_batch < 1:
+        raise ValueError(f"global_batch must be at least 1, got {global_batch}")
+    return num_sequences - num_sequences % global_batch
+
+
+def batch_from_table(table: pa.Table) -> dict[str, torch.Tensor]:
+    """The batch dict (module docstring) of the rows of an Arrow table with `COLUMNS`."""
+    table = table.combine_chunks()
+    rows = table.num_rows
+    if not rows:
+        raise ValueError("an empty batch")
+    ids, lens = table.column("input_ids").chunk(0), table.column("seq_lens").chunk(0)
+    input_ids = ids.flatten().to_numpy().reshape(rows, -1)
+    offsets = lens.offsets.to_numpy()
+    counts = np.diff(offsets)
+    seq_lens = np.zeros((rows, int(counts.max())), dtype=np.int32)
+    column = np.arange(offsets[-1] - offsets[0]) - np.repeat(offsets[:-1] - offsets[0], counts)
+    seq_lens[np.repeat(np.arange(rows), counts), column] = lens.flatten().to_numpy()
+    return {
+        "input_ids": torch.from_numpy(input_ids.astype(np.int64)),
+        "seq_lens": torch.from_numpy(seq_lens),
+        "pad_len": torch.from_numpy(table.column("pad_len").to_numpy().astype(np.int32)),
+        "seq_index": torch.from_numpy(table.column("seq_index").to_numpy().astype(np.int64)),
+    }
+
+
+def rank_block(global_batch: pa.Table, batch_size: int, rank: int) -> pa.Table:
+    """Rank r's rows of a global batch: block r of `batch_size` (short or empty in a final, partial batch)."""
+    return global_batch.slice(rank * batch_size, batch_size)
 
 
 class PackedShardLoader:
-    """Deterministic, resumable, rank-disjoint batches over packed shards (see module docstring)."""
+    """Deterministic, resumable, rank-disjoint batches streamed from packed shards.
 
-    def __init__(
-        self,
-        path: str,
-        batch_size: int,
-        rank: int = 0,
-        world_size: int = 1,
-        seed: int = 0,
-        shuffle: bool = True,
-        drop_last: bool = True,
-        split: str = "train",
-    ):
+    Order: epoch e visits the units (row groups) in a seeded order, a window of about `shuffle_buffer` sequences
+    at a time, each window's rows permuted together (`epoch_plan`, `window_order`; identity with shuffle=False).
+    A global batch is `batch_size * world_size` consecutive rows of that order and rank r takes block r, so ranks
+    are disjoint; every rank reads the whole stream and keeps its blocks (reads scale with ranks, memory does
+    not). With `drop_last` each epoch ends at the last whole global batch. Memory: the footer index plus one window.
+
+    Iterating runs ONE epoch from the current position; the next `iter()` starts the next epoch (`forever()`
+    chains them). `state_dict()` holds (epoch, batches consumed in it); a loader given that state reads only from
+    the window holding the next batch on and yields exactly what an uninterrupted run would have yielded. A state
+    saved at another world size or batch size is re-sharded when the sequences it consumed fill whole global
+    batches of this loader (the order does not depend on either), and refused otherwise.
+    """
+
+    def __init__(self, path: str, batch_size: int, rank: int = 0, world_size: int = 1, seed: int = 0,
+                 shuffle: bool = True, drop_last: bool = True, split: str = "train",
+                 shuffle_buffer: int = SHUFFLE_BUFFER):
         if not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} outside world_size {world_size}")
-        self.data = PackedSequences(path, split)
+        self.index = ShardIndex.read(path, split)
         self.batch_size, self.rank, self.world_size = batch_size, rank, world_size
         self.seed, self.shuffle, self.drop_last = seed, shuffle, drop_last
+        self.window_units = self.index.window_units(shuffle_buffer)
         self.epoch = 0
         self.batches_consumed = 0  # within `epoch`
 
     @property
     def seq_len(self) -> int:
-        return self.data.seq_len
+        return self.index.seq_len
 
-    def _batches(self, epoch: int) -> list[np.ndarray]:
-        order = epoch_order(len(self.data), self.seed, epoch, self.shuffle)
-        return rank_positions(order, self.batch_size, self.rank, self.world_size, self.drop_last)
+    @property
+    def global_batch(self) -> int:
+        return self.batch_size * self.world_size
+
+    def _epoch_size(self) -> int:
+        total = len(self.index)
+        return usable_per_epoch(total, self.global_batch) if self.drop_last else total
 
     def __len__(self) -> int:
-        """Batches per epoch on this rank."""
-        return len(self._batches(0))
+        """Batches per epoch on this rank (with drop_last=False the last, partial one only where its block has rows)."""
+        full, rest = divmod(self._epoch_size(), self.global_batch)
+        return full + int(rest > self.rank * self.batch_size)
+
+    def _rows(self, epoch: int, start: int, stop: int) -> Iterator[pa.Table]:
+        """Epoch positions [start, stop) as Arrow tables, one window at a time."""
+        plan = epoch_plan(self.index, self.seed, epoch, self.shuffle, self.window_units)
+        window = plan.window_at(start) if start < stop else len(plan.windows)
+        while window < len(plan.windows) and plan.starts[window] < stop:
+            first = int(plan.starts[window])
+            yield read_window(self.index, plan.windows[window], self.seed, epoch, window, self.shuffle,
+                              lo=max(start - first, 0), hi=min(stop, int(plan.starts[window + 1])) - first)
+            window += 1
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
-        batches = self._batches(self.epoch)
-        while self.batches_consumed < len(batches):
-            positions = batches[self.batches_consumed]
-            self.batches_consumed += 1  # counted when handed out: a saved state never repeats it
-            yield self.data.batch(positions)
+        step, size = self.global_batch, self._epoch_size()
+        pending: list[pa.Table] = []
+        held = 0
+        for table in self._rows(self.epoch, self.batches_consumed * step, size):
+            pending.append(table)
+            held += table.num_rows
+            while held >= step or (held and self.batches_consumed * step + held >= size):
+                rows = pa.concat_tables(pending)
+                batch, rest = rows.slice(0, step), rows.slice(step)
+                pending, held = [rest], rest.num_rows
+                block = rank_block(batch, self.batch_size, self.rank)
+                self.batches_consumed += 1  # counted when handed out: a saved state never repeats it
+                if block.num_rows:
+                    yield batch_from_table(block)
         self.epoch += 1
         self.batches_consumed = 0
 
     def forever(self) -> Iterator[dict[str, torch.Tensor]]:
-        """Epoch after epoch, each reshuffled with seed + epoch."""
+        """Epoch after epoch, each reshuffled with its own seed."""
         if len(self) == 0:
             raise ValueError("no full batch in the data (lower batch_size or set drop_last=False)")
         while True:
             yield from self
 
     def state_dict(self) -> dict[str, Any]:
-        return {
-            "epoch": self.epoch,
-            "batches_consumed": self.batches_consumed,
-            "seed": self.seed,
-            "batch_size": self.batch_size,
-            "world_size": self.world_size,
-            "num_sequences": len(self.data),
-        }
+        return {"epoch": self.epoch, "batches_consumed": self.batches_consumed, "seed": self.seed,
+                "batch_size": self.batch_size, "world_size": self.world_size, "num_sequences": len(self.index),
+                "window_units": self.window_units, "shuffle": self.shuffle}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        for key in ("seed", "batch_size", "world_size", "num_sequences"):
-            mine = self.state_dict()[key]
-            if state.get(key, mine) != mine:
-                raise ValueError(f"loader state has {key}={state[key]}, this loader has {mine}")
-        self.epoch, self.batches_consumed = int(state["epoch"]), int(state["batches_consumed"])
+        mine = self.state_dict()
+        for key in ("seed", "num_sequences", "window_units", "shuffle"):
+            if state.get(key, mine[key]) != mine[key]:
+                raise ValueError(f"loader state has {key}={state[key]}, this loader has {mine[key]}: "
+                                 f"it belongs to another order of the data")
+        consumed = int(state["batches_consumed"]) * int(state.get("batch_size", self.batch_size)) * int(
+            state.get("world_size", self.world_size))
+        if consumed % self.global_batch:
+            raise ValueError(
+                f"loader state at {consumed} sequences into epoch {state['epoch']} (world_size="
+                f"{state.get('world_size')}, batch_size={state.get('batch_size')}) does not fall on a global batch "
+                f"of this loader (world_size={self.world_size}, batch_size={self.batch_size}): resume at a step "
+                f"where it does, or with the same world size")
+        self.epoch, self.batches_consumed = int(state["epoch"]), consumed // self.global_batch

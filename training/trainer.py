@@ -28,7 +28,9 @@ import json
 import logging
 import math
 import os
+import queue
 import shutil
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import nullcontext
@@ -36,6 +38,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
+import numpy as np
 import torch
 import torch.distributed as dist
 
@@ -49,7 +52,6 @@ from training.checkpoint import (
     ModelState,
     OptimizerState,
     PerRank,
-    RNGState,
     available_steps,
     latest_checkpoint,
     load_model_weights,
@@ -76,29 +78,94 @@ class BatchSource(Protocol):
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
 
-class EndlessBatches:
-    """Restart the source when an epoch ends; the source's own state records epoch and position."""
+@dataclass
+class HostBatch:
+    """One micro batch as the step takes it, prepared on the host: corrupted ids and labels (pinned for a GPU), the
+    layout (`seq_lens`, the attention cache's key), the masked count and the real tokens and FLOPs."""
 
-    def __init__(self, source: BatchSource):
-        self.source = source
-        self._it: Iterator | None = None
+    input_ids: torch.Tensor
+    labels: torch.Tensor
+    seq_lens: torch.Tensor
+    num_masked: int
+    real_tokens: int
+    flops: float
 
-    def next(self) -> dict[str, torch.Tensor]:
-        for _ in range(2):
-            if self._it is None:
-                self._it = iter(self.source)
+
+class PreparedBatches:
+    """Micro batches prepared ahead of the step, on a host thread, `depth` at a time.
+
+    The thread pulls batches from the source (epoch after epoch) and prepares each with `prepare(batch, number)`:
+    masking, the masked count, the FLOPs, pinning. `number` counts the micro batches of the phase on this rank;
+    the masking generator is seeded by it, so the masks depend on neither the thread's timing nor on where a run
+    resumed. The state is the source's position as of the last batch handed to the step (a prefetched batch is
+    not consumed), plus that count.
+    """
+
+    def __init__(self, source: BatchSource, prepare: Callable[[dict[str, torch.Tensor], int], HostBatch],
+                 depth: int = 2):
+        self.source, self.prepare, self.depth = source, prepare, depth
+        self.handed = 0
+        self._state = {"source": source.state_dict(), "batches": 0}
+        self._thread: threading.Thread | None = None
+        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+
+    def _produce(self, number: int) -> None:
+        try:
+            empty_epochs = 0  # a state saved after an epoch's last batch resumes into an empty rest of that epoch
+            while not self._stop.is_set():
+                empty_epochs += 1
+                for batch in self.source:
+                    empty_epochs = 0
+                    item = (self.prepare(batch, number), self.source.state_dict())
+                    number += 1
+                    while not self._stop.is_set():
+                        try:
+                            self._queue.put(item, timeout=0.1)
+                            break
+                        except queue.Full:
+                            continue
+                    if self._stop.is_set():
+                        return
+                if empty_epochs > 1:
+                    raise RuntimeError("the batch source yields no batch (too few sequences for one micro batch?)")
+        except BaseException as err:  # handed to the step, which raises it
+            self._queue.put((err, None))
+
+    def next(self) -> HostBatch:
+        if self._thread is None:
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._produce, args=(self.handed,), daemon=True,
+                                            name="prepare-batches")
+            self._thread.start()
+        prepared, source_state = self._queue.get()
+        if isinstance(prepared, BaseException):
+            raise prepared
+        self.handed += 1
+        self._state = {"source": source_state, "batches": self.handed}
+        return prepared
+
+    def close(self) -> None:
+        """Stop the thread (a prefetched batch is dropped; the state stays at the last handed one)."""
+        if self._thread is None:
+            return
+        self._stop.set()
+        while self._thread.is_alive():
             try:
-                return next(self._it)
-            except StopIteration:
-                self._it = None
-        raise RuntimeError("the batch source yields no batch (too few sequences for one micro batch?)")
+                self._queue.get(timeout=0.1)
+            except queue.Empty:
+                pass
+        self._thread = None
+        self._queue = queue.Queue(maxsize=self.depth)
 
     def state_dict(self) -> dict[str, Any]:
-        return self.source.state_dict()
+        return self._state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.source.load_state_dict(state)
-        self._it = None
+        self.close()
+        self.source.load_state_dict(state["source"])
+        self.handed = int(state["batches"])
+        self._state = {"source": self.source.state_dict(), "batches": self.handed}
 
 
 @dataclass
@@ -213,7 +280,7 @@ class Trainer:
     model: ModernBertMLM
     optimizer: torch.optim.Optimizer
     lr_schedule: LRSchedule
-    batches: EndlessBatches
+    batches: PreparedBatches
     checkpointer: CheckpointManager
     metrics: MetricsProcessor
     # runtime state (checkpointed through `state_dict`)
@@ -245,7 +312,7 @@ class Trainer:
             batches = PackedShardLoader(fs.join(self.data_dir, "train"), batch_size=micro, rank=self.rank,
                                         world_size=self.world_size, seed=seed, shuffle=config.data.shuffle,
                                         drop_last=True)
-        self.batches = EndlessBatches(batches)
+        source = batches
 
         # model: meta -> parallelize -> to_empty -> init (then an HF checkpoint's or the previous phase's weights)
         self.hf_checkpoint, base_args = None, None
@@ -312,13 +379,12 @@ class Trainer:
             mask_token_id=tokenizer.mask_token_id, vocab_size=len(tokenizer),
             special_token_ids=tuple(tokenizer.all_special_ids), mask_rate=mask_rate,
             mask_token_share=config.mlm.mask_token_share, random_token_share=config.mlm.random_token_share)
-        self.mask_generator = torch.Generator().manual_seed(seed * 1_000_003 + self.rank)
+        self.batches = PreparedBatches(source, self._prepare)
 
         self.checkpointer = CheckpointManager(
             fs.join(self.phase_dir, "checkpoints"),
             {"model": ModelState(self.model), "optimizer": OptimizerState(self.model, self.optimizer),
-             "lr_schedule": self.lr_schedule, "train_state": self, "data": PerRank(self.batches, self.rank),
-             "rng": PerRank(RNGState({"mlm": self.mask_generator}), self.rank)},
+             "lr_schedule": self.lr_schedule, "train_state": self, "data": PerRank(self.batches, self.rank)},
             interval=config.checkpoint.interval, keep_latest_k=config.checkpoint.keep_latest_k)
 
         sinks: list[Sink] = list(self.hooks.sinks)
@@ -380,24 +446,30 @@ class Trainer:
         self.lr_schedule.set_next_step_tokens(self._step_tokens(self.step))
         return step
 
-    def _next_micro_batch(self) -> tuple[dict[str, Any], int, float]:
-        """The next micro batch, ready for the model, with its real tokens and FLOPs on this rank.
-
-        Everything the step needs to know about the batch is read here, on the host, from the loader's CPU
-        tensors: the masked count (`num_masked`: the sparse head then needs no sync), the document layout
-        (attention masks, cached per layout) and the FLOPs. Nothing waits for the device."""
-        started = time.perf_counter()
-        batch = self.batches.next()
+    def _prepare(self, batch: dict[str, torch.Tensor], number: int) -> HostBatch:
+        """Host thread (`PreparedBatches`): everything the step needs to know about micro batch `number`, from the
+        loader's CPU tensors, so nothing waits for the device: the masking (its generator seeded by run seed, rank
+        and `number`), the masked count (`num_masked`: the sparse head then needs no sync), the real tokens and
+        the FLOPs; pinned when the step runs on a GPU, so the copy overlaps."""
+        generator = torch.Generator().manual_seed(
+            int(np.random.SeedSequence([self.seed, self.rank, number]).generate_state(1)[0]))
         seq_lens, pad_len = batch["seq_lens"], batch["pad_len"]
-        ids, labels = mask_tokens(batch["input_ids"].long(), self.masking, self.mask_generator)
+        ids, labels = mask_tokens(batch["input_ids"].long(), self.masking, generator)
         real = int(batch["input_ids"].numel() - pad_len.sum())
         flops = real * self.matmul_flops_per_token + attention_flops(self.model_args, seq_lens, pad_len)
-        num_masked = count_masked(labels)
-        attn = self.attention.get(seq_lens)
+        if self.device.type == "cuda":
+            ids, labels = ids.pin_memory(), labels.pin_memory()
+        return HostBatch(ids, labels, seq_lens, count_masked(labels), real, flops)
+
+    def _next_micro_batch(self) -> tuple[dict[str, Any], int, float]:
+        """The next prepared micro batch, moved to the device, with its attention inputs (cached per layout)."""
+        started = time.perf_counter()
+        prepared = self.batches.next()
+        attn = self.attention.get(prepared.seq_lens)
         self.metrics.add_data_time(time.perf_counter() - started)
         to = {"non_blocking": True}
-        return {"input_ids": ids.to(self.device, **to), "labels": labels.to(self.device, **to), "attn": attn,
-                "num_masked": num_masked}, real, flops
+        return {"input_ids": prepared.input_ids.to(self.device, **to), "labels": prepared.labels.to(self.device, **to),
+                "attn": attn, "num_masked": prepared.num_masked}, prepared.real_tokens, prepared.flops
 
     def train_step(self, batch_size: int) -> tuple[float, float, int, float]:
         """One optimizer step over `batch_size` sequences (gradient accumulation); returns loss, grad norm,
@@ -497,6 +569,7 @@ class Trainer:
         return out_dir if self.rank == 0 else None
 
     def close(self) -> None:
+        self.batches.close()
         self.metrics.close()
         self.publish_logs()
 

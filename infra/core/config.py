@@ -415,8 +415,8 @@ class DataSection(_Section):
     )
     micro_batch_size: int = Field(8, ge=1, description="Sequences per rank per forward pass.")
     shuffle: bool = Field(True, description="Visit the sequences in a new seeded order every epoch.")
-    materialize: bool = Field(
-        False, description="Ray path: build the ordered dataset once in the object store (small token sets only).")
+    shuffle_buffer: int = Field(
+        4096, ge=1, description="Sequences read and shuffled together (a window of row groups): the loaders' memory.")
 
 
 class MlmSection(_Section):

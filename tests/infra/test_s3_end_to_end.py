@@ -52,7 +52,7 @@ def test_a_run_writes_every_stage_to_s3(s3_server, shared_data, tmp_path):
         "pretrain": {
             "model": {"preset": "tiny"}, "phases": {"general": "demo-general.yaml"},
             "phase_overrides": {"general": {"max_steps": 2}}, "workers": 1, "cpus_per_worker": 1,
-            "data": {"micro_batch_size": 2, "materialize": True},
+            "data": {"micro_batch_size": 2},
             "checkpoint": {"interval": 1, "keep_latest_k": 1},
             "metrics": {"log_interval": 1, "progress": False, "tensorboard": False},
         },

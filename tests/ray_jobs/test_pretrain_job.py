@@ -37,7 +37,7 @@ def test_demo_yaml_holds_every_setting_the_demo_used_to_set_in_code(tmp_path):
     config = load_config(DEMO_CONFIG, {"run": {"output": str(tmp_path)}})
     p = config.pretrain
     assert p.model.preset == "tiny" and p.workers == 2 and p.use_gpu is False and p.cpus_per_worker == 0.5
-    assert (p.data.micro_batch_size, p.data.materialize) == (2, True)
+    assert p.data.micro_batch_size == 2
     assert (p.checkpoint.interval, p.checkpoint.keep_latest_k) == (2, 2)
     assert (p.metrics.log_interval, p.metrics.progress) == (1, False)
     assert {name: phase.source for name, phase in p.phases.items()} == {

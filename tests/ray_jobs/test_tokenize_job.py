@@ -17,7 +17,7 @@ from infra.core import fs
 from infra.core.config import load_config
 from infra.core.manifest import check_manifest, read_manifest
 from infra.core.paths import PROJECT_ROOT
-from ray_jobs.loader import iter_rank_batches, ordered_dataset, read_packed
+from ray_jobs.loader import RayPackedBatches, iter_rank_batches, stream_dataset
 from ray_jobs.tokenize import document_split, pack, run_demo, run_tokenize
 from tests.training.test_tokenizer import wcxb_documents, write_corpus
 from training.data import PackedShardLoader, read_shard, shard_files
@@ -170,43 +170,48 @@ def test_same_seed_same_shards_other_seed_other_order_and_upsampling_is_recorded
 def test_ray_loader_matches_plain_loader_per_rank_and_resumes_by_skip_count(demo):
     root, _, _, _ = demo
     path = root / "tokens" / "context-256"
-    ds = ordered_dataset(read_packed(path), seed=3, epochs=1).materialize()  # one run, read by both ranks
-    for rank in range(2):
-        plain = [b["seq_index"].tolist() for b in PackedShardLoader(str(path), 4, rank, 2, seed=3)]
+    plain = {rank: [b["seq_index"].tolist() for b in PackedShardLoader(str(path), 4, rank, 2, seed=3)]
+             for rank in range(2)}
+    ds = stream_dataset(path, seed=3, global_batch=8, start_batch=0, batches=len(plain[0])).materialize()
+    for rank in range(2):  # one run, read by both ranks
         ray_batches = list(iter_rank_batches(ds, 4, rank, 2))
-        assert [b["seq_index"].tolist() for b in ray_batches] == plain
+        assert [b["seq_index"].tolist() for b in ray_batches] == plain[rank]
         first = ray_batches[0]
         assert first["input_ids"].shape == (4, 256) and (first["seq_lens"].sum(1) == 256).all()
-    skipped = ordered_dataset(read_packed(path), seed=3, epochs=1, skip_sequences=3 * 4 * 2)
-    resumed = [b["seq_index"].tolist() for b in iter_rank_batches(skipped, 4, 1, 2)]
-    assert resumed == [b["seq_index"].tolist() for b in PackedShardLoader(str(path), 4, 1, 2, seed=3)][3:]
+    skipped = stream_dataset(path, seed=3, global_batch=8, start_batch=3, batches=len(plain[1]) - 3)
+    assert [b["seq_index"].tolist() for b in iter_rank_batches(skipped, 4, 1, 2)] == plain[1][3:]
 
 
 def test_both_loaders_give_the_same_batches_in_every_epoch_and_resume_across_an_epoch_boundary(demo):
     """Three epochs over a split whose size is not a multiple of the global batch (a ragged last batch every
-    epoch): the Ray path drops each epoch's ragged rest as the plain loader does, so every batch of every epoch
-    agrees per rank, and a resume counted in global batches lands on the same batch in both."""
+    epoch), read in windows of about 16 sequences: the Ray stream drops each epoch's ragged rest as the plain
+    loader does, so every batch of every epoch agrees per rank, and a Ray Train source resumed from a checkpoint
+    state lands on the same batch as the plain loader."""
     root, _, _, _ = demo
     path = root / "tokens" / "context-256"
-    batch, world = 3, 2
-    plain = {rank: PackedShardLoader(str(path), batch, rank, world, seed=5) for rank in range(world)}
-    num_sequences = len(plain[0].data)
-    assert num_sequences % (batch * world), "the test needs a ragged last global batch"
+    batch, world, buffer = 3, 2, 16
+    plain = {rank: PackedShardLoader(str(path), batch, rank, world, seed=5, shuffle_buffer=buffer)
+             for rank in range(world)}
+    assert len(plain[0].index) % (batch * world), "the test needs a ragged last global batch"
     per_rank = {rank: [[b["seq_index"].tolist() for b in loader] for _ in range(3)] for rank, loader in plain.items()}
-    ds = ordered_dataset(read_packed(path), seed=5, epochs=3, global_batch=batch * world).materialize()
+    epoch_batches = len(per_rank[0][0])
+    ds = stream_dataset(path, seed=5, global_batch=batch * world, start_batch=0, batches=3 * epoch_batches,
+                        shuffle_buffer=buffer).materialize()
     for rank in range(world):
         ray_batches = [b["seq_index"].tolist() for b in iter_rank_batches(ds, batch, rank, world)]
         assert ray_batches == [b for epoch in per_rank[rank] for b in epoch]
     assert per_rank[0][0] != per_rank[0][1]  # each epoch reshuffled
     # Resume just before the end of epoch 0: the next batches run on into epoch 1 in both loaders.
-    done = len(per_rank[0][0]) - 1
-    resumed = ordered_dataset(read_packed(path), seed=5, epochs=3, global_batch=batch * world,
-                              skip_sequences=done * batch * world)
-    ray_next = [b["seq_index"].tolist() for b in iter_rank_batches(resumed, batch, 1, world)][:3]
-    loader = PackedShardLoader(str(path), batch, 1, world, seed=5)
+    done = epoch_batches - 1
+    source = RayPackedBatches(str(path), batch, 1, world, seed=5, shuffle=True, plan_batches=3 * epoch_batches,
+                              shuffle_buffer=buffer)
+    source.load_state_dict({"consumed": done, "global_batch": batch * world})
+    ray_next = [b["seq_index"].tolist() for _, b in zip(range(3), source, strict=False)]
+    loader = PackedShardLoader(str(path), batch, 1, world, seed=5, shuffle_buffer=buffer)
     loader.load_state_dict({**loader.state_dict(), "epoch": 0, "batches_consumed": done})
     stream = loader.forever()
     assert ray_next == [next(stream)["seq_index"].tolist() for _ in range(3)]
+    assert source.state_dict()["consumed"] == done + 3
 
 
 def write_jsonl_corpus(folder: Path, texts: list[str]) -> Path:
@@ -304,5 +309,5 @@ def test_pack_reads_a_corpus_from_s3_and_writes_the_same_shards_there(demo, s3_s
     assert len(load_tokenizer(fs.join(remote_out, "tokenizer"))) == 512
     plain = [b["seq_index"].tolist() for b in PackedShardLoader(remote_out, 4, seed=2)]
     assert plain == [b["seq_index"].tolist() for b in PackedShardLoader(str(tmp_path / "local"), 4, seed=2)]
-    ds = ordered_dataset(read_packed(remote_out), seed=2).materialize()
+    ds = stream_dataset(remote_out, seed=2, global_batch=4, start_batch=0, batches=len(plain))
     assert [b["seq_index"].tolist() for b in iter_rank_batches(ds, 4)] == plain

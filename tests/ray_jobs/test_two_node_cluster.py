@@ -129,7 +129,7 @@ def test_tokenize_pretrain_evaluate_across_two_nodes_survive_losing_one(two_node
             "model": {"preset": "tiny"}, "phases": {"general": "demo-general.yaml"},
             "phase_overrides": {"general": {"max_steps": 40, "tokens": 40 * 8 * 128}},
             "workers": 2, "cpus_per_worker": 0.5, "placement_strategy": "SPREAD",
-            "data": {"micro_batch_size": 4, "materialize": True},
+            "data": {"micro_batch_size": 4},
             "checkpoint": {"interval": 4, "keep_latest_k": 2, "max_failures": 2},
             "metrics": {"log_interval": 1, "progress": False, "tensorboard": False},
         },
