@@ -1,20 +1,22 @@
-"""Loader throughput vs what a training step consumes, at the tiny and base sizes.
+"""The loaders at base shape: sequences/s and memory at 1M, 10M and 100M tokens of shards, L=1024 and L=8192.
 
-Shards: packed from generated documents (log-normal lengths, mean ~355 tokens like the training
-throughput bench) and written exactly as `ray_jobs.tokenize.pack` writes them. Measured here:
-`training.data.PackedShardLoader` sequences/s over a full epoch (one process, batch 32), and with
-`--ray` the Ray Data path (`ray_jobs.loader`: ordered dataset + `iter_torch_batches`).
+Shards are generated straight in the pack job's format (`ray_jobs.tokenize.write_split`, row groups of
+`training.data.ROW_GROUP_ROWS`): random ids in a 50k vocabulary, documents of log-normal length (mean ~400
+tokens, like the training throughput bench) packed into rows, `seq_lens` summing to L. Generated once per shape
+and size in `--work-dir` and reused; generation is never timed.
 
-Consumption rates:
-- tiny (seq 128): measured here, transformers' ModernBertForMaskedLM at the `tiny` shape
-  (dim 64, 4 layers, intermediate 96, 4 heads, vocab 512), forward + backward + AdamW on CPU;
-- base (seq 1024): what one GPU needs at the 500k tokens/s/GPU target (~488 seq/s), beside the
-  rates measured on one H200 (bench/results/train_throughput_gpu.md: 194k tokens/s, ours_fsdp) and
-  ModernBERT's published run (~304k tokens/s per H100).
-Headroom = loader sequences/s / consumed sequences/s (above 1: the loader keeps up, on one core).
+Every measurement runs one whole epoch (shuffled, seed 0, micro batch of 32k tokens: 32 x 1024 or 4 x 8192) in a
+fresh spawned process, so memory is the loader's alone:
+- `plain`: `training.data.PackedShardLoader` (footer index + one window of row groups); peak RSS of the process;
+- `ray_data`: `ray_jobs.loader.stream_dataset` + `iter_rank_batches` on a local Ray cluster started in that process
+  (2 CPUs, 1 GiB object store, warmed up by one batch first); peak RSS of the consuming process and peak PSS of
+  it plus every Ray process.
+Sequences/s are set beside what one GPU consumes at the project's target (500k tokens/s), at ModernBERT's
+published rate per H100, and at the rate measured here on one H200 (`train_throughput_gpu.md`): headroom above 1
+means the loader keeps up, on one core.
 
-    python -m bench.loader_bench            # 4096 sequences per size (under a minute)
-    python -m bench.loader_bench --sequences 20000 --ray
+    python -m bench.loader_bench                          # 1M, 10M, 100M tokens at L=1024 and 8192
+    python -m bench.loader_bench --sizes 1M,10M --seq-lens 1024 --no-ray
 """
 
 from __future__ import annotations
@@ -22,135 +24,184 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-import torch
+import ray  # before psutil: Ray ships psutil in ray/thirdparty_files and puts it on sys.path
 
+# isort: split
+import psutil
+
+from bench.tokenize_scale import PeakMemory, in_subprocess, parse_size, size_label
 from infra.core.paths import PROJECT_ROOT
-from ray_jobs.tokenize import write_split
-from training.data import PackedShardLoader, pack_documents
+from training.data import PackedSequence
 
 RESULTS = PROJECT_ROOT / "bench" / "results"
-BASE_RATES = {  # tokens/s per GPU at seq 1024
+MiB = 2**20
+BATCH_TOKENS = 32_768
+BASE_RATES = {  # tokens/s per GPU
     "target_500k_tokens_per_gpu": 500_000,
     "modernbert_published_h100": 304_000,
     "measured_h200_ours_fsdp": 194_210,
 }
 
 
-def write_shards(folder: Path, seq_len: int, sequences: int, seed: int = 0) -> Path:
+def write_shards(folder: Path, seq_len: int, tokens: int, seed: int = 0) -> Path:
+    """`tokens` worth of packed rows (rounded up to whole rows) in `folder/train/`, once."""
+    from ray_jobs.tokenize import write_split
+
+    done = folder / "complete"
+    if done.exists():
+        return folder
     rng = np.random.default_rng(seed)
-    docs, total = [], 0
-    while total < sequences * seq_len:
-        n = int(np.clip(rng.lognormal(5.5, 0.8), 3, 8 * seq_len))
-        docs.append((f"d{len(docs)}", rng.integers(5, 50_000, size=n, dtype=np.int32)))
-        total += n + 2
-    packed, _ = pack_documents(docs, seq_len, 1, 2, 3)
-    write_split(folder / "train", [("gen", i, s) for i, s in enumerate(packed[:sequences])], seq_len, 4096)
+    rows = -(-tokens // seq_len)
+    triples = []
+    for index in range(rows):
+        lens, left = [], seq_len
+        while left:
+            n = min(left, int(np.clip(rng.lognormal(5.7, 0.8), 5, 8 * seq_len)))
+            if 0 < left - n < 5:  # no segment shorter than [CLS] x x x [SEP]
+                n = left
+            lens.append(n)
+            left -= n
+        ids = rng.integers(5, 50_000, size=seq_len, dtype=np.int32)
+        triples.append(("gen", index, PackedSequence(ids, lens, 0, [f"d{index}-{k}" for k in range(len(lens))])))
+        if len(triples) == 4096 or index == rows - 1:  # one shard at a time: generation memory stays small
+            write_split_part(write_split, folder / "train", triples, seq_len, first=index + 1 - len(triples))
+            triples = []
+    done.write_text("ok")
     return folder
 
 
-def plain_loader_rate(folder: Path, batch_size: int) -> dict[str, float]:
+def write_split_part(write_split, split_dir: Path, triples: list, seq_len: int, first: int) -> None:
+    """Write one shard of `write_split`'s format as part number first // 4096, numbered from `first`."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    tmp = split_dir / f".tmp-{first}"
+    write_split(tmp, triples, seq_len, rows_per_shard=len(triples))
+    table = pq.read_table(tmp / "part-00000.parquet")
+    table = table.set_column(table.schema.get_field_index("seq_index"), "seq_index",
+                             pc.add(table.column("seq_index"), first))
+    from training.data import ROW_GROUP_ROWS
+
+    split_dir.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, split_dir / f"part-{first // 4096:05d}.parquet", compression="zstd",
+                   row_group_size=ROW_GROUP_ROWS)
+    (tmp / "part-00000.parquet").unlink()
+    tmp.rmdir()
+
+
+def plain_epoch(folder: str, batch_size: int) -> dict:
+    """Spawned process: one shuffled epoch of the plain loader; sequences/s and peak RSS."""
+    import resource
+
+    from training.data import PackedShardLoader
+
     started = time.perf_counter()
-    loader = PackedShardLoader(str(folder), batch_size, seed=0)
+    loader = PackedShardLoader(folder, batch_size, seed=0)
     opened = time.perf_counter() - started
-    started, seen = time.perf_counter(), 0
-    for batch in loader:
+    started, seen, rss = time.perf_counter(), 0, []
+    for number, batch in enumerate(loader):
         seen += len(batch["input_ids"])
+        if number % 50 == 0:
+            rss.append(psutil.Process().memory_info().rss)
     seconds = time.perf_counter() - started
-    return {"open_seconds": round(opened, 3), "sequences": seen, "sequences_per_s": round(seen / seconds)}
+    return {"open_seconds": round(opened, 3), "sequences": seen, "seconds": round(seconds, 2),
+            "sequences_per_s": round(seen / seconds), "window_units": loader.window_units,
+            "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+            "rss_first_last_mib": [round(rss[0] / MiB), round(rss[-1] / MiB)]}
 
 
-def ray_loader_rate(folder: Path, batch_size: int) -> dict[str, float]:
-    from ray_jobs.loader import iter_rank_batches, ordered_dataset, read_packed
+def ray_epoch(folder: str, batch_size: int) -> dict:
+    """Spawned process: one shuffled epoch streamed by Ray Data; sequences/s, consumer RSS and tree PSS peaks."""
+    import logging
 
-    started = time.perf_counter()
-    ds = ordered_dataset(read_packed(folder), seed=0).materialize()
-    prepared = time.perf_counter() - started
-    started, seen = time.perf_counter(), 0
-    for batch in iter_rank_batches(ds, batch_size):
-        seen += len(batch["input_ids"])
-    seconds = time.perf_counter() - started
-    return {"order_seconds": round(prepared, 3), "sequences": seen, "sequences_per_s": round(seen / seconds)}
+    from infra.core.config import RayConfig
+    from ray_jobs.loader import iter_rank_batches, stream_dataset
+    from ray_jobs.runtime import init_ray
+    from training.data import ShardIndex, usable_per_epoch
 
-
-def tiny_step_rate(seq_len: int = 128, batch_size: int = 8, steps: int = 6) -> float:
-    """Sequences/s that a tiny ModernBERT consumes on this CPU (forward + backward + AdamW)."""
-    from transformers import ModernBertConfig, ModernBertForMaskedLM
-
-    config = ModernBertConfig(vocab_size=512, hidden_size=64, num_hidden_layers=4, intermediate_size=96,
-                              num_attention_heads=4, max_position_embeddings=1024, pad_token_id=3,
-                              bos_token_id=1, eos_token_id=2, cls_token_id=1, sep_token_id=2)
-    model = ModernBertForMaskedLM(config)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    ids = torch.randint(5, 512, (batch_size, seq_len))
-    labels = torch.where(torch.rand(ids.shape) < 0.3, ids, -100)
-    for step in range(steps + 2):  # two warm-up steps
-        if step == 2:
-            started = time.perf_counter()
-        loss = model(input_ids=ids, labels=labels).loss
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad()
-    return steps * batch_size / (time.perf_counter() - started)
+    logging.disable(logging.INFO)
+    init_ray(RayConfig(num_cpus=2, dashboard_port=8299, metrics_export_port=8199), object_store_memory=2**30)
+    session = ray._private.worker._global_node.get_session_dir_path()
+    batches = usable_per_epoch(len(ShardIndex.read(folder)), batch_size) // batch_size
+    for _ in iter_rank_batches(stream_dataset(folder, seed=1, global_batch=batch_size, start_batch=0, batches=1),
+                               batch_size):
+        pass  # warm-up: the cluster's worker processes start here, not in the timed epoch
+    ds = stream_dataset(folder, seed=0, global_batch=batch_size, start_batch=0, batches=batches)
+    with PeakMemory(session) as memory:
+        started, seen = time.perf_counter(), 0
+        for batch in iter_rank_batches(ds, batch_size):
+            seen += len(batch["input_ids"])
+        seconds = time.perf_counter() - started
+    ray.shutdown()
+    return {"sequences": seen, "seconds": round(seconds, 2), "sequences_per_s": round(seen / seconds),
+            "driver_peak_rss_mib": round(memory.driver_rss / MiB), "tree_peak_pss_mib": round(memory.tree_pss / MiB)}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--sequences", type=int, default=4096)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--ray", action="store_true", help="Also time the Ray Data loader path.")
+    parser.add_argument("--sizes", default="1M,10M,100M")
+    parser.add_argument("--seq-lens", default="1024,8192")
+    parser.add_argument("--no-ray", action="store_true", help="Only the plain loader.")
+    parser.add_argument("--work-dir", type=Path, default=Path("/tmp/rexbert-loader-bench"))
+    parser.add_argument("--name", default="loader")
     args = parser.parse_args()
 
-    work = Path(tempfile.mkdtemp(prefix="loader-bench-"))
-    tiny_rate = tiny_step_rate()
-    sizes = {
-        "tiny": {"seq_len": 128, "consumed": {"measured_cpu_tiny_step": tiny_rate}},
-        "base": {"seq_len": 1024, "consumed": {k: v / 1024 for k, v in BASE_RATES.items()}},
-    }
-    if args.ray:
-        import ray
+    rows = []
+    for seq_len in (int(x) for x in args.seq_lens.split(",")):
+        batch_size = BATCH_TOKENS // seq_len
+        for tokens in (parse_size(x) for x in args.sizes.split(",")):
+            folder = write_shards(args.work_dir / f"L{seq_len}-{size_label(tokens)}", seq_len, tokens)
+            row = {"seq_len": seq_len, "tokens": tokens, "label": size_label(tokens), "batch_size": batch_size,
+                   "shard_mib": round(sum(f.stat().st_size for f in (folder / "train").glob("*.parquet")) / MiB),
+                   "plain": in_subprocess(plain_epoch, str(folder), batch_size)}
+            if not args.no_ray:
+                row["ray_data"] = in_subprocess(ray_epoch, str(folder), batch_size)
+            rows.append(row)
+            print(json.dumps(row))
+    write_results({"rows": rows, "batch_tokens": BATCH_TOKENS, "load_average_1m": os.getloadavg()[0],
+                   "base_rates_tokens_per_s": BASE_RATES}, args.name)
 
-        from infra.core.config import RayConfig
-        from ray_jobs.runtime import init_ray
 
-        init_ray(RayConfig(num_cpus=2, dashboard_port=8298, metrics_export_port=8198))
-    result: dict = {"sequences": args.sequences, "batch_size": args.batch_size, "sizes": {}}
-    for name, size in sizes.items():
-        folder = write_shards(work / name, size["seq_len"], args.sequences)
-        loaders = {"plain": plain_loader_rate(folder, args.batch_size)}
-        if args.ray:
-            loaders["ray_data"] = ray_loader_rate(folder, args.batch_size)
-        headroom = {f"{loader}_vs_{rate}": round(m["sequences_per_s"] / consumed, 1)
-                    for loader, m in loaders.items() for rate, consumed in size["consumed"].items()}
-        result["sizes"][name] = {
-            "seq_len": size["seq_len"],
-            "loader": loaders,
-            "consumed_sequences_per_s": {k: round(v, 1) for k, v in size["consumed"].items()},
-            "headroom": headroom,
-        }
-    if args.ray:
-        ray.shutdown()
-    result["load_average_1m"] = os.getloadavg()[0]
+def write_results(result: dict, name: str) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "loader.json").write_text(json.dumps(result, indent=2))
+    (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2))
+    loaders = [k for k in ("plain", "ray_data") if any(k in r for r in result["rows"])]
     lines = [
-        f"# Loader throughput vs training consumption ({args.sequences} sequences, batch {args.batch_size})",
+        "# Loaders at base shape: sequences/s and memory from 1M to 100M tokens of shards",
         "",
-        f"Wall time, one process, load average {result['load_average_1m']:.1f} (shared machine).",
+        f"One shuffled epoch per cell, micro batches of {result['batch_tokens']:,} tokens, each loader in a fresh "
+        f"process; load average {result['load_average_1m']:.1f} at the end (2 shared cores). `plain`: peak RSS "
+        "of the process; `ray_data`: peak RSS of the consuming process / peak PSS of it and every Ray process.",
         "",
-        "| size | seq_len | loader | loader seq/s | consumer | consumed seq/s | headroom |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| L | tokens | shards MiB | " + " | ".join(f"{k} seq/s | {k} memory MiB" for k in loaders) + " |",
+        "| --- | --- | --- | " + " | ".join("--- | ---" for _ in loaders) + " |",
     ]
-    for name, r in result["sizes"].items():
-        for loader, m in r["loader"].items():
-            for rate, consumed in r["consumed_sequences_per_s"].items():
-                lines.append(f"| {name} | {r['seq_len']} | {loader} | {m['sequences_per_s']:,} | {rate} | "
-                             f"{consumed:,} | {m['sequences_per_s'] / consumed:.1f}x |")
-    (RESULTS / "loader.md").write_text("\n".join(lines) + "\n")
+    for r in result["rows"]:
+        cells = []
+        for k in loaders:
+            m = r.get(k)
+            if m is None:
+                cells += ["", ""]
+            elif k == "plain":
+                cells += [f"{m['sequences_per_s']:,}", f"{m['peak_rss_mib']}"]
+            else:
+                cells += [f"{m['sequences_per_s']:,}", f"{m['driver_peak_rss_mib']} / {m['tree_peak_pss_mib']}"]
+        lines.append(f"| {r['seq_len']} | {r['label']} | {r['shard_mib']} | " + " | ".join(cells) + " |")
+    lines += ["", "Headroom at the largest size (loader sequences/s over what one GPU consumes):", "",
+              "| L | loader | " + " | ".join(result["base_rates_tokens_per_s"]) + " |",
+              "| --- | --- | " + " | ".join("---" for _ in result["base_rates_tokens_per_s"]) + " |"]
+    for seq_len in sorted({r["seq_len"] for r in result["rows"]}):
+        largest = max((r for r in result["rows"] if r["seq_len"] == seq_len), key=lambda r: r["tokens"])
+        for k in loaders:
+            if k in largest:
+                rate = largest[k]["sequences_per_s"]
+                lines.append(f"| {seq_len} | {k} | " + " | ".join(
+                    f"{rate / (tps / seq_len):.1f}x" for tps in result["base_rates_tokens_per_s"].values()) + " |")
+    (RESULTS / f"{name}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 
