@@ -7,7 +7,8 @@ and size in `--work-dir` and reused; generation is never timed.
 
 Every measurement runs one whole epoch (shuffled, seed 0, micro batch of 32k tokens: 32 x 1024 or 4 x 8192) in a
 fresh spawned process, so memory is the loader's alone:
-- `plain`: `training.data.PackedShardLoader` (footer index + one window of row groups); peak RSS of the process;
+- `plain`: `training.data.PackedShardLoader` (footer index + one window of row groups), after one warm-up batch
+  (pyarrow imports pandas lazily on first use, ~0.8 s once per process); peak RSS of the process;
 - `ray_data`: `ray_jobs.loader.stream_dataset` + `iter_rank_batches` on a local Ray cluster started in that process
   (2 CPUs, 1 GiB object store, warmed up by one batch first); peak RSS of the consuming process and peak PSS of
   it plus every Ray process.
@@ -99,6 +100,7 @@ def plain_epoch(folder: str, batch_size: int) -> dict:
 
     from training.data import PackedShardLoader
 
+    next(iter(PackedShardLoader(folder, batch_size, seed=1)))  # warm-up: pyarrow's lazy imports (pandas), ~0.8 s
     started = time.perf_counter()
     loader = PackedShardLoader(folder, batch_size, seed=0)
     opened = time.perf_counter() - started

@@ -393,7 +393,7 @@ def take_rows(table: pa.Table, order: np.ndarray) -> pa.Table:
     for name in table.column_names:
         column = table.column(name).combine_chunks()
         if not pa.types.is_list(column.type):
-            columns[name] = pa.array(column.to_numpy(zero_copy_only=False)[order])
+            columns[name] = pa.array(column.to_numpy()[order])  # ints without nulls: zero-copy, no pandas
             continue
         offsets, values = column.offsets.to_numpy(), column.values.to_numpy()
         counts = np.diff(offsets)
