@@ -32,7 +32,7 @@ from ray.data import DataIterator, Dataset
 
 from infra.core import fs
 from training.data import (
-    SHUFFLE_BUFFER,
+    SHUFFLE_TOKENS,
     ShardIndex,
     batch_from_table,
     epoch_plan,
@@ -42,6 +42,9 @@ from training.data import (
 )
 
 READ_CPUS = 0.25  # per window-reading task: it is IO and decoding, and it shares the node with the trainers
+READ_CONCURRENCY = 2  # window tasks in flight per stream: enough to stay ahead, and the same warm worker processes
+# serve them (unbounded, Ray started a new worker for every 0.25 CPU free and the ordered stream waited ~20 s on
+# one that was still importing, at every 8th window)
 
 
 def dataset_paths(files: Sequence[str]) -> tuple[pafs.FileSystem, list[str]]:
@@ -84,14 +87,15 @@ def _read_windows(items: pa.Table, index: ShardIndex, seed: int, shuffle: bool) 
 
 
 def stream_dataset(path: str | Path, seed: int, global_batch: int, start_batch: int, batches: int,
-                   shuffle: bool = True, shuffle_buffer: int = SHUFFLE_BUFFER, split: str = "train",
+                   shuffle: bool = True, shuffle_tokens: int = SHUFFLE_TOKENS, split: str = "train",
                    read_cpus: float = READ_CPUS) -> Dataset:
     """Global micro batches [start_batch, start_batch + batches) of a token set's split as an ordered Ray dataset."""
     index = ShardIndex.read(path, split)
-    items = stream_items(index, seed, shuffle, index.window_units(shuffle_buffer), global_batch,
+    items = stream_items(index, seed, shuffle, index.window_units(shuffle_tokens), global_batch,
                          start_batch * global_batch, batches * global_batch)
     ds = ray.data.from_items(items, override_num_blocks=max(1, len(items))).map_batches(
         _read_windows, batch_size=1, batch_format="pyarrow", num_cpus=read_cpus,
+        concurrency=max(1, min(READ_CONCURRENCY, len(items))),
         fn_kwargs={"index": index, "seed": seed, "shuffle": shuffle})
     ds.context.execution_options.preserve_order = True
     return ds
@@ -118,9 +122,9 @@ class RayPackedBatches:
     EXTRA_BATCHES = 8
 
     def __init__(self, path: str, batch_size: int, rank: int, world_size: int, seed: int, shuffle: bool,
-                 plan_batches: int, shuffle_buffer: int = SHUFFLE_BUFFER):
+                 plan_batches: int, shuffle_tokens: int = SHUFFLE_TOKENS):
         self.path, self.batch_size, self.rank, self.world_size = path, batch_size, rank, world_size
-        self.seed, self.shuffle, self.shuffle_buffer = seed, shuffle, shuffle_buffer
+        self.seed, self.shuffle, self.shuffle_tokens = seed, shuffle, shuffle_tokens
         self.plan_batches = plan_batches
         self.consumed = 0
 
@@ -128,7 +132,7 @@ class RayPackedBatches:
         start = self.consumed
         ds = stream_dataset(self.path, self.seed, self.batch_size * self.world_size, start,
                             max(self.plan_batches - start, 0) + self.EXTRA_BATCHES, shuffle=self.shuffle,
-                            shuffle_buffer=self.shuffle_buffer)
+                            shuffle_tokens=self.shuffle_tokens)
         for batch in iter_rank_batches(ds, self.batch_size, self.rank, self.world_size):
             self.consumed += 1
             yield batch

@@ -264,7 +264,7 @@ def plan_shards(streams: dict[str, SourceStream], selected: dict[str, int], rows
 
 COLUMNS = ["input_ids", "seq_lens", "pad_len", "seq_index"]
 ROW_GROUP_ROWS = 512  # rows per Parquet row group in the shards the pack job writes: the loader's unit of reading
-SHUFFLE_BUFFER = 4096  # sequences held (and shuffled together) per window, by default
+SHUFFLE_TOKENS = 2**22  # tokens held (and shuffled together) per window, by default: 16 MiB of ids at any L
 
 
 def _part_files(folder: str) -> list[str]:
@@ -334,10 +334,10 @@ class ShardIndex:
     def __len__(self) -> int:
         return int(self.unit_rows.sum())
 
-    def window_units(self, shuffle_buffer: int) -> int:
-        """Units per window so that a window holds about `shuffle_buffer` sequences (at least one unit)."""
-        mean_rows = float(self.unit_rows.mean()) if len(self.unit_rows) else 1.0
-        return max(1, round(shuffle_buffer / mean_rows))
+    def window_units(self, shuffle_tokens: int) -> int:
+        """Units per window so that a window holds about `shuffle_tokens` tokens (at least one unit)."""
+        mean_tokens = float(self.unit_rows.mean()) * self.seq_len if len(self.unit_rows) else 1.0
+        return max(1, round(shuffle_tokens / mean_tokens))
 
     def read_units(self, units: Sequence[int], columns: list[str] = COLUMNS) -> pa.Table:
         """The rows of `units`, in that order (a file's footer is read once per call)."""
@@ -445,7 +445,7 @@ def rank_block(global_batch: pa.Table, batch_size: int, rank: int) -> pa.Table:
 class PackedShardLoader:
     """Deterministic, resumable, rank-disjoint batches streamed from packed shards.
 
-    Order: epoch e visits the units (row groups) in a seeded order, a window of about `shuffle_buffer` sequences
+    Order: epoch e visits the units (row groups) in a seeded order, a window of about `shuffle_tokens` tokens
     at a time, each window's rows permuted together (`epoch_plan`, `window_order`; identity with shuffle=False).
     A global batch is `batch_size * world_size` consecutive rows of that order and rank r takes block r, so ranks
     are disjoint; every rank reads the whole stream and keeps its blocks (reads scale with ranks, memory does
@@ -460,13 +460,13 @@ class PackedShardLoader:
 
     def __init__(self, path: str, batch_size: int, rank: int = 0, world_size: int = 1, seed: int = 0,
                  shuffle: bool = True, drop_last: bool = True, split: str = "train",
-                 shuffle_buffer: int = SHUFFLE_BUFFER):
+                 shuffle_tokens: int = SHUFFLE_TOKENS):
         if not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} outside world_size {world_size}")
         self.index = ShardIndex.read(path, split)
         self.batch_size, self.rank, self.world_size = batch_size, rank, world_size
         self.seed, self.shuffle, self.drop_last = seed, shuffle, drop_last
-        self.window_units = self.index.window_units(shuffle_buffer)
+        self.window_units = self.index.window_units(shuffle_tokens)
         self.epoch = 0
         self.batches_consumed = 0  # within `epoch`
 

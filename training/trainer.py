@@ -311,7 +311,7 @@ class Trainer:
 
             batches = PackedShardLoader(fs.join(self.data_dir, "train"), batch_size=micro, rank=self.rank,
                                         world_size=self.world_size, seed=seed, shuffle=config.data.shuffle,
-                                        drop_last=True, shuffle_buffer=config.data.shuffle_buffer)
+                                        drop_last=True, shuffle_tokens=config.data.shuffle_tokens)
         source = batches
 
         # model: meta -> parallelize -> to_empty -> init (then an HF checkpoint's or the previous phase's weights)

@@ -415,8 +415,8 @@ class DataSection(_Section):
     )
     micro_batch_size: int = Field(8, ge=1, description="Sequences per rank per forward pass.")
     shuffle: bool = Field(True, description="Visit the sequences in a new seeded order every epoch.")
-    shuffle_buffer: int = Field(
-        4096, ge=1, description="Sequences read and shuffled together (a window of row groups): the loaders' memory.")
+    shuffle_tokens: int = Field(
+        2**22, ge=1, description="Tokens read and shuffled together (a window of row groups): the loaders' memory.")
 
 
 class MlmSection(_Section):

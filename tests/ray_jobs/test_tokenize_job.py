@@ -189,14 +189,14 @@ def test_both_loaders_give_the_same_batches_in_every_epoch_and_resume_across_an_
     state lands on the same batch as the plain loader."""
     root, _, _, _ = demo
     path = root / "tokens" / "context-256"
-    batch, world, buffer = 3, 2, 16
-    plain = {rank: PackedShardLoader(str(path), batch, rank, world, seed=5, shuffle_buffer=buffer)
+    batch, world, buffer = 3, 2, 16 * 256
+    plain = {rank: PackedShardLoader(str(path), batch, rank, world, seed=5, shuffle_tokens=buffer)
              for rank in range(world)}
     assert len(plain[0].index) % (batch * world), "the test needs a ragged last global batch"
     per_rank = {rank: [[b["seq_index"].tolist() for b in loader] for _ in range(3)] for rank, loader in plain.items()}
     epoch_batches = len(per_rank[0][0])
     ds = stream_dataset(path, seed=5, global_batch=batch * world, start_batch=0, batches=3 * epoch_batches,
-                        shuffle_buffer=buffer).materialize()
+                        shuffle_tokens=buffer).materialize()
     for rank in range(world):
         ray_batches = [b["seq_index"].tolist() for b in iter_rank_batches(ds, batch, rank, world)]
         assert ray_batches == [b for epoch in per_rank[rank] for b in epoch]
@@ -204,10 +204,10 @@ def test_both_loaders_give_the_same_batches_in_every_epoch_and_resume_across_an_
     # Resume just before the end of epoch 0: the next batches run on into epoch 1 in both loaders.
     done = epoch_batches - 1
     source = RayPackedBatches(str(path), batch, 1, world, seed=5, shuffle=True, plan_batches=3 * epoch_batches,
-                              shuffle_buffer=buffer)
+                              shuffle_tokens=buffer)
     source.load_state_dict({"consumed": done, "global_batch": batch * world})
     ray_next = [b["seq_index"].tolist() for _, b in zip(range(3), source, strict=False)]
-    loader = PackedShardLoader(str(path), batch, 1, world, seed=5, shuffle_buffer=buffer)
+    loader = PackedShardLoader(str(path), batch, 1, world, seed=5, shuffle_tokens=buffer)
     loader.load_state_dict({**loader.state_dict(), "epoch": 0, "batches_consumed": done})
     stream = loader.forever()
     assert ray_next == [next(stream)["seq_index"].tolist() for _ in range(3)]

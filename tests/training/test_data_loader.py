@@ -61,15 +61,15 @@ def test_one_epoch_visits_every_full_batch_once_and_next_epoch_reshuffles(shards
     assert len(seen(PackedShardLoader(str(shards), batch_size=10, drop_last=False))) == 103
 
 
-@pytest.mark.parametrize("buffer", [4096, 16])  # one window over all row groups; a window per row group
+@pytest.mark.parametrize("buffer", [2**17, 16 * SEQ_LEN])  # one window over all row groups; one per row group
 @pytest.mark.parametrize("consumed", [0, 3, 9, 14])  # within the first epoch, at its end, in the second
 def test_resumed_loader_sees_exactly_the_remaining_sequences(shards, consumed, buffer):
-    reference = PackedShardLoader(str(shards), batch_size=10, seed=1, shuffle_buffer=buffer)
+    reference = PackedShardLoader(str(shards), batch_size=10, seed=1, shuffle_tokens=buffer)
     uninterrupted = seen(b for _, b in zip(range(20), reference.forever(), strict=False))
-    first = PackedShardLoader(str(shards), batch_size=10, seed=1, shuffle_buffer=buffer)
+    first = PackedShardLoader(str(shards), batch_size=10, seed=1, shuffle_tokens=buffer)
     before = seen(b for _, b in zip(range(consumed), first.forever(), strict=False))
     state = first.state_dict()
-    resumed = PackedShardLoader(str(shards), batch_size=10, seed=1, shuffle_buffer=buffer)
+    resumed = PackedShardLoader(str(shards), batch_size=10, seed=1, shuffle_tokens=buffer)
     resumed.load_state_dict(state)
     after = seen(b for _, b in zip(range(20 - consumed), resumed.forever(), strict=False))
     assert before + after == uninterrupted
@@ -78,7 +78,7 @@ def test_resumed_loader_sees_exactly_the_remaining_sequences(shards, consumed, b
 def test_loader_streams_window_by_window_and_a_resume_reads_from_the_next_batchs_window(shards):
     """Small windows: the loader never holds more than one window of row groups, still visits every sequence once
     per epoch in a seeded order, and a resumed loader reads no row group before the window it resumes in."""
-    loader = PackedShardLoader(str(shards), batch_size=5, seed=3, shuffle_buffer=16)
+    loader = PackedShardLoader(str(shards), batch_size=5, seed=3, shuffle_tokens=16 * SEQ_LEN)
     units = len(loader.index.unit_rows)
     assert loader.window_units == 1 and units == 8  # row groups of 16, 16, 8 | 16, 16, 8 | 16, 7 rows
     reads: list[int] = []
@@ -87,7 +87,7 @@ def test_loader_streams_window_by_window_and_a_resume_reads_from_the_next_batchs
     first = seen(loader)
     assert sorted(first) == sorted(set(first)) and len(first) == 100 and first != sorted(first)
     assert max(reads) == 1 and len(reads) == units
-    resumed = PackedShardLoader(str(shards), batch_size=5, seed=3, shuffle_buffer=16)
+    resumed = PackedShardLoader(str(shards), batch_size=5, seed=3, shuffle_tokens=16 * SEQ_LEN)
     resumed.load_state_dict({**loader.state_dict(), "epoch": 0, "batches_consumed": 12})
     reads.clear()
     resumed.index.read_units = lambda chosen, *a: reads.append(len(chosen)) or read_units(chosen, *a)
