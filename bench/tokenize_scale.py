@@ -12,7 +12,8 @@ At every size, in the same run:
 - `pack`: `ray_jobs.tokenize.pack` on the same files into a fresh folder, Ray started once beforehand with
   `init_ray` (a 1 GiB object store); while it runs, the driver's RSS is sampled every 0.2 s and the PSS of the
   driver + every Ray process (the driver's descendants: GCS, raylet, dashboard and its agents, workers; and any
-  process whose command line names this Ray session's folder) every 0.5 s; the peaks are kept.
+  process whose command line names this Ray session's folder) every 2 s; the peaks are kept. The sampling
+  threads' own CPU time is left out of the driver's (reading every process's smaps is not the job's work).
 Throughput is content tokens/s (document tokens without [CLS]/[SEP]/[PAD]). Both sides get the same
 `RAYON_NUM_THREADS` and `TOKENIZERS_PARALLELISM`. Ray's start-up and a warm-up pack (worker processes
 starting) are timed on their own, outside the ratios. A cProfile of `pack_fragment` on one fragment, run in
@@ -168,7 +169,7 @@ def in_subprocess(fn, *args):
 
 
 class PeakMemory:
-    """Peak driver RSS (every 0.2 s) and peak PSS summed over the driver and Ray's processes (every 0.5 s).
+    """Peak driver RSS (every 0.2 s) and peak PSS summed over the driver and Ray's processes (every 2 s).
 
     Ray's processes are this process's descendants (a local cluster's GCS, raylet, dashboard and agents are
     started by the driver, the workers by the raylet) plus any process whose command line names the session
@@ -182,7 +183,8 @@ class PeakMemory:
         self.kinds_at_peak: dict[str, int] = {}
         self._stop = threading.Event()
         self._threads = [threading.Thread(target=self._loop, args=(0.2, self._sample_rss), daemon=True),
-                         threading.Thread(target=self._loop, args=(0.5, self._sample_pss), daemon=True)]
+                         threading.Thread(target=self._loop, args=(2.0, self._sample_pss), daemon=True)]
+        self.sampler_cpu = 0.0  # CPU seconds the sampling threads used (left out of the driver's)
 
     def ray_processes(self) -> list[psutil.Process]:
         found = {self.me.pid: self.me}
@@ -225,7 +227,9 @@ class PeakMemory:
 
     def _loop(self, every: float, sample) -> None:
         while not self._stop.wait(every):
+            started = time.thread_time()
             sample()
+            self.sampler_cpu += time.thread_time() - started
 
     def cpu_by_kind(self) -> dict[int, tuple[str, float]]:
         """pid -> (kind, user + system CPU seconds so far) of the driver and Ray's processes."""
@@ -245,6 +249,7 @@ class PeakMemory:
         for pid, (kind, seconds) in self.cpu_by_kind().items():
             kind = "workers" if kind in ("ray::IDLE", "ray::Map(_in_task)") else kind
             used[kind] = used.get(kind, 0.0) + seconds - self._cpu_start.get(pid, (kind, 0.0))[1]
+        used["driver"] = used.get("driver", 0.0) - self.sampler_cpu
         return used
 
     def __enter__(self) -> PeakMemory:
@@ -530,7 +535,7 @@ def main() -> None:
     parser.add_argument("--num-cpus", type=int, default=os.cpu_count())
     parser.add_argument("--rayon-threads", type=int, default=os.cpu_count(), help="RAYON_NUM_THREADS, both sides.")
     parser.add_argument("--worker-rayon-threads", type=int, default=None,
-                        help="RAYON_NUM_THREADS of Ray's workers only (default: --rayon-threads); an experiment.")
+                        help="RAYON_NUM_THREADS of Ray's workers only (default: unset, so the job's own: 1 per task).")
     parser.add_argument("--results-name", default="tokenize_scale", help="bench/results/<name>.{json,md,png}.")
     parser.add_argument("--object-store-gib", type=float, default=1.0)
     parser.add_argument("--docs-per-file", type=int, default=32768)
@@ -573,8 +578,12 @@ def main() -> None:
         in_subprocess(generate_corpus, folder, n, tokens_per_word, pool, args.seed, args.docs_per_file,
                       args.docs_per_row_group)  # the driver's memory is measured: nothing of the corpus stays in it
 
-    worker_rayon = args.worker_rayon_threads or args.rayon_threads
-    os.environ["RAYON_NUM_THREADS"] = str(worker_rayon)  # the raylet, and so every worker, inherits it
+    # The raylet, and so every worker, inherits the environment: by default the workers keep the job's own
+    # setting (`ray_jobs.tokenize._backend`: one Rayon thread per one-CPU task), as `rexbert tokenize run` has it.
+    if args.worker_rayon_threads:
+        os.environ["RAYON_NUM_THREADS"] = str(args.worker_rayon_threads)
+    else:
+        os.environ.pop("RAYON_NUM_THREADS", None)
     started = time.perf_counter()
     for attempt in range(3):  # Ray gives its raylet 30 s to register: a loaded machine can miss that
         try:
@@ -587,6 +596,7 @@ def main() -> None:
                 raise
             print(f"Ray start timed out (load {os.getloadavg()[0]:.0f}); retrying", flush=True)
     ray_start = time.perf_counter() - started
+    ray.data.DataContext.get_current().enable_progress_bars = False  # as the CLI runs it (quiet console)
     os.environ["RAYON_NUM_THREADS"] = str(args.rayon_threads)  # the plain loop's (spawned after this)
     session_dir = ray._private.worker._global_node.get_session_dir_path()
     warmup = work / "warmup-corpus"
@@ -603,7 +613,7 @@ def main() -> None:
         "docs_per_file": args.docs_per_file, "tokens_per_word": round(tokens_per_word, 3),
         "environment": {"cpus": os.cpu_count(), "ray_num_cpus": args.num_cpus,
                         "object_store_gib": args.object_store_gib, "RAYON_NUM_THREADS": args.rayon_threads,
-                        "worker_RAYON_NUM_THREADS": worker_rayon,
+                        "worker_RAYON_NUM_THREADS": args.worker_rayon_threads or "1 (the job's own)",
                         "TOKENIZERS_PARALLELISM": "true", "ray_start_s": round(ray_start, 1),
                         "warmup_pack_s": round(warm["seconds"], 1), "ray_version": ray.__version__},
         "sizes": [], "linear_fit": None,
