@@ -2,7 +2,9 @@
 
 `generate_sample_crawl(out_dir, docs, seed)` writes Common-Crawl-shaped WARC files
 (`crawl-00000.warc.gz`, ...: a `warcinfo` record, then a `request` and a `response` record per page,
-every record its own gzip member), `ground-truth.jsonl` (one line per page, in WARC order) and
+every record its own gzip member), beside each one whose pages include records broken at the gzip level
+(`bad_gzip`, `truncated`) a companion `malformed-00000.warc.gz` holding those pages (its own `warcinfo`,
+then their request and response records), `ground-truth.jsonl` (one line per page, in generation order) and
 `manifest.json` (infra.core.manifest's schema: config, counts with every defect an error of its kind, and
 the generator's breakdowns `by_label`, `by_defect`, ..., its files, duplicate groups and version). Pages (see
 `infra.sample_crawl.pages`): e-commerce product and category pages with schema.org JSON-LD or microdata,
@@ -26,7 +28,9 @@ boilerplate), a `template` variant (the same product page in another colour, its
 5-grams of `main_text(html)` of the two pages: lxml's `text_content()` of the `<main>` element
 with `<script>`/`<style>` removed, lower-cased, split into `\\w+` words (`shingles`, `jaccard`).
 
-Defects (each a real malformation a reader must count, then continue):
+Defects (each a real malformation a reader must count, then continue). The two that break a file's
+gzip stream live in the `malformed-*` files, so every `crawl-*` file reads to its end with warcio, fastwarc
+and datatrove's WarcReader; `non_html` and `undecodable` are well-formed records and stay in place:
 - `bad_gzip`: the response's gzip member has corrupted deflate bytes. warcio raises
   `ArchiveLoadFailed` and fastwarc raises `OSError` ("Gzip decompression error") at that member and
   both stop iterating; a reader resumes at the next member (the next `\\x1f\\x8b\\x08` gzip header,
@@ -34,9 +38,10 @@ Defects (each a real malformation a reader must count, then continue):
 - `non_html`: a `response` with Content-Type `application/pdf` or `image/jpeg` and binary bytes.
 - `undecodable`: Content-Type says `text/html; charset=utf-8`, but the payload holds byte
   sequences that are not UTF-8 (`payload.decode("utf-8")` raises UnicodeDecodeError).
-- `truncated`: the last member of a file, cut short mid-payload (a download that stopped). Readers
-  yield the record with fewer payload bytes than its HTTP Content-Length (the WARC block is shorter
-  than the WARC Content-Length) and no error; the member never reaches its gzip end of stream.
+- `truncated`: the last member of a `malformed-*` file (the last page of its crawl file), cut short
+  mid-payload (a download that stopped). Readers yield the record with fewer payload bytes than its HTTP
+  Content-Length (the WARC block is shorter than the WARC Content-Length) and no error; the member never
+  reaches its gzip end of stream.
 
 Deterministic: the same arguments give byte-identical crawl and ground-truth files (dates and record ids
 come from the seed, gzip headers carry mtime 0); the manifest differs only in when it was made and how long
@@ -77,6 +82,7 @@ DEFECT_RATE = 0.012  # per defect kind, on fresh pages (plus one truncated tail 
 DUP_SOURCE_RATE = 0.08
 JUNK_SHARE = 0.05
 LANG_WEIGHTS = {"en": 0.7, "de": 0.1, "fr": 0.1, "es": 0.1}
+MALFORMED_DEFECTS = ("bad_gzip", "truncated")  # broken at the WARC / gzip level: written to `malformed-*` files
 FORCED_DEFECT_AT = {"bad_gzip": 11, "non_html": 23, "undecodable": 37}  # guarantees one each when docs >= 200
 GROUND_TRUTH_NAME = "ground-truth.jsonl"
 _WORD = re.compile(r"\w+")
@@ -136,50 +142,77 @@ def _truncated_member(head: bytes, payload: bytes) -> bytes:
     return start + rest[: len(rest) // 2]
 
 
+class _WarcFile:
+    """One WARC file being written: its handle, its `warcinfo` record's id, and where the next member lands."""
+
+    def __init__(self, path: Path, warcinfo_id: str) -> None:
+        self.name, self.warcinfo_id = path.name, warcinfo_id
+        self.file: IO[bytes] = open(path, "wb")
+        self.offset = 0
+
+    def write(self, member_or_record: bytes, raw: bool = False) -> tuple[int, int]:
+        member = member_or_record if raw else gzip_member(member_or_record)
+        self.file.write(member)
+        start, self.offset = self.offset, self.offset + len(member)
+        return start, len(member)
+
+
 class _CrawlWriter:
-    """Writes pages into rotating WARC files and remembers where each member lands."""
+    """Writes pages into rotating WARC files and remembers where each member lands.
+
+    Records malformed at the WARC level (`MALFORMED_DEFECTS`) go to a companion file per crawl file
+    (`malformed-00000.warc.gz` beside `crawl-00000.warc.gz`), opened at the first such record: a broken gzip
+    member ends sequential reading in warcio, fastwarc and datatrove, so the crawl files read completely with
+    any of them, and a reader that resumes past broken members still meets (and counts) the malformed ones.
+    """
 
     def __init__(self, out_dir: Path, seed: int) -> None:
         self.out_dir, self.seed = out_dir, seed
         self.ids = random.Random(f"{seed}:record-ids")
-        self.file: IO[bytes] | None = None
-        self.name, self.offset, self.files = "", 0, []
-        self.warcinfo_id = ""
+        self.main: _WarcFile | None = None
+        self.malformed: _WarcFile | None = None
+        self.index, self.date, self.files = 0, "", []
 
     def record_id(self) -> str:
         return f"<urn:uuid:{uuid.UUID(int=self.ids.getrandbits(128), version=4)}>"
 
     def open(self, index: int, date: str) -> None:
         self.close()
-        self.name = f"crawl-{index:05d}.warc.gz"
-        self.file, self.offset = open(self.out_dir / self.name, "wb"), 0
-        self.files.append(self.name)
-        self.warcinfo_id = self.record_id()
+        self.index, self.date = index, date
+        self.main = self._start(f"crawl-{index:05d}.warc.gz")
+
+    def target(self, defect: str | None) -> _WarcFile:
+        """The file a page with this defect goes to (the crawl file, or its malformed companion)."""
+        if defect not in MALFORMED_DEFECTS:
+            assert self.main is not None
+            return self.main
+        if self.malformed is None:
+            self.malformed = self._start(f"malformed-{self.index:05d}.warc.gz")
+        return self.malformed
+
+    def _start(self, name: str) -> _WarcFile:
+        warc = _WarcFile(self.out_dir / name, self.record_id())
+        self.files.append(name)
         fields = f"software: rexbert-sample-data/{VERSION}\r\nformat: WARC File Format 1.0\r\nseed: {self.seed}\r\n"
-        self.write(
+        warc.write(
             warc_record(
                 "warcinfo",
                 {
-                    "WARC-Date": date,
-                    "WARC-Record-ID": self.warcinfo_id,
-                    "WARC-Filename": self.name,
+                    "WARC-Date": self.date,
+                    "WARC-Record-ID": warc.warcinfo_id,
+                    "WARC-Filename": name,
                     "Content-Type": "application/warc-fields",
                 },
                 fields.encode(),
             )
         )
-
-    def write(self, member_or_record: bytes, raw: bool = False) -> tuple[int, int]:
-        member = member_or_record if raw else gzip_member(member_or_record)
-        assert self.file is not None
-        self.file.write(member)
-        start, self.offset = self.offset, self.offset + len(member)
-        return start, len(member)
+        return warc
 
     def close(self) -> None:
-        if self.file is not None:
-            self.file.close()
-            self.file = None
+        for warc in (self.main, self.malformed):
+            if warc is not None:
+                warc.file.close()
+        self.main = self.malformed = None
 
 
 def _http_response(payload: bytes, content_type: str, date: datetime) -> bytes:
@@ -366,31 +399,33 @@ def _build_duplicate(seed: int, i: int, origin: dict, variant: str, target: floa
 
 
 def _write_page(
-    writer: _CrawlWriter,
+    warc: _WarcFile,
     url: str,
     payload: bytes,
     content_type: str,
     defect: str | None,
     date: datetime,
     rng: random.Random,
+    ids: _CrawlWriter,
 ) -> tuple[str, int, int]:
-    """Write the request and response records of one page; returns (record_id, offset, length)."""
+    """Write the request and response records of one page into `warc` (record ids drawn from `ids`);
+    returns (record_id, offset, length) of the response."""
     stamp = date.strftime("%Y-%m-%dT%H:%M:%SZ")
     host = url.split("/")[2]
     path = "/" + url.split("/", 3)[3] if url.count("/") >= 3 else "/"
-    request_id, response_id = writer.record_id(), writer.record_id()
+    request_id, response_id = ids.record_id(), ids.record_id()
     request = (
         f"GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: rexbert-sample-data/{VERSION}\r\n"
         "Accept: text/html,application/xhtml+xml\r\n\r\n"
     ).encode()
-    writer.write(
+    warc.write(
         warc_record(
             "request",
             {
                 "WARC-Date": stamp,
                 "WARC-Record-ID": request_id,
                 "WARC-Target-URI": url,
-                "WARC-Warcinfo-ID": writer.warcinfo_id,
+                "WARC-Warcinfo-ID": warc.warcinfo_id,
                 "Content-Type": "application/http; msgtype=request",
             },
             request,
@@ -402,7 +437,7 @@ def _write_page(
         "WARC-Record-ID": response_id,
         "WARC-Target-URI": url,
         "WARC-Concurrent-To": request_id,
-        "WARC-Warcinfo-ID": writer.warcinfo_id,
+        "WARC-Warcinfo-ID": warc.warcinfo_id,
         "WARC-IP-Address": f"10.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}",
         "Content-Type": "application/http; msgtype=response",
         "WARC-Payload-Digest": _digest(payload),
@@ -410,12 +445,12 @@ def _write_page(
     }
     record = warc_record("response", headers, head + payload)
     if defect == "bad_gzip":
-        offset, length = writer.write(_corrupt_member(gzip_member(record), rng), raw=True)
+        offset, length = warc.write(_corrupt_member(gzip_member(record), rng), raw=True)
     elif defect == "truncated":
         body_start = len(record) - len(payload) - 4
-        offset, length = writer.write(_truncated_member(record[:body_start], record[body_start:]), raw=True)
+        offset, length = warc.write(_truncated_member(record[:body_start], record[body_start:]), raw=True)
     else:
-        offset, length = writer.write(record)
+        offset, length = warc.write(record)
     return response_id, offset, length
 
 
@@ -487,7 +522,8 @@ def _generate(out_dir: str, docs: int, seed: int, docs_per_file: int, progress: 
                 )
             elif defect == "undecodable":
                 payload = _undecodable(payload, rng)
-            record_id, offset, length = _write_page(writer, url, payload, content_type, defect, date, rng)
+            target = writer.target(defect)
+            record_id, offset, length = _write_page(target, url, payload, content_type, defect, date, rng, writer)
             if defect is None and dup is None and planner.maybe_schedule_duplicates(i, page.page_type):
                 groups += 1
                 dup_info["dup_group"] = f"g{seed}-{i:08d}"
@@ -502,7 +538,7 @@ def _generate(out_dir: str, docs: int, seed: int, docs_per_file: int, progress: 
             row = {
                 "record_id": record_id,
                 "url": url,
-                "file": writer.name,
+                "file": target.name,
                 "offset": offset,
                 "length": length,
                 "warc_date": date.strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -524,7 +560,7 @@ def _generate(out_dir: str, docs: int, seed: int, docs_per_file: int, progress: 
                 counts[key][str(row[key])] += 1
             bar.update(1)
     writer.close()
-    return _write_manifest(out, counts, groups, writer.files, time.perf_counter() - started,
+    return _write_manifest(out, counts, groups, sorted(writer.files), time.perf_counter() - started,
                            {"docs": docs, "seed": seed, "docs_per_file": docs_per_file,
                             "ecommerce_share": ecommerce_share})
 

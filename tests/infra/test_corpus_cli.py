@@ -47,7 +47,8 @@ def test_train_classifier_from_jsonl_prints_precision_and_recall(tmp_path):
 def test_build_runs_with_a_config_override(spark, tmp_path):
     generate_sample_crawl(tmp_path / "crawl", docs=15, seed=7, progress=False)
     out = tmp_path / "out"
-    result = runner.invoke(app, ["corpus", "build", "--input", str(tmp_path / "crawl" / "crawl-00000.warc.gz"),
+    # the folder: its crawl file and the file of planted malformed records (the truncated last page among them)
+    result = runner.invoke(app, ["corpus", "build", "--input", str(tmp_path / "crawl"),
                                  "--output", str(out), "--corpus.filter.ecommerce_filter=false"])
     assert result.exit_code == 0, result.output
     manifest = json.loads((out / "manifest.json").read_text())

@@ -53,6 +53,7 @@ def test_demo_stage_writes_the_crawl_under_sample_data(tmp_path):
     config = load_config(None, ["--demo.docs=40", "--run.seed=2"])
     summary = run_demo(config, tmp_path)
     out = tmp_path / "sample-data"
-    assert summary["docs"] == 40 and summary["files"] == ["crawl-00000.warc.gz"]
+    # the one crawl file, and beside it the malformed companion holding its truncated last page
+    assert summary["docs"] == 40 and summary["files"] == ["crawl-00000.warc.gz", "malformed-00000.warc.gz"]
     assert len((out / "ground-truth.jsonl").read_text().splitlines()) == 40
     assert "seed: 2" in (out / "config.resolved.yaml").read_text()
