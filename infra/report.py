@@ -351,6 +351,45 @@ def corpus_section(root: str, files: list[str], manifests: dict[str, dict]) -> t
     return section, shown
 
 
+HYGIENE_NAME = "hygiene.json"  # `infra.demo_corpus.write_hygiene`
+
+
+def hygiene_blocks(root: str) -> list[dict[str, Any]]:
+    """The evaluation-overlap check of the pretraining text (`training.evaluation.hygiene`), when the run has one:
+    a line with the totals, then documents dropped per source and evaluation items found per task and split."""
+    path = fs.join(root, HYGIENE_NAME)
+    if not fs.is_file(path):
+        return []
+    try:
+        hygiene = json.loads(fs.read_text(path))
+    except json.JSONDecodeError as exc:
+        return [_text("text", f"{HYGIENE_NAME}: unreadable ({exc})")]
+    blocks = [_text("heading", "Evaluation overlap (data hygiene)")]
+    if hygiene.get("skipped"):
+        return blocks + [_text("text", f"Not checked: {hygiene['skipped']}.")]
+    shared = hygiene.get("shared_text_overlap") or {}
+    crawl = hygiene.get("crawl_corpora_overlap") or {}
+    reasons = ", ".join(f"{k} {v:,}" for k, v in (shared.get("dropped_by_reason") or {}).items()) or "none"
+    rule = hygiene.get("rule") or {}
+    blocks.append(_text("text", (
+        f"Checked against {hygiene.get('evaluation_items', 0):,} validation and test items: "
+        f"{shared.get('documents_dropped', 0):,} of {shared.get('documents_checked', 0):,} shared-text documents "
+        f"repeat one and were dropped from pretraining ({reasons}); {crawl.get('documents_dropped', 0):,} of "
+        f"{crawl.get('documents_checked', 0):,} crawl-corpus documents overlap. Near duplicate: word "
+        f"{rule.get('ngram')}-gram Jaccard >= {rule.get('near_duplicate_jaccard')}.")))
+    rows = [[source, c.get("checked", 0), sum(v for k, v in c.items() if k != "checked")]
+            for report in (shared, crawl) for source, c in report.get("by_source", {}).items()]
+    if rows:
+        blocks.append(_table(["pretraining source", "documents checked", "dropped (overlap)"], rows,
+                             "Pretraining documents that repeat an evaluation item"))
+    found = shared.get("evaluation_items_found_in_pretraining") or {}
+    if found:
+        blocks.append(_table(["task/split", "evaluation items", "found in the shared pretraining text"],
+                             [[name, v["items"], v["found"]] for name, v in found.items()],
+                             "Evaluation items seen in the raw pretraining text (before the drop)"))
+    return blocks
+
+
 def dedup_section(manifests: dict[str, dict]) -> dict[str, Any]:
     """MinHash dedup (`spark_jobs.dedup_job`): clusters found, and the duplicate groups the generator planted."""
     section = _section("dedup", "Near-duplicate removal", "MinHash clusters each dedup run found, and the "
@@ -420,16 +459,16 @@ def pretrain_section(root: str, files: list[str], manifests: dict[str, dict]) ->
     return section, loss
 
 
-def _score(summary: dict[str, Any]) -> str:
-    from training.evaluation.report import cell
-
-    return cell(summary) if isinstance(summary, dict) else str(summary)
-
-
 def evaluation_section(root: str, files: list[str]) -> tuple[dict[str, Any], list[str]]:
     """The downstream evaluation (`ray_jobs.evaluate`): the comparison table from results.json, a task's
     baselines as rows of their own when the results hold them, the chosen configurations, and a plot per task."""
-    from training.evaluation.report import comparison_rows, task_figure
+    from training.evaluation.report import (
+        VERDICT_HEADER,
+        baseline_rows,
+        baseline_verdicts,
+        comparison_rows,
+        task_figure,
+    )
 
     section = _section("evaluation", "Evaluation", "Test score of the configuration chosen on validation, "
                        "mean ± std over seeds.", "no evaluation in this run")
@@ -444,15 +483,14 @@ def evaluation_section(root: str, files: list[str]) -> tuple[dict[str, Any], lis
         name = _relative(uri, root)
         found.append(name)
         tasks = results["tasks"]
-        css = [""] * len(rows)
-        baselines = sorted({b for entry in tasks.values() for b in entry.get("baselines", {})})
-        for baseline in baselines:
-            row = [f"{baseline} (baseline)"]
-            row += [_score(entry["baselines"][baseline]) if baseline in entry.get("baselines", {}) else "-"
-                    for entry in tasks.values()]
-            rows.append(row + ["-"] * (len(header) - len(row)))
-            css.append("baseline")
-        section["blocks"] += [_text("heading", name), _table(header, rows, "Models by task", css)]
+        extra = baseline_rows(results)
+        css = [""] * len(rows) + ["baseline"] * len(extra)
+        section["blocks"] += [_text("heading", name), _table(header, rows + extra, "Models by task (trivial "
+                                                             "baselines, no model, in grey)", css)]
+        verdicts = baseline_verdicts(results)
+        if verdicts:
+            section["blocks"].append(_table(VERDICT_HEADER, verdicts, "Against the strongest baseline",
+                                            ["" if v[-1] == "yes" else "failed" for v in verdicts]))
         chosen = [[task, model, json.dumps(s.get("best_config", {})), s.get("valid_mean"),
                    s.get("trials_total"), s.get("trials_errored")]
                   for task, entry in tasks.items() for model, s in entry["models"].items()]
@@ -563,6 +601,7 @@ def build_report(root: str) -> dict[str, Any]:
     pipeline = pipeline_summary(rows)
     manifests = read_manifests(root, files)
     corpus, shown = corpus_section(root, files, manifests)
+    corpus["blocks"] += hygiene_blocks(root)
     pretrain, loss_png = pretrain_section(root, files, manifests)
     evaluation, results = evaluation_section(root, files)
     plots, plot_names = plots_section(root, files, shown)
@@ -577,6 +616,7 @@ def build_report(root: str) -> dict[str, Any]:
         "all_stages_pass": bool(rows) and not any(r["problem"] for r in rows),
         "plots": sorted(shown | set(plot_names)) + ([f"{REPORT_DIR}/training-loss.png"] if loss_png else []),
         "evaluation": results,
+        "hygiene": HYGIENE_NAME if fs.is_file(fs.join(root, HYGIENE_NAME)) else None,
         "sections": {s["id"]: bool(s["blocks"]) for s in sections},
     }
     page = render_page({"root": root, "all_stages_pass": summary["all_stages_pass"], "sections": sections})

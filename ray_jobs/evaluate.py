@@ -7,11 +7,13 @@ run side by side as the cluster's resources allow, and warm trial actors are reu
 (task, model) gets its own experiment, so early stopping only compares trials of one task and one
 model. Trials report per epoch and take the CPUs / GPUs the config asks for. The best
 configuration is chosen on the mean validation score over seeds; its test score is reported as mean
-± std (sample std) over the same seeds. Results: `results.json`, `results.md`, `report.html` and
-`manifest.json` under the output folder, next to `config.resolved.yaml`. The whole folder is a stage output
-(`infra.core.outputs.staged_output`): the output is checked before any trial starts, a local run writes
-into a temporary sibling renamed into place at the end, and a failed or interrupted evaluation leaves the
-previous results (or nothing).
+± std (sample std) over the same seeds, beside each task's trivial baselines (majority class, the
+exact-title rule, the most frequent token: `training.evaluation.baselines`), computed by the driver on the
+same test split, and a flag per model saying whether it beats the strongest one by more than its seed spread.
+Results: `results.json`, `results.md`, `report.html` and `manifest.json` under the output folder, next to
+`config.resolved.yaml`. The whole folder is a stage output (`infra.core.outputs.staged_output`): the output is
+checked before any trial starts, a local run writes into a temporary sibling renamed into place at the end, and
+a failed or interrupted evaluation leaves the previous results (or nothing).
 
 The output folder and the model folders may be URIs (`s3://bucket/eval`, `s3://bucket/runs/demo/decay/export`):
 results are written through `infra.core.fs`, and a remote model is downloaded once per machine into the local
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import statistics
 import time
@@ -31,6 +34,7 @@ from typing import Any
 
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler
+from tqdm import tqdm
 
 from infra.core import fs
 from infra.core.config import EvaluateConfig, RexbertConfig, write_resolved_config
@@ -47,10 +51,13 @@ from training.evaluation import (
     get_task,
     parse_task_spec,
 )
+from training.evaluation.baselines import compare as compare_with_baselines
+from training.evaluation.pages import PAGE_CACHE
 from training.evaluation.report import STAGE, write_report_files
 from training.staging import absolute, fetch_dir, local_dir
 
 log = logging.getLogger(__name__)
+NEW_TUNE_OUTPUT = "RAY_AIR_NEW_OUTPUT"
 
 
 def _trial(params: dict[str, Any], *, model_dirs: dict[str, str], data: dict[str, TaskData],
@@ -92,21 +99,62 @@ def trial_points(task: Task, model: str, config: EvaluateConfig) -> list[dict[st
     return [{"task": task.name, "model": model, **point, "seed": seed} for point in space for seed in config.seeds]
 
 
+class TrialProgress(tune.Callback):
+    """One progress bar per experiment, a step per finished trial, in place of Tune's status tables.
+
+    Tune pickles its callbacks with the experiment state: the bar (a terminal stream) stays out of the pickle."""
+
+    def __init__(self, name: str, total: int):
+        self.name, self.total, self.failed = name, total, 0
+        desc = "evaluate" if name == "evaluate" else f"evaluate {name}"
+        self.bar = tqdm(total=total, desc=desc, unit="trial", dynamic_ncols=True)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"name": self.name, "total": self.total, "failed": self.failed, "bar": None}
+
+    def on_trial_complete(self, iteration: int, trials: list, trial, **info: Any) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+
+    def on_trial_error(self, iteration: int, trials: list, trial, **info: Any) -> None:
+        self.failed += 1
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix(failed=self.failed)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
 def run_experiment(name: str, points: list[dict[str, Any]], model_dirs: dict[str, str], data: dict[str, TaskData],
                    config: EvaluateConfig, storage: Path, scheduler=None) -> list:
     """One Tune experiment over explicit points; returns its results (one per trial)."""
     trainable = tune.with_parameters(_trial, model_dirs=model_dirs, data=data,
                                      evaluate_config=config.model_dump(mode="json"))
     resources = {"cpu": config.cpus_per_trial, "gpu": config.gpus_per_trial}
+    progress = TrialProgress(name, len(points))
     tuner = tune.Tuner(
         tune.with_resources(trainable, resources),
         param_space={"point": tune.grid_search(points)},
         tune_config=tune.TuneConfig(metric="valid_score", mode="max", scheduler=scheduler, reuse_actors=True,
                                     max_concurrent_trials=config.max_concurrent_trials,
                                     trial_dirname_creator=lambda trial: f"trial_{trial.trial_id}"),
-        run_config=tune.RunConfig(name=name, storage_path=config.storage_path or str(storage.resolve()), verbose=1),
+        run_config=tune.RunConfig(name=name, storage_path=config.storage_path or str(storage.resolve()), verbose=0,
+                                  callbacks=[progress]),
     )
-    return list(tuner.fit())
+    # Tune's newer console output prints an experiment banner even when silent; its classic reporter at
+    # verbose=0 prints nothing, so the bar above is the whole console output of a sweep.
+    saved = os.environ.get(NEW_TUNE_OUTPUT)
+    os.environ[NEW_TUNE_OUTPUT] = "0"
+    try:
+        return list(tuner.fit())
+    finally:
+        progress.close()
+        if saved is None:
+            os.environ.pop(NEW_TUNE_OUTPUT, None)
+        else:
+            os.environ[NEW_TUNE_OUTPUT] = saved
 
 
 def run_sweeps(tasks: dict[str, tuple[Task, TaskData]], model_dirs: dict[str, str], config: EvaluateConfig,
@@ -207,12 +255,14 @@ def local_model(model: str) -> str:
         raise ModelFolderError(f"model folder not found: {model}") from None
 
 
-def run_evaluation(models: list[str], tasks: list[str], output: str, config: RexbertConfig) -> dict[str, Any]:
+def run_evaluation(models: list[str], tasks: list[str], output: str, config: RexbertConfig,
+                   page_cache: Path | None = None) -> dict[str, Any]:
     """Compare `models` (HF encoder folders, paths or URIs) on `tasks` (`NAME` or `NAME:PATH`); write results
     under `output` (a path or URI).
 
     `config` is the whole run config: its `evaluate` and `ray` sections are used, and it is written as the
     output's `config.resolved.yaml`. Bad model folders and task data fail here, before any trial starts.
+    `page_cache`: a task cache folder written by an earlier stage (the demo's shared-text extraction), reused.
     """
     evaluate = config.evaluate
     tasks = list(tasks) or list(evaluate.tasks)
@@ -230,7 +280,7 @@ def run_evaluation(models: list[str], tasks: list[str], output: str, config: Rex
     results: dict[str, Any] = {"models": dict(model_dirs), "tasks": {}}
     with staged_output(out, STAGE, models) as staging:
         staged = local_dir(staging).resolve()  # task caches and Tune's storage: in the output when local
-        keep_page_cache(out, staged / "cache")
+        keep_page_cache(out, staged / "cache", page_cache)
         write_resolved_config(config, staging)
         loaded: dict[str, tuple[Task, TaskData]] = {}
         for task, path in specs:
@@ -240,22 +290,33 @@ def run_evaluation(models: list[str], tasks: list[str], output: str, config: Rex
                 raise TaskDataError(f"{task.name}: data {path or task.default_data} is not UTF-8 text "
                                     f"(byte {err.start}: {err.reason})") from None
             log.info("task %s: %s", task.name, loaded[task.name][1].sizes())
+        local_models = {name: local_model(folder) for name, folder in model_dirs.items()}
+        baselines = {name: task.baselines(data, evaluate, local_models) for name, (task, data) in loaded.items()}
         with ray_runtime(config.ray):
             summaries = run_sweeps(loaded, model_dirs, evaluate, staged / "tune")
         for name, (task, data) in loaded.items():
+            for summary in summaries[name].values():
+                summary["vs_baselines"] = compare_with_baselines(summary, baselines[name])
             results["tasks"][name] = {"metric": task.metric, "data": data.info, "sizes": data.sizes(),
-                                      "models": summaries[name]}
+                                      "baselines": baselines[name], "models": summaries[name]}
         results["seconds"] = time.perf_counter() - start
         write_report_files(results, staging, config=evaluate, upstream=upstream)
     return results
 
 
-def keep_page_cache(out: str, cache: Path) -> None:
-    """Carry a previous local evaluation's task cache (extracted page texts, the slow part) into the new one.
-    A remote output's cache is already local and kept (`training.staging.local_dir`)."""
+def keep_page_cache(out: str, cache: Path, extra: Path | None = None) -> None:
+    """Carry a previous local evaluation's task cache (extracted page texts, the slow part) into the new one,
+    then any file of `extra` (another stage's cache of the same layout) it lacks. A remote output's cache is
+    already local and kept (`training.staging.local_dir`)."""
     previous = local_dir(out) / "cache"
     if not fs.is_remote(out) and previous.is_dir() and not cache.exists():
         shutil.copytree(previous, cache)
+    if extra is not None and extra.is_dir():
+        for source in (f for f in extra.rglob("*") if f.is_file()):
+            target = cache / source.relative_to(extra)
+            if not target.exists():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(source, target)
 
 
 def run_demo(config: RexbertConfig, root: str | Path) -> dict[str, Any]:
@@ -264,7 +325,8 @@ def run_demo(config: RexbertConfig, root: str | Path) -> dict[str, Any]:
     root = str(root)
     models = [fs.under(root, model.format(run=config.run.name)) for model in config.evaluate.models]
     out = fs.under(root, config.evaluate.output)
-    results = run_evaluation(models, [], out, config)
+    results = run_evaluation(models, [], out, config, page_cache=Path(fs.local_path(root)) / PAGE_CACHE
+                             if not fs.is_remote(root) else None)
     return compact_summary(results, out)
 
 
@@ -272,7 +334,10 @@ def compact_summary(results: dict[str, Any], out: str) -> dict[str, Any]:
     """What the demo summary keeps: test mean ± std per task and model, and where the report is."""
     return {
         "output": out, "report": fs.join(out, "report.html"), "seconds": round(results["seconds"], 1),
-        "scores": {task: {model: {k: s.get(k) for k in ("test_mean", "test_std", "best_config", "error") if k in s}
+        "scores": {task: {model: {k: s.get(k) for k in ("test_mean", "test_std", "best_config", "error",
+                                                         "vs_baselines") if k in s}
                           for model, s in entry["models"].items()}
                    for task, entry in results["tasks"].items()},
+        "baselines": {task: {name: b["test_mean"] for name, b in entry.get("baselines", {}).items()}
+                      for task, entry in results["tasks"].items()},
     }

@@ -25,8 +25,7 @@ def demo(
 
     cfg = resolve_config(ctx, config or DEMO_CONFIG, **{"run.output": output, "demo.docs": docs})
     results = run_demo(cfg, cfg.run.output, echo=typer.echo)
-    typer.echo(format_summary(results))
-    typer.echo(f"outputs under {cfg.run.output}")
+    typer.echo(format_summary(results, cfg.run.output))
 
 
 def register(app: typer.Typer) -> None:

@@ -28,7 +28,7 @@ def evaluate(
     """
     from ray_jobs.evaluate import run_evaluation
     from training.evaluation import parse_task_spec
-    from training.evaluation.report import STAGE, comparison_rows, markdown_table
+    from training.evaluation.report import STAGE, baseline_rows, comparison_rows, markdown_table
 
     cfg = resolve_config(ctx, config, **{"ray.address": address})
     # Before Ray starts (bad model folders and task data are refused by run_evaluation, also before Ray).
@@ -36,7 +36,7 @@ def evaluate(
     check_stage_output(output, STAGE, list(model))
     results = run_evaluation(list(model), list(task or []), output, cfg)
     header, rows = comparison_rows(results)
-    typer.echo(markdown_table(header, rows))
+    typer.echo(markdown_table(header, rows + baseline_rows(results)))
     typer.echo(f"report: {fs.join(output, 'report.html')}")
 
 

@@ -58,6 +58,8 @@ def test_evaluate_command_writes_table_and_report(tmp_path, shared_data, ray_clu
     assert result.exit_code == 0, result.output
     assert "| model | product-matching (f1) |" not in result.output  # fill-mask comes first
     assert "| model | fill-mask (acc@1) | product-matching (f1) |" in result.output
+    for baseline in ("most-frequent-token", "majority-class", "exact-title"):  # beside the model, same columns
+        assert f"| {baseline} (baseline) |" in result.output
     assert (out / "report.html").is_file() and (out / "results.md").is_file()
     resolved = (out / "config.resolved.yaml").read_text()
     assert "max_seq_length: 32" in resolved

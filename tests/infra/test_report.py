@@ -330,6 +330,10 @@ def test_values_are_escaped_and_baselines_are_rows_of_their_own(tmp_path):
     run = tmp_path / "runs" / "demo" / "general"
     results = write_evaluation(str(tmp_path / "eval"), {"general": str(run / "export")})
     results["tasks"]["page-type"]["baselines"] = {"majority-class": {"test_mean": 0.125, "test_std": 0.0}}
+    from training.evaluation.baselines import compare
+
+    summary = results["tasks"]["page-type"]["models"]["general"]
+    summary["vs_baselines"] = compare(summary, results["tasks"]["page-type"]["baselines"])
     (tmp_path / "eval" / "results.json").write_text(json.dumps(results))
 
     build_report(str(tmp_path))
@@ -337,3 +341,7 @@ def test_values_are_escaped_and_baselines_are_rows_of_their_own(tmp_path):
     page = (tmp_path / "report" / "index.html").read_text()
     assert "<td>&lt;b&gt;bold&lt;/b&gt;</td>" in page and "<b>bold</b>" not in page
     assert '<tr class="baseline"><td>majority-class (baseline)</td><td>0.125 ± 0.000</td><td>-</td>' in page
+    margin = summary["test_mean"] - 0.125
+    verdict = "yes" if margin > summary["test_std"] else "no"
+    assert (f"<td>page-type</td><td>general</td><td>majority-class</td><td>{margin:+.3f}</td><td>{verdict}</td>"
+            in page)

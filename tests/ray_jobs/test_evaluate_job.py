@@ -70,6 +70,23 @@ def test_sweep_compares_two_models_on_all_five_tasks(demo_results, demo_root):
                 assert all(t["history"] and "valid_score" in t["history"][0] for t in summary["trials"])
 
 
+def test_every_task_reports_its_trivial_baselines_beside_the_models(demo_results, demo_root):
+    expected = {"product-matching": {"majority-class", "exact-title"}, "page-type": {"majority-class"},
+                "attribute-tagging": {"majority-tag"}, "similarity": {"constant", "exact-title"},
+                "fill-mask": {"most-frequent-token"}}
+    for task, entry in demo_results["tasks"].items():
+        assert set(entry["baselines"]) == expected[task]
+        for baseline in entry["baselines"].values():
+            assert baseline["test_std"] == 0.0 and baseline["rule"]
+        strongest = max(b["test_mean"] for b in entry["baselines"].values())
+        for summary in entry["models"].values():
+            verdict = summary["vs_baselines"]
+            assert verdict["margin"] == pytest.approx(summary["test_mean"] - strongest)
+            assert verdict["beats"] == (verdict["margin"] > summary["test_std"])
+    table = (demo_root / "eval" / "results.md").read_text()
+    assert "| exact-title (baseline) |" in table and "## Against the baselines" in table
+
+
 def test_domain_model_recovers_more_masked_tokens(demo_results):
     fill = demo_results["tasks"]["fill-mask"]["models"]
     assert fill["decay"]["test_extras"]["acc_at_5"]["mean"] > fill["context"]["test_extras"]["acc_at_5"]["mean"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import torch
@@ -202,3 +203,150 @@ def test_task_data_on_s3_is_read_through_the_local_cache(tmp_path, s3_server, ca
     assert sum(data.sizes().values()) == 200
     with pytest.raises(TaskDataError, match="data path not found"):
         TASKS["product-matching"].load(fs.join(s3_server, tmp_path.name, "missing"), EvaluateConfig(), cache_dir)
+
+
+# --- trivial baselines (training.evaluation.baselines) ------------------------------------------------------
+
+
+FULL = EvaluateConfig(max_seq_length=64)
+
+
+def test_matching_baselines_are_the_train_majority_and_the_exact_title_rule(shared_data, cache_dir):
+    from sklearn.metrics import f1_score
+
+    from training.evaluation.baselines import normalized_title
+
+    task = TASKS["product-matching"]
+    data = task.load(None, FULL, cache_dir)
+    baselines = task.baselines(data, FULL, {})
+    positives = sum(e.label for e in data.train)
+    majority = baselines["majority-class"]
+    assert majority["predicts"] == ("same" if positives > len(data.train) / 2 else "different")
+    assert majority["train_share"] == max(positives, len(data.train) - positives) / len(data.train)
+    assert majority["test_mean"] == f1_score([e.label for e in data.test],
+                                             [int(majority["predicts"] == "same")] * len(data.test), zero_division=0)
+    equal = [int(" ".join(e.text.lower().split()) == " ".join((e.pair or "").lower().split())) for e in data.test]
+    rule = [int(normalized_title(e.text) == normalized_title(e.pair or "")) for e in data.test]
+    assert sum(rule) >= sum(equal) > 0  # normalisation only adds matches (case, punctuation)
+    assert baselines["exact-title"]["test_mean"] == f1_score([e.label for e in data.test], rule)
+    assert baselines["exact-title"]["test_std"] == 0.0
+
+
+def test_page_type_and_tagging_baselines_predict_the_most_frequent_train_label(shared_data, cache_dir):
+    from collections import Counter
+
+    from sklearn.metrics import f1_score
+
+    page_type = TASKS["page-type"]
+    data = page_type.load(None, QUICK, cache_dir)
+    counts = Counter(e.label for e in data.train)
+    majority = page_type.baselines(data, QUICK, {})["majority-class"]
+    assert counts[data.info["labels"].index(majority["predicts"])] == max(counts.values())
+    gold = [e.label for e in data.test]
+    expected = f1_score(gold, [data.info["labels"].index(majority["predicts"])] * len(gold), labels=sorted(set(gold)),
+                        average="macro", zero_division=0)
+    assert majority["test_mean"] == pytest.approx(expected) and 0 < expected < 1 / len(set(gold)) + 1e-9
+
+    tagging = TASKS["attribute-tagging"]
+    pages = tagging.load(None, QUICK, cache_dir)
+    tag = tagging.baselines(pages, QUICK, {})["majority-tag"]
+    assert tag["predicts"] == "O" and tag["test_mean"] == 0.0  # all "O": no entity found, entity F1 0
+
+
+def test_similarity_baselines_score_a_constant_and_the_exact_title_rule(shared_data, cache_dir):
+    from scipy.stats import spearmanr
+
+    from training.evaluation.baselines import normalized_title
+
+    task = TASKS["similarity"]
+    data = task.load(None, FULL, cache_dir)
+    baselines = task.baselines(data, FULL, {})
+    assert baselines["constant"]["test_mean"] == 0.0
+    rule = [float(normalized_title(p.a) == normalized_title(p.b)) for p in data.test]
+    expected = spearmanr([p.score for p in data.test], rule).statistic
+    assert baselines["exact-title"]["test_mean"] == pytest.approx(expected) and expected > 0
+
+
+def test_most_frequent_token_baseline_is_its_share_of_the_test_tokens(tiny_models, cache_dir):
+    from collections import Counter
+
+    from transformers import AutoTokenizer
+
+    task = TASKS["fill-mask"]
+    data = task.load(None, QUICK, cache_dir)
+    baselines = task.baselines(data, QUICK, {"general": str(tiny_models[0]), "ecom": str(tiny_models[1])})
+    assert list(baselines) == ["most-frequent-token"]  # one tokenizer shared by both models: one baseline
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_models[0]))
+
+    def tokens(texts):
+        ids = tokenizer(texts, truncation=True, max_length=QUICK.max_seq_length, add_special_tokens=False)["input_ids"]
+        return Counter(i for row in ids for i in row[: QUICK.max_seq_length - tokenizer.num_special_tokens_to_add()])
+
+    top, _ = tokens(data.valid).most_common(1)[0]
+    test = tokens(data.test)
+    baseline = baselines["most-frequent-token"]
+    assert baseline["test_mean"] == pytest.approx(test[top] / sum(test.values()))
+    extras = baseline["test_extras"]
+    assert baseline["test_mean"] == extras["acc_at_1"]["mean"]
+    assert extras["acc_at_1"]["mean"] < extras["acc_at_3"]["mean"] < extras["acc_at_5"]["mean"]
+
+
+def test_a_model_beats_a_baseline_only_by_more_than_its_seed_spread():
+    from training.evaluation.baselines import baseline, compare
+
+    baselines = {"majority-class": baseline(0.30, 0.3, "a"), "exact-title": baseline(0.50, 0.5, "b")}
+    assert compare({"test_mean": 0.58, "test_std": 0.05}, baselines) == {
+        "strongest_baseline": "exact-title", "margin": pytest.approx(0.08), "beats": True}
+    assert compare({"test_mean": 0.58, "test_std": 0.10}, baselines)["beats"] is False
+    assert compare({"error": "no trial reported a score"}, baselines) is None
+
+
+# --- evaluation data kept out of pretraining text (training.evaluation.hygiene) --------------------------------
+
+
+@pytest.fixture(scope="module")
+def decontaminator(shared_data):
+    from training.evaluation.hygiene import Decontaminator, evaluation_items
+
+    return Decontaminator(evaluation_items(shared_data))
+
+
+def _offers(path: Path) -> list[str]:
+    from training.evaluation.product_matching import PREFIX
+
+    return [f.removeprefix(PREFIX).strip() for line in path.read_text().splitlines() for f in line.split("\t")[:2]]
+
+
+def test_wdc_test_offers_in_the_pretraining_offers_are_found_exactly(shared_data, decontaminator):
+    from training.evaluation.hygiene import normalized_text
+
+    evaluation = {normalized_text(o) for c in ("computers", "cameras") for name in ("valid.txt.small", "test.txt")
+                  for o in _offers(shared_data / "eval/wdc-products" / c / name)}
+    pretraining = list(dict.fromkeys(_offers(shared_data / "text/wdc-offers/computers-train.txt.medium")))
+    overlaps = decontaminator.check_batch(pretraining)
+    exact = [o for o, hit in zip(pretraining, overlaps, strict=True) if hit and hit.reason == "eval_exact"]
+    assert len(exact) == sum(1 for o in pretraining if normalized_text(o) in evaluation) > 500
+    assert all(hit.items[0].task == "product-matching" and hit.items[0].split in ("valid", "test")
+               for hit in overlaps if hit and hit.reason == "eval_exact")
+
+
+def test_near_duplicates_lines_and_urls_of_evaluation_items_are_caught(shared_data, decontaminator):
+    offer = next(o for o in _offers(shared_data / "eval/wdc-products/computers/test.txt") if len(o.split()) > 12)
+    assert decontaminator.check(offer + " free shipping").reason == "eval_near_duplicate"
+    assert decontaminator.check(f"Our best sellers\n{offer}\nSee all offers").reason == "eval_line"
+    test_page = next(i for i in decontaminator.items if i.task == "page-type" and i.split == "test" and i.url)
+    parts = urlsplit(test_page.url)
+    variant = f"http://www.{parts.hostname.removeprefix('www.')}{parts.path.rstrip('/')}/?{parts.query}"
+    assert decontaminator.check("", variant).reason == "eval_url"
+    wikitext = (shared_data / "text/wikitext-2/valid.txt").read_text().split("\n \n")[:200]
+    assert not any(decontaminator.check_batch(wikitext))
+
+
+def test_train_split_items_are_not_evaluation_items(shared_data, decontaminator):
+    from training.evaluation.hygiene import normalized_text
+
+    evaluation = {normalized_text(i.text) for i in decontaminator.items if i.task == "product-matching"}
+    train_only = [o for o in _offers(shared_data / "eval/wdc-products/computers/train.txt.small")
+                  if normalized_text(o) not in evaluation]
+    hits = decontaminator.check_batch(train_only[:300])
+    assert len(train_only) > 300 and all(h is None or h.reason == "eval_near_duplicate" for h in hits)

@@ -4,6 +4,9 @@ shape) and fine-tunes/scores an HF encoder folder; none of them imports Ray.
     task, path = parse_task_spec("product-matching:/data/wdc/cameras")
     data = task.load(path, config.evaluate, cache_dir)
     metrics = task.run(model_dir, data, TrialParams(learning_rate=5e-5, epochs=2), config.evaluate)
+    baselines = task.baselines(data, config.evaluate, {"model": model_dir})  # majority class, exact title, ...
+
+`training.evaluation.hygiene` lists every validation and test item, so pretraining text can be kept free of them.
 """
 
 from __future__ import annotations

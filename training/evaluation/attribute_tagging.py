@@ -33,6 +33,7 @@ from training.evaluation.base import (
     require_file,
     split_of,
 )
+from training.evaluation.baselines import majority_tag
 from training.evaluation.finetune import load_tokenizer, pick_device, set_seed, train_epochs
 from training.evaluation.pages import extract_pages
 from training.evaluation.product_matching import take
@@ -189,3 +190,6 @@ class AttributeTagging(Task):
             return metrics
 
         return train_epochs(model, len(train), loss_of_batch, evaluate, params, config, on_epoch)
+
+    def baselines(self, data: TaskData, config: EvaluateConfig, model_dirs: dict[str, str]) -> dict[str, dict]:
+        return {"majority-tag": majority_tag(data)}

@@ -84,6 +84,11 @@ class Task(ABC):
     ) -> dict[str, Any]:
         """Fine-tune (if the task does) and score; returns the last epoch's metrics."""
 
+    def baselines(self, data: TaskData, config: EvaluateConfig, model_dirs: dict[str, str]) -> dict[str, dict]:
+        """Trivial baselines on the same test split, by name (`training.evaluation.baselines`); driver side,
+        no fine-tuning. `model_dirs` (name -> local folder) is for baselines that need a model's tokenizer."""
+        return {}
+
 
 def stable_bucket(key: str, buckets: int = 100) -> int:
     """A bucket that depends only on the key (not on Python's hash seed): splits stay fixed across runs."""

@@ -18,6 +18,7 @@ import torch
 
 from infra.core.config import EvaluateConfig
 from training.evaluation.base import EpochCallback, Task, TaskData, TaskDataError, TrialParams, stable_bucket
+from training.evaluation.baselines import most_frequent_token
 from training.evaluation.finetune import ModelFolderError, load_tokenizer, pick_device, set_seed
 
 ECOMMERCE_PAGE_TYPES = ("product", "collection")
@@ -139,3 +140,16 @@ class FillMask(Task):
         if on_epoch is not None:
             on_epoch(metrics)
         return metrics
+
+    def baselines(self, data: TaskData, config: EvaluateConfig, model_dirs: dict[str, str]) -> dict[str, dict]:
+        """The most frequent token, per distinct tokenizer (one entry when every model shares it)."""
+        by_vocab: dict[str, tuple[list[str], Any]] = {}
+        for name, folder in model_dirs.items():
+            tokenizer = load_tokenizer(folder)
+            key = json.dumps(sorted(tokenizer.get_vocab().items()))
+            by_vocab.setdefault(key, ([], tokenizer))[0].append(name)
+        out = {}
+        for names, tokenizer in by_vocab.values():
+            label = "most-frequent-token" if len(by_vocab) == 1 else f"most-frequent-token ({', '.join(names)})"
+            out[label] = most_frequent_token(tokenizer, data, config.max_seq_length, TOP_K)
+        return out

@@ -25,6 +25,7 @@ from training.evaluation.base import (
     require_file,
     split_of,
 )
+from training.evaluation.baselines import majority_class
 from training.evaluation.pages import extract_pages
 from training.evaluation.sequence_classification import LabeledText, run_sequence_classification
 
@@ -111,3 +112,6 @@ class PageType(Task):
     def run(self, model_dir: str, data: TaskData, params: TrialParams, config: EvaluateConfig,
             on_epoch: EpochCallback | None = None) -> dict[str, Any]:
         return run_sequence_classification(model_dir, data, params, config, macro_f1, on_epoch)
+
+    def baselines(self, data: TaskData, config: EvaluateConfig, model_dirs: dict[str, str]) -> dict[str, dict]:
+        return {"majority-class": majority_class(data, macro_f1, data.info["labels"])}

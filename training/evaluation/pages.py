@@ -14,6 +14,10 @@ from tqdm import tqdm
 
 from training.evaluation.base import TaskDataError
 
+# The folder, under a demo's run root, where a stage before the evaluation (the demo's shared-text corpus)
+# leaves page texts in the task cache layout (`<task>/texts.jsonl`); the demo's evaluation starts from it.
+PAGE_CACHE = "cache"
+
 
 def read_html(path: Path) -> bytes:
     if not path.is_file():

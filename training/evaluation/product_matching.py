@@ -21,6 +21,7 @@ from training.evaluation.base import (
     TrialParams,
     require_file,
 )
+from training.evaluation.baselines import exact_title, majority_class
 from training.evaluation.sequence_classification import LabeledText, run_sequence_classification
 
 SPLIT_FILES = {"train": "train.txt.small", "valid": "valid.txt.small", "test": "test.txt"}
@@ -104,3 +105,7 @@ class ProductMatching(Task):
     def run(self, model_dir: str, data: TaskData, params: TrialParams, config: EvaluateConfig,
             on_epoch: EpochCallback | None = None) -> dict[str, Any]:
         return run_sequence_classification(model_dir, data, params, config, positive_f1, on_epoch)
+
+    def baselines(self, data: TaskData, config: EvaluateConfig, model_dirs: dict[str, str]) -> dict[str, dict]:
+        return {"majority-class": majority_class(data, positive_f1, data.info["labels"]),
+                "exact-title": exact_title(data, positive_f1)}

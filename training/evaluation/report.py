@@ -1,7 +1,8 @@
 """The evaluation report: `results.json`, a Markdown comparison table, and an HTML page with plots.
 
 Rows are models, columns are tasks; each cell is the test score of the configuration chosen on
-validation, as mean ± std over seeds. The HTML page embeds one PNG per task (bars with std error
+validation, as mean ± std over seeds. Each task's trivial baselines are rows of their own, marked
+"(baseline)", and drawn as dashed lines on the task's plot. The HTML page embeds one PNG per task (bars with std error
 bars per model, and the validation curve of the chosen configuration per epoch). Everything is written
 through `infra.core.fs`, so the results folder may be a URI; `manifest.json` counts the trials. The folder
 is a stage output (stage `evaluate`, `infra.core.outputs.staged_output`): it appears whole or not at all.
@@ -50,6 +51,41 @@ def comparison_rows(results: dict[str, Any]) -> tuple[list[str], list[list[str]]
     return header, rows
 
 
+def baseline_rows(results: dict[str, Any]) -> list[list[str]]:
+    """One row per trivial baseline (`training.evaluation.baselines`), in the comparison table's columns:
+    its score under each task that has it, "-" elsewhere."""
+    tasks = results["tasks"]
+    names = sorted({b for entry in tasks.values() for b in entry.get("baselines", {})})
+    rows = []
+    for name in names:
+        row = [f"{name} (baseline)"]
+        row += [cell(entry["baselines"][name]) if name in entry.get("baselines", {}) else "-"
+                for entry in tasks.values()]
+        if "similarity" in tasks:
+            row.append("-")
+        if "fill-mask" in tasks:
+            extras = tasks["fill-mask"].get("baselines", {}).get(name, {}).get("test_extras", {})
+            row += [f"{extras[k]['mean']:.3f}" if k in extras else "-" for k in ("acc_at_3", "acc_at_5")]
+        rows.append(row)
+    return rows
+
+
+def baseline_verdicts(results: dict[str, Any]) -> list[list[str]]:
+    """Per task and model: the strongest baseline, the margin over it, and whether that margin exceeds the
+    model's seed spread (`vs_baselines`, written by `ray_jobs.evaluate`)."""
+    rows = []
+    for task, entry in results["tasks"].items():
+        for model, summary in entry["models"].items():
+            verdict = summary.get("vs_baselines")
+            if verdict:
+                rows.append([task, model, verdict["strongest_baseline"], f"{verdict['margin']:+.3f}",
+                             "yes" if verdict["beats"] else "no"])
+    return rows
+
+
+VERDICT_HEADER = ["task", "model", "strongest baseline", "margin (test mean - baseline)", "beats it by > seed std"]
+
+
 def markdown_table(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
@@ -59,7 +95,12 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> str:
 def markdown_report(results: dict[str, Any]) -> str:
     header, rows = comparison_rows(results)
     parts = ["# Downstream evaluation", "", "Test score of the configuration chosen on validation, "
-             "mean ± std over seeds.", "", markdown_table(header, rows), "", "## Chosen configurations", ""]
+             "mean ± std over seeds; trivial baselines (no model) on the same test split below the models.", "",
+             markdown_table(header, rows + baseline_rows(results)), ""]
+    verdicts = baseline_verdicts(results)
+    if verdicts:
+        parts += ["## Against the baselines", "", markdown_table(VERDICT_HEADER, verdicts), ""]
+    parts += ["## Chosen configurations", ""]
     best_rows = []
     for task, entry in results["tasks"].items():
         for model, summary in entry["models"].items():
@@ -100,6 +141,11 @@ def task_figure(task: str, entry: dict[str, Any]) -> str:
     bars.set_ylim(min([0.0] + [m - s for m, s in zip(means, stds, strict=True)]),
                   max([1.0] + [m + s for m, s in zip(means, stds, strict=True)]))
     bars.axhline(0.0, color="black", linewidth=0.6)
+    for k, (name, base) in enumerate(sorted(entry.get("baselines", {}).items())):
+        bars.axhline(base["test_mean"], color="gray", linestyle=("--", ":", "-.")[k % 3], linewidth=1.2,
+                     label=f"{name} {base['test_mean']:.3f}")
+    if entry.get("baselines"):
+        bars.legend(fontsize=7, loc="upper right")
     for i, model in enumerate(models):
         summary = entry["models"][model]
         chosen = [t for t in summary.get("trials", []) if t["config"] == summary.get("best_config") and t["history"]]
@@ -120,6 +166,8 @@ def html_report(results: dict[str, Any]) -> str:
     header, rows = comparison_rows(results)
     table = "<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr>"
     table += "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows)
+    table += "".join("<tr style='color:#666;font-style:italic'>" + "".join(f"<td>{html.escape(c)}</td>" for c in row)
+                     + "</tr>" for row in baseline_rows(results))
     table += "</table>"
     sections = []
     for task, entry in results["tasks"].items():

@@ -21,6 +21,7 @@ from scipy.stats import spearmanr
 
 from infra.core.config import EvaluateConfig
 from training.evaluation.base import EpochCallback, Task, TaskData, TaskDataError, TrialParams, local_source, split_of
+from training.evaluation.baselines import similarity_baselines
 from training.evaluation.finetune import encode_texts, load_tokenizer, mean_pool, pick_device, set_seed, train_epochs
 from training.evaluation.product_matching import SPLIT_FILES, read_wdc_folder, take
 
@@ -202,3 +203,6 @@ class Similarity(Task):
                 on_epoch(metrics)
 
         return train_epochs(model, len(train), loss_of_batch, evaluate, params, config, report)
+
+    def baselines(self, data: TaskData, config: EvaluateConfig, model_dirs: dict[str, str]) -> dict[str, dict]:
+        return similarity_baselines(data)
