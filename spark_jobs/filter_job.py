@@ -1,9 +1,10 @@
 """Classify + filter stage on Spark: e-commerce score, category, quality signals and a drop reason per row.
 
 Reads `extracted/` Parquet and writes `filtered/` with EVERY input row plus `ecom_score`, `category`,
-the quality signal columns and `filter_reason` (null when kept), so each dropped document keeps its
-reason. The decisions are `corpus.filter.quality.DocumentFilter` (datatrove's filters) and
-`corpus.filter.classify.EcomClassifier` (fastText), run unchanged inside `mapInArrow` partitions.
+the quality signal columns, `page_kind` (the extractor's own guess), `quality_rules` (commerce / general)
+and `filter_reason` (null when kept), so each dropped document keeps its reason. The decisions are
+`corpus.filter.quality.DocumentFilter` (datatrove's filters, read with `CommerceRules` on commerce pages)
+and `corpus.filter.classify.EcomClassifier` (fastText), run unchanged inside `mapInArrow` partitions.
 
     spark-submit spark_jobs/filter_job.py --input OUT/extracted --output OUT/filtered --classifier model.bin
 """
@@ -32,8 +33,11 @@ _SIGNAL_TYPES = {"word_count": T.LongType(), "stop_word_count": T.LongType()}
 
 
 def filter_schema(input_schema: T.StructType) -> T.StructType:
+    """The input's columns plus the filter's: score, category, quality signals, the extractor's page kind
+    (`signal_page_kind`), which quality rules read the page ("commerce" / "general") and the drop reason."""
     added = [T.StructField("ecom_score", T.DoubleType()), T.StructField("category", T.StringType())]
     added += [T.StructField(c, _SIGNAL_TYPES.get(c, T.DoubleType())) for c in SIGNAL_COLUMNS]
+    added += [T.StructField("page_kind", T.StringType()), T.StructField("quality_rules", T.StringType())]
     added.append(T.StructField("filter_reason", T.StringType()))
     names = {f.name for f in added}
     return T.StructType([f for f in input_schema.fields if f.name not in names] + added)
@@ -54,7 +58,7 @@ def make_partition_fn(config: CorpusConfig, model_name: str | None, labels: dict
         import pyarrow as pa
 
         from corpus.filter.classify import EcomClassifier, page_features
-        from corpus.filter.quality import DocumentFilter, categorize, quality_signals
+        from corpus.filter.quality import DocumentFilter, categorize, quality_signals, signal_page_kind
 
         classifier = EcomClassifier(SparkFiles.get(model_name)) if model_name else None
         decide = DocumentFilter(filter_config)
@@ -83,7 +87,9 @@ def make_partition_fn(config: CorpusConfig, model_name: str | None, labels: dict
                     if i in failed:
                         raise failed[i]
                     row.update(quality_signals(text))
-                    verdict = decide.decide(text, row.get("lang"), row.get("lang_score"), score, row.get("doc_id"))
+                    row["page_kind"] = signal_page_kind(row.get("has_product_markup"), row.get("html_signals"))
+                    row["quality_rules"] = decide.rules_for(row)
+                    verdict = decide.filter(row)
                     row["filter_reason"] = verdict.reason
                     label = labels.get(row.get("url") or "") or labels.get(row.get("doc_id") or "")
                     row["category"] = label

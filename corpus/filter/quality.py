@@ -18,6 +18,7 @@ import json
 import math
 import re
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -85,20 +86,184 @@ def build_datatrove_filters(config: FilterConfig) -> list[tuple[str, Any]]:
     return filters
 
 
+@dataclass(frozen=True)
+class CommerceRules:
+    """How the quality rules read a commerce page (a product, a product grid, a price list).
+
+    Gopher's rules were tuned on articles: datatrove counts punctuation tokens as words (so "$189.00, 10 kg"
+    fails the alpha ratio), and a grid's repeated "Add to cart" lines and prices trip the repetition rules.
+    On commerce pages a number, price or unit counts as a word, and the repetition and line rules (Gopher's
+    and FineWeb's) read only the prose lines; the structured lines (spec rows, prices, buttons, a grid's
+    short names) may get a duplicate-line limit of their own. The defaults were chosen by cross-validation
+    over wcxb-dev and zyte-products domains (bench/quality_rules_bench.py, bench/results/quality_rules.md):
+    the least relaxed setting that kept the most e-commerce pages of the training folds, with every synthetic
+    junk page still removed. They leave the n-gram rules little force on commerce prose (5x Gopher's
+    thresholds: top 2-gram and duplicated 5-gram shares over 0.75) and FineWeb's line rules off; duplicated
+    lines and paragraphs, short documents, word lengths, symbols, stop words and C4's rules still apply.
+    None turns a check off.
+
+    Args:
+        min_valid_word_ratio: least share of words (whitespace tokens with a letter or digit) that hold a
+            letter or read as a number, price or unit.
+        min_stop_words: least count of Gopher's English stop words in the whole text.
+        structured_line_words: a line this short that holds a digit or currency sign is a spec/price line.
+        max_structured_dup_frac: most share of structured lines that repeat an earlier one.
+        repetition_scale: Gopher's n-gram thresholds (top 2-4-gram and duplicated 5-10-gram character
+            shares) times this, capped at 1: a grid's product names share words ("... T-Shirt - Blue").
+        line_dup_scale: Gopher's duplicated line and paragraph limits times this, capped at 1 (grids repeat
+            a line per item: "Freeform Carry-On Spinner is available in 5 options").
+        fineweb: run FineWeb's line rules on the prose (they drop list-like pages, which grids are).
+        min_doc_words: Gopher's shortest document on commerce pages (a product can be a few lines).
+        max_ellipsis_lines_ratio: most share of prose lines ending in an ellipsis (Gopher: 0.3); a grid's cards
+            end their cut descriptions with one ("The 4WD Gear Bags are a great solution…").
+        drop_code_lines: remove lines holding "{" or "}" (inline JSON and CSS that extraction let through on
+            shop pages) instead of C4's dropping the whole page for one curly bracket.
+    """
+
+    min_valid_word_ratio: float | None = 0.8
+    min_stop_words: int | None = 1
+    structured_line_words: int = 8
+    max_structured_dup_frac: float | None = None
+    repetition_scale: float = 5.0
+    line_dup_scale: float = 1.0
+    fineweb: bool = False
+    min_doc_words: int | None = 30
+    drop_code_lines: bool = True
+    max_ellipsis_lines_ratio: float | None = 0.5
+
+
+_CURRENCY = "$€£¥₹"
+_NUMBER_WORD = re.compile(
+    r"^[(\[]*[-+~±]?(?:[a-z]{0,3}[$€£¥₹])?\d[\d.,:/x×*\-–]*(?:%|[a-zµ°\"'″”]{0,5}\.?|[$€£¥₹])?[)\].,;:!?]*$",
+    re.IGNORECASE,
+)
+_ALNUM = re.compile(r"\w")
+
+
+def valid_word_ratio(text: str) -> float:
+    """Share of whitespace words (those holding a letter or digit) that hold a letter or read as a number,
+    price or unit ("$189.00", "10kg", "40%", '5"'): Gopher's alpha ratio for pages that list prices and specs."""
+    tokens = [t for t in text.split() if _ALNUM.search(t)]
+    if not tokens:
+        return 0.0
+    return sum(1 for t in tokens if any(c.isalpha() for c in t) or _NUMBER_WORD.match(t)) / len(tokens)
+
+
+def prose_line_shares(prose: str) -> tuple[float, float]:
+    """(bullet, end-ellipsis) shares of the prose lines, as datatrove's Gopher filter counts them."""
+    lines = prose.splitlines() or [""]
+    bullets = sum(line.lstrip().startswith(("•", "-")) for line in lines) / len(lines)
+    return bullets, sum(line.rstrip().endswith(("...", "…")) for line in lines) / len(lines)
+
+
+def drop_code_lines(text: str) -> str:
+    """The text without its lines that hold a curly bracket (inline JSON, CSS)."""
+    return "\n".join(line for line in text.split("\n") if "{" not in line and "}" not in line)
+
+
+def stop_word_count(text: str) -> int:
+    """How many of Gopher's eight English stop words occur, in any case (datatrove's check is case-sensitive,
+    and a product page's stop words are often in capitalised headings)."""
+    return len({w.lower() for w in _WORD.findall(text)} & _STOP_WORDS)
+
+
+def is_structured_line(line: str, max_words: int = 8) -> bool:
+    """A spec-table row, price, button or grid label rather than prose: at most 3 words, a table row, a
+    short line with a digit or currency sign, a short "key: value" pair, or a grid row of several
+    "key: value" specs or with a number in every few words ("Wawona 6 Tent $585.00 Sleeping Capacity: 6-person")."""
+    tokens = line.split()
+    n_words = len(tokens)
+    if n_words <= 3 or line.count("|") >= 2 or line.count(":") >= 3:
+        return True
+    numeric = sum(1 for t in tokens if any(c.isdigit() or c in _CURRENCY for c in t))
+    if (n_words <= max_words and numeric) or numeric >= 0.2 * n_words:
+        return True
+    key, sep, _ = line.partition(":")
+    return bool(sep) and len(key.split()) <= 4 and n_words <= 2 * max_words
+
+
+def split_structured(text: str, max_words: int = 8) -> tuple[str, list[str]]:
+    """(prose text, structured lines) of a page; the prose keeps its line and paragraph breaks."""
+    prose, structured = [], []
+    for line in text.split("\n"):
+        if not _ALNUM.search(line):  # blank lines and bare bullets belong to neither
+            prose.append("")
+        elif is_structured_line(line.strip(), max_words):
+            structured.append(line.strip())
+        else:
+            prose.append(line)
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(prose)).strip(), structured
+
+
+def signal_page_kind(has_product_markup: str | None, html_signals: str | None) -> str:
+    """The extractor's own guess at a page's kind from its structured data and raw-HTML signals:
+    product (schema.org Product), collection (a listed grid), commerce (a cart button), article, or unknown."""
+    signals = set((html_signals or "").split())
+    listed = any(s.startswith("listed_") and s != "listed_0" for s in signals)
+    if listed:
+        return "collection"
+    if has_product_markup or signals & {"markup_jsonld", "markup_microdata"}:
+        return "product"
+    if "cart_button" in signals:
+        return "commerce"
+    if "article_markup" in signals:
+        return "article"
+    return "unknown"
+
+
+def _scaled_repetition(config: Any, step: Any, ngram_scale: float, line_scale: float) -> Any:
+    """datatrove's GopherRepetitionFilter with its n-gram thresholds times `ngram_scale` and its duplicated
+    line and paragraph limits times `line_scale` (each capped at 1)."""
+    from datatrove.pipeline.filters import GopherRepetitionFilter
+
+    def scaled(value: float | None, scale: float) -> float | None:
+        return None if value is None else min(1.0, value * scale)
+
+    kwargs = {k: scaled(v, line_scale) for k, v in _enabled(config).items()}
+    kwargs["top_n_grams"] = tuple((n, scaled(f, ngram_scale)) for n, f in step.top_n_grams)
+    kwargs["dup_n_grams"] = tuple((n, scaled(f, ngram_scale)) for n, f in step.dup_n_grams)
+    return GopherRepetitionFilter(**kwargs)
+
+
 class QualityFilter:
-    """Runs datatrove's quality filters on one text at a time; the first failing filter names the reason."""
+    """Runs datatrove's quality filters on one text at a time; the first failing filter names the reason.
+
+    `check(text, kind="commerce")` reads the page with `CommerceRules`; any other kind gets datatrove's
+    rules unchanged (articles, forums and documentation are what they were tuned on)."""
 
     name = "quality"
 
-    def __init__(self, config: FilterConfig | None = None):
+    def __init__(self, config: FilterConfig | None = None, commerce: CommerceRules | None = None):
         self.config = config or FilterConfig()
+        self.commerce = commerce or CommerceRules()
         self.filters = build_datatrove_filters(self.config)
+        # On commerce pages our valid-word ratio and stop-word count replace Gopher's alpha and stop-word checks.
+        relaxed = self.config.model_copy(deep=True)
+        relaxed.gopher_quality.max_non_alpha_words_ratio = None
+        relaxed.gopher_quality.min_stop_words = None
+        relaxed.fineweb_quality.enabled = relaxed.fineweb_quality.enabled and self.commerce.fineweb
+        relaxed.gopher_quality.min_doc_words = self.commerce.min_doc_words
+        if self.commerce.drop_code_lines:
+            relaxed.c4_quality.filter_curly_bracket = False
+        # Gopher's bullet and ellipsis shares count lines: on commerce pages they read the prose lines.
+        relaxed.gopher_quality.max_bullet_lines_ratio = None
+        relaxed.gopher_quality.max_ellipsis_lines_ratio = None
+        self.commerce_filters = build_datatrove_filters(relaxed)
+        scales = (self.commerce.repetition_scale, self.commerce.line_dup_scale)
+        for i, (prefix, step) in enumerate(self.commerce_filters):
+            if prefix == "gopher_rep_" and scales != (1.0, 1.0):
+                self.commerce_filters[i] = (prefix, _scaled_repetition(self.config.gopher_repetition, step, *scales))
 
-    def check(self, text: str, doc_id: str = "") -> QualityVerdict:
+    def check(self, text: str, doc_id: str = "", kind: str = "general") -> QualityVerdict:
+        if kind == "commerce":
+            return self._check_commerce(text, doc_id)
+        return self._run(self.filters, text, doc_id)
+
+    def _run(self, filters: list[tuple[str, Any]], text: str, doc_id: str) -> QualityVerdict:
         from datatrove.data import Document
 
         doc = Document(text=text, id=doc_id)
-        for prefix, step in self.filters:
+        for prefix, step in filters:
             before = doc.text
             result = step.filter(doc)
             keep, reason = (result, None) if isinstance(result, bool) else (result[0], result[1])
@@ -107,6 +272,49 @@ class QualityFilter:
             if prefix == "c4_" and not self.config.c4_quality.keep_cleaned_text:
                 doc.text = before
         return QualityVerdict(None, doc.text)
+
+    def _check_commerce(self, text: str, doc_id: str) -> QualityVerdict:
+        from datatrove.data import Document
+
+        rules = self.commerce
+        if rules.drop_code_lines:
+            text = drop_code_lines(text)
+        prose, structured = split_structured(text, rules.structured_line_words)
+        if rules.max_structured_dup_frac is not None and structured:
+            if (len(structured) - len(set(structured))) / len(structured) > rules.max_structured_dup_frac:
+                return QualityVerdict("commerce_structured_dup_frac", text)
+        kept = text
+        for prefix, step in self.commerce_filters:
+            on_prose = prefix in ("gopher_rep_", "fineweb_")  # the rules that count lines and repeats
+            if on_prose and not prose:
+                continue
+            doc = Document(text=prose if on_prose else kept, id=doc_id)
+            result = step.filter(doc)
+            keep, reason = (result, None) if isinstance(result, bool) else (result[0], result[1])
+            if not keep:
+                return QualityVerdict(reason_slug(prefix, reason), text)
+            if prefix == "c4_" and self.config.c4_quality.keep_cleaned_text:
+                kept = doc.text
+            if prefix == "gopher_":
+                reason = self._commerce_words(kept, prose)
+                if reason is not None:
+                    return QualityVerdict(reason, text)
+        return QualityVerdict(None, kept)
+
+    def _commerce_words(self, text: str, prose: str) -> str | None:
+        """Gopher's bullet and ellipsis line shares over the prose lines, then the valid-word ratio and the
+        stop words over the whole text (datatrove's order and slugs)."""
+        rules, max_bullets = self.commerce, self.config.gopher_quality.max_bullet_lines_ratio
+        bullets, ellipsis = prose_line_shares(prose)
+        if max_bullets and bullets > max_bullets:
+            return "gopher_too_many_bullets"
+        if rules.max_ellipsis_lines_ratio is not None and ellipsis > rules.max_ellipsis_lines_ratio:
+            return "gopher_too_many_end_ellipsis"
+        if rules.min_valid_word_ratio is not None and valid_word_ratio(text) < rules.min_valid_word_ratio:
+            return "gopher_below_alpha_threshold"
+        if rules.min_stop_words is not None and stop_word_count(text) < rules.min_stop_words:
+            return "gopher_enough_stop_words"
+        return None
 
 
 def quality_signals(text: str | None) -> dict[str, float | int]:
@@ -138,15 +346,22 @@ def quality_signals(text: str | None) -> dict[str, float | int]:
     }
 
 
+COMMERCE_KINDS = frozenset({"product", "collection", "commerce"})
+
+
 class DocumentFilter:
     """The filter stage's decision for one document, checks in order: empty text, language, e-commerce
-    score, then datatrove's quality filters. The first failing check is the document's `filter_reason`."""
+    score, then the quality rules. The first failing check is the document's `filter_reason`.
+
+    `filter(doc)` reads a record (a row of `extracted/` plus its `ecom_score`) and picks the quality rules
+    by the page's kind: `CommerceRules` for a page the classifier accepted or whose raw HTML shows product
+    markup, a grid or a cart button; datatrove's rules for the rest."""
 
     name = "filter"
 
-    def __init__(self, config: FilterConfig | None = None):
+    def __init__(self, config: FilterConfig | None = None, commerce: CommerceRules | None = None):
         self.config = config or FilterConfig()
-        self.quality = QualityFilter(self.config)
+        self.quality = QualityFilter(self.config, commerce)
         self.languages = set(self.config.languages) if self.config.languages is not None else None
 
     def precheck(self, text: str | None, lang: str | None, lang_score: float | None) -> str | None:
@@ -161,7 +376,13 @@ class DocumentFilter:
         return None
 
     def decide(
-        self, text: str | None, lang: str | None, lang_score: float | None, ecom_score: float | None, doc_id: str = ""
+        self,
+        text: str | None,
+        lang: str | None,
+        lang_score: float | None,
+        ecom_score: float | None,
+        doc_id: str = "",
+        kind: str = "general",
     ) -> QualityVerdict:
         cfg = self.config
         text = text or ""
@@ -170,7 +391,21 @@ class DocumentFilter:
             return QualityVerdict(reason, text)
         if cfg.ecommerce_filter and (ecom_score or 0.0) < cfg.ecommerce_threshold:
             return QualityVerdict("not_ecommerce", text)
-        return self.quality.check(text, doc_id)
+        return self.quality.check(text, doc_id, kind)
+
+    def rules_for(self, doc: Mapping[str, Any]) -> str:
+        """"commerce" or "general": which quality rules read this record."""
+        score = doc.get("ecom_score")
+        if score is not None and score >= self.config.ecommerce_threshold:
+            return "commerce"
+        kind = signal_page_kind(doc.get("has_product_markup"), doc.get("html_signals"))
+        return "commerce" if kind in COMMERCE_KINDS else "general"
+
+    def filter(self, doc: Mapping[str, Any]) -> QualityVerdict:
+        """The verdict for one record: `text`, `lang`, `lang_score`, `ecom_score`, `doc_id`, and the raw-HTML
+        signals (`has_product_markup`, `html_signals`) that choose the quality rules."""
+        return self.decide(doc.get("text"), doc.get("lang"), doc.get("lang_score"), doc.get("ecom_score"),
+                           doc.get("doc_id") or "", kind=self.rules_for(doc))
 
 
 # --- categories -------------------------------------------------------------------------------------------------------

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from corpus.filter.quality import (
+    CommerceRules,
     DocumentFilter,
     QualityFilter,
     categorize,
+    is_structured_line,
     load_category_labels,
     normalize_category,
     quality_signals,
     reason_slug,
+    signal_page_kind,
+    split_structured,
+    valid_word_ratio,
 )
 from infra.core.config import FilterConfig
 
@@ -138,3 +145,112 @@ def test_llm_labels_are_normalised_and_keyed_by_url_and_doc_id(tmp_path):
     labels = load_category_labels(path)
     assert labels == {"https://a.example/p/1": "beauty", "d2": "toys", "https://b.example/x": "other"}
     assert normalize_category("ELECTRONICS") == "electronics"
+
+
+# --- e-commerce pages: CommerceRules ------------------------------------------------------------------------------
+
+SPECS = PROSE + "".join(f"Size {i}: {30 + i} x {40 + i} cm, {i}.5 kg, $ {19 + i}.99, 100 % cotton\n" for i in range(12))
+GRID = "Waxed jackets for every season\n" + PROSE + "".join(
+    f"{name} field jacket\n${100 + i}.00\nAdd to cart\nQuick view\n"
+    for i, name in enumerate(["Olive", "Navy", "Black", "Sand", "Rust", "Forest", "Slate", "Clay"]))
+
+
+def test_prices_and_units_fail_datatrove_alpha_ratio_but_count_as_words_on_commerce_pages():
+    quality = QualityFilter(FilterConfig(gopher_repetition={"enabled": False}))
+    assert quality.check(SPECS).reason == "gopher_below_alpha_threshold"
+    assert quality.check(SPECS, kind="commerce").reason is None
+    assert valid_word_ratio("$189.00 10kg 40% 5\" x 3\" (2)") == 1.0
+    assert valid_word_ratio("#$% 7&^ 99!! ~~3") < 0.5
+
+
+def test_a_product_grid_trips_datatrove_repetition_but_not_the_commerce_rules():
+    quality = QualityFilter()
+    assert quality.check(GRID).reason is not None
+    assert quality.check(GRID, kind="commerce").reason is None
+
+
+def test_structured_lines_are_specs_prices_and_buttons_not_prose():
+    assert is_structured_line("Add to cart") and is_structured_line("$189.00")
+    assert is_structured_line("Material: 100% waxed cotton, brass zip")
+    assert is_structured_line("| Size | Chest | Length |")
+    assert not is_structured_line("The jacket is made of waxed cotton and has been tested in the rain.")
+    prose, structured = split_structured(GRID)
+    assert "Add to cart" in structured and "Add to cart" not in prose and "tested in the rain" in prose
+
+
+def test_keyword_spam_and_repeated_prose_are_still_dropped_on_commerce_pages():
+    quality = QualityFilter()
+    spam = " ".join(["cheap", "deals", "buy", "best", "price"] * 50)
+    assert quality.check(spam, kind="commerce").reason is not None
+    repeated = "\n".join(["Add to cart now and save on this item today."] * 30)
+    assert quality.check(repeated, kind="commerce").reason == "gopher_rep_dup_line_frac"
+
+
+def test_repeated_structured_lines_beyond_the_limit_are_dropped_with_their_own_reason():
+    text = PROSE + "\n".join(["Loading..."] * 40)
+    rules = CommerceRules(max_structured_dup_frac=0.5)
+    assert QualityFilter(commerce=rules).check(text, kind="commerce").reason == "commerce_structured_dup_frac"
+    assert QualityFilter(commerce=CommerceRules(max_structured_dup_frac=None)).check(
+        text, kind="commerce").reason != "commerce_structured_dup_frac"
+
+
+def test_the_record_chooses_the_rules_by_its_page_kind():
+    doc_filter = DocumentFilter(FilterConfig(ecommerce_filter=False, gopher_repetition={"enabled": False}))
+    page = {"text": SPECS, "lang": "en", "lang_score": 0.99, "doc_id": "d"}
+    assert doc_filter.rules_for(page) == "general"
+    assert doc_filter.filter(page).reason == "gopher_below_alpha_threshold"
+    shop = {**page, "html_signals": "markup_none listed_0 cart_button price_many"}
+    assert doc_filter.rules_for(shop) == "commerce" and doc_filter.filter(shop).reason is None
+    assert doc_filter.rules_for({**page, "ecom_score": 0.9}) == "commerce"
+
+
+def test_signal_page_kind_reads_markup_grids_and_buttons():
+    assert signal_page_kind("jsonld", "markup_jsonld listed_0") == "product"
+    assert signal_page_kind(None, "markup_jsonld listed_some cart_button") == "collection"
+    assert signal_page_kind(None, "markup_none listed_0 cart_button") == "commerce"
+    assert signal_page_kind(None, "markup_none listed_0 article_markup") == "article"
+    assert signal_page_kind(None, None) == "unknown"
+
+
+@pytest.mark.shared_data
+def test_real_product_and_collection_pages_survive_commerce_rules_where_datatrove_drops_them(shared_data):
+    """wcxb-dev product and collection pages, extracted by the pipeline: the first 20 English pages of each
+    type that extraction could read (bench/quality_rules_bench.py measures all of them, cross-validated)."""
+    import csv
+    import gzip
+
+    from corpus.extract.html import extract_page, words
+    from corpus.extract.stage import LanguageIdentifier
+
+    root = shared_data / "pages" / "wcxb-dev"
+    rows = sorted(csv.DictReader((root / "labels.csv").open(newline="")), key=lambda r: r["file_id"])
+    langid, texts = LanguageIdentifier(), {"product": [], "collection": []}
+    for row in rows:
+        if row["page_type"] not in texts or len(texts[row["page_type"]]) >= 20:
+            continue
+        page = extract_page(gzip.decompress((root / "html" / f"{row['file_id']}.html.gz").read_bytes()), row["url"])
+        truth = json.loads((root / "ground-truth" / f"{row['file_id']}.json").read_text())["ground_truth"]
+        reference = set(words(truth.get("main_content") or ""))
+        if langid.identify(page.text)[0] == "en" and len(set(words(page.text)) & reference) >= 0.2 * len(reference):
+            texts[row["page_type"]].append(page.text)
+    quality = QualityFilter()
+    pages = texts["product"] + texts["collection"]
+    before = sum(quality.check(t).reason is None for t in pages)
+    after = sum(quality.check(t, kind="commerce").reason is None for t in pages)
+    assert len(pages) == 40
+    assert after >= 0.9 * len(pages) and after > before
+
+
+def test_junk_of_a_generated_crawl_is_removed_under_either_rules(tmp_path):
+    from corpus.extract.readers import iter_inputs
+    from corpus.extract.stage import ExtractedDoc, ExtractStage
+    from infra.sample_crawl.generate import GROUND_TRUTH_NAME, generate_sample_crawl
+
+    generate_sample_crawl(tmp_path, docs=400, seed=7, docs_per_file=400, progress=False)
+    truth = {t["record_id"]: t for t in map(json.loads, (tmp_path / GROUND_TRUTH_NAME).read_text().splitlines())}
+    junk = [d.text for d in ExtractStage().run(iter_inputs([str(tmp_path)]))
+            if isinstance(d, ExtractedDoc) and truth[d.record_id]["page_type"] == "junk"]
+    quality = QualityFilter()
+    assert len(junk) >= 5
+    for kind in ("general", "commerce"):
+        assert all(quality.check(text, kind=kind).reason is not None for text in junk), kind

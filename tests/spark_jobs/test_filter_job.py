@@ -102,3 +102,26 @@ def test_missing_classifier_fails_with_a_clear_message(spark, extracted, tmp_pat
     with pytest.raises(ValueError, match="no classifier"):
         run_filter(spark, extracted, str(tmp_path / "x"), CorpusConfig(), None)
     assert not (tmp_path / "x").exists()
+
+
+SPECS = SHOP + "".join(f"Size {i}: {30 + i} x {40 + i} cm, {i}.5 kg, $ {19 + i}.99, 100 % cotton\n" for i in range(12))
+
+
+def test_commerce_pages_get_commerce_rules_and_every_row_says_which(spark, tmp_path):
+    """The same spec-heavy text: kept on a page whose raw HTML shows a shop, dropped by datatrove's alpha
+    ratio on a page with no commerce signals; `page_kind` and `quality_rules` say why."""
+    schema = SCHEMA.append(pa.field("html_signals", pa.string()))
+    base = {**extracted_rows()[0], "text": SPECS, "product": None, "has_product_markup": None}
+    rows = [{**base, "doc_id": "shop", "html_signals": "markup_none listed_0 cart_button price_many"},
+            {**base, "doc_id": "plain", "url": "https://plain.example/specs", "html_signals": "markup_none listed_0"}]
+    (tmp_path / "extracted").mkdir()
+    pq.write_table(pa.Table.from_pylist(rows, schema=schema), tmp_path / "extracted" / "part-0.parquet")
+    (tmp_path / "extracted" / "manifest.json").write_text("{}")
+    config = CorpusConfig.model_validate({"filter": {"ecommerce_filter": False}})
+    manifest = run_filter(spark, str(tmp_path / "extracted"), str(tmp_path / "out"), config, None)
+    out = {r["doc_id"]: r for r in read_parquet_dir(spark, str(tmp_path / "out")).collect()}
+    assert (out["shop"]["filter_reason"], out["shop"]["quality_rules"], out["shop"]["page_kind"]) == (
+        None, "commerce", "commerce")
+    assert (out["plain"]["filter_reason"], out["plain"]["quality_rules"], out["plain"]["page_kind"]) == (
+        "gopher_below_alpha_threshold", "general", "unknown")
+    assert manifest["counts"]["kept"] == 1 and manifest["counts"]["filtered"] == {"gopher_below_alpha_threshold": 1}
