@@ -1,11 +1,14 @@
-"""Main-content extraction: trafilatura, tuned for e-commerce pages, plus product structured data.
+"""Main-content extraction: a learned block model on e-commerce pages, trafilatura elsewhere, plus product data.
 
 Generic extractors are weakest on product and collection pages (WCXB: trafilatura product 0.567,
 collection 0.553 word F1): they keep the article-like part and drop specs, prices and product
-grids. `extract_page` runs trafilatura with its defaults (measured best on WCXB dev, recall mode
-included), then, on pages with commerce signals, falls back to the page's visible text when the
-extraction is much shorter than it and drops repeated paragraphs; it keeps the page heading and
-merges schema.org product fields (name, brand, description, price) where they add words.
+grids. `extract_page` routes a page with commerce signals (product markup, an ItemList, cart buttons)
+and no article markup to the block model (`corpus.extract.block_model`: gradient-boosted trees over the
+page's DOM blocks, trained on WCXB dev's reference main content; extractor "blocks"). Every other page
+gets trafilatura with its defaults (measured best on WCXB dev, recall mode included); on commerce pages
+without a block model (`block_model=False`) it falls back to the page's visible text when trafilatura's
+extraction is much shorter than it. Commerce pages then drop repeated paragraphs, keep the page heading,
+and merge schema.org product fields (name, brand, description, price) where they add words.
 
 Pathological pages do not reach trafilatura: libxml2 stops building a tree 256 levels deep (the text
 below is lost) and trafilatura's XPath passes grow faster than linearly with the number of elements
@@ -31,6 +34,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
+
+from corpus.extract.block_model import BlockModel, block_main_text, load_block_model, page_context
 
 _WORD = re.compile(r"\w+")
 # Commerce signals, matched as plain substrings of the lower-cased page (a regex over multi-MB pages
@@ -87,7 +92,7 @@ class ExtractedPage:
     title: str | None
     text: str
     product: dict[str, str | None] | None = None
-    extractor: str = "trafilatura"  # "trafilatura", "visible-text", "html2txt", "stream-text"; "+product" when merged
+    extractor: str = "trafilatura"  # "blocks", "trafilatura", "visible-text", "html2txt", "stream-text"; +"+product"
     has_product_markup: str | None = None  # "jsonld" / "microdata" when a Product was found
     listed_names: list[str] = field(default_factory=list)
     commerce: bool = False  # commerce signals seen (markup, cart buttons): the repairs ran
@@ -152,6 +157,7 @@ def extract_page(
     include_product: bool = True,
     favor: str = "auto",
     fallback_ratio: float = 0.1,
+    block_model: BlockModel | None | bool = True,
 ) -> ExtractedPage:
     """Extract title and main text of one HTML page.
 
@@ -162,30 +168,39 @@ def extract_page(
         fallback_ratio: on commerce pages, when the extraction has fewer words than 3x this share
             of the page's visible text (or this share of its whole text), that text is used instead
             (trafilatura missed the product grid); 0 turns the fallback off.
+        block_model: the main-content model for commerce pages: True for the shipped one, a `BlockModel`
+            (the benchmark's per-fold models), or False / None for trafilatura on every page.
     """
     start = time.perf_counter()
+    model = load_block_model() if block_model is True else block_model or None
     with time_limit(timeout):
-        page = _extract(decode_html(html), url, include_product, favor, fallback_ratio)
+        page = _extract(decode_html(html), url, include_product, favor, fallback_ratio, model)
     page.seconds = time.perf_counter() - start
     return page
 
 
-def _extract(html: str, url: str | None, include_product: bool, favor: str, fallback_ratio: float) -> ExtractedPage:
+def _extract(
+    html: str, url: str | None, include_product: bool, favor: str, fallback_ratio: float, model: BlockModel | None
+) -> ExtractedPage:
     lowered = html.lower()
     data = extract_product_data(html, url, lowered) if include_product else ProductData()
     commerce = data.markup is not None or bool(data.listed_names) or has_commerce_signals(lowered)
     article = data.product is None and _ARTICLE_MARKUP.search(lowered) is not None
+    title = page_title(html)
     text, extractor = _main_text(html, url, favor)
+    # trafilatura's text is one of the block model's features: which blocks a generic extractor keeps
+    if model is not None and commerce and not article and extractor == "trafilatura":
+        context = page_context(lowered, data, title, commerce, article, text)
+        text, extractor = block_main_text(html, context, model), "blocks"
     # grids are on listing pages, not on one product's
     if commerce and extractor == "trafilatura" and fallback_ratio > 0 and data.product is None:
         text, extractor = _maybe_fallback(html, text, fallback_ratio)
-    if not text and extractor == "trafilatura":
+    if not text and extractor in ("trafilatura", "blocks"):
         text, extractor = _rescue(html)
     # An article's own extraction is kept as it is: the repairs below only cost it words (measured on WCXB dev).
     repair = commerce and not (article and extractor == "trafilatura")
     if repair:
         text = _drop_repeated_lines(text)
-    title = page_title(html)
     # A product's or listing's name is main content; an article's headline mostly is not (WCXB leaves it out).
     if repair and text and title and not _contains(text, title):  # a title alone is no main content
         text = f"{title}\n{text}"

@@ -40,7 +40,7 @@ ENV_CACHE = Path(os.environ.get("REXBERT_CACHE", Path.home() / ".cache" / "rexbe
 # filesystem layer, manifest); the rest of infra/ (CLI, sample crawl, submission) and training/ stay home, but
 # for the phase YAMLs the config schema reads (`infra.core.config.read_phase`, through `training`'s loader).
 SPARK_PACKAGES = ("corpus", "spark_jobs", "infra/core")
-SPARK_DATA_FILES = ("training/__init__.py", "training/phases/*.yaml")
+SPARK_DATA_FILES = ("training/__init__.py", "training/phases/*.yaml", "corpus/extract/block_model.json")
 
 SPARK_JOBS = {
     "build": "spark_jobs/build_job.py",

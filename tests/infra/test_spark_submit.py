@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import shlex
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -109,11 +111,19 @@ def test_archive_key_follows_the_pins():
     assert env_archive_key(bumped) != env_archive_key(requirements)
 
 
-def test_code_zip_carries_the_phase_files_the_config_reads(tmp_path):
+def test_code_zip_carries_the_phase_files_and_the_block_model_the_jobs_read(tmp_path):
     import zipfile
 
-    names = zipfile.ZipFile(code_zip(tmp_path)).namelist()
-    assert {"training/__init__.py", "training/phases/general.yaml", "spark_jobs/build_job.py"} <= set(names)
+    archive = code_zip(tmp_path)
+    names = zipfile.ZipFile(archive).namelist()
+    assert {"training/__init__.py", "training/phases/general.yaml", "spark_jobs/build_job.py",
+            "corpus/extract/block_model.json"} <= set(names)
+    # an executor imports the extractor from the zip alone, and the block model loads from inside it
+    code = ("import corpus.extract.block_model as m; assert '.zip' in m.__file__, m.__file__; "
+            "print(type(m.load_block_model()).__name__)")
+    run = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(archive)},
+                         capture_output=True, text=True)
+    assert run.returncode == 0 and run.stdout.strip() == "BlockModel", run.stderr[-2000:]
 
 
 def test_job_paths_are_made_absolute_for_executors(tmp_path, monkeypatch):
