@@ -61,7 +61,7 @@ class ExtractedDoc:
     text: str
     lang: str | None = None
     lang_score: float | None = None
-    extractor: str = "trafilatura"  # blocks, trafilatura, visible-text, html2txt, stream-text (each +product), precomputed
+    extractor: str = "trafilatura"  # blocks, trafilatura, visible-text, html2txt, stream-text (+product), precomputed
     html_bytes: int = 0
     product: dict[str, str | None] | None = None
     price_value: float | None = None
