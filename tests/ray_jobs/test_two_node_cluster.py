@@ -31,13 +31,21 @@ PYTHON = sys.executable
 
 
 def _node_args(name: str) -> list[str]:
-    """Ports of one node, all free and distinct (two raylets on one machine must not share any)."""
-    low = _free_port()
+    """Ports of one node, all free and distinct (two raylets on one machine must not share any); none of the
+    component ports falls in the node's worker port range, which Ray refuses at start."""
+    low = 20000 + _free_port() % 20000
+    workers = range(low, low + 201)
+
+    def port() -> str:
+        while (free := _free_port()) in workers:
+            pass
+        return str(free)
+
     return ["--node-ip-address", "127.0.0.1", "--num-cpus", "2", "--resources", json.dumps({name: 1}),
-            "--node-manager-port", str(_free_port()), "--object-manager-port", str(_free_port()),
-            "--metrics-export-port", str(_free_port()), "--dashboard-agent-listen-port", str(_free_port()),
-            "--dashboard-agent-grpc-port", str(_free_port()), "--runtime-env-agent-port", str(_free_port()),
-            "--min-worker-port", str(20000 + low % 20000), "--max-worker-port", str(20000 + low % 20000 + 200),
+            "--node-manager-port", port(), "--object-manager-port", port(),
+            "--metrics-export-port", port(), "--dashboard-agent-listen-port", port(),
+            "--dashboard-agent-grpc-port", port(), "--runtime-env-agent-port", port(),
+            "--min-worker-port", str(workers.start), "--max-worker-port", str(workers.stop - 1),
             "--object-store-memory", str(400 * 2**20), "--block"]
 
 
@@ -74,7 +82,10 @@ def two_nodes(tmp_path_factory):
 def _alive_nodes(env: dict[str, str], gcs: str) -> list[dict]:
     code = (f"import json, ray; ray.init(address={gcs!r}, logging_level='ERROR'); "
             "print(json.dumps([n['Resources'] for n in ray.nodes() if n['Alive']]))")
-    done = subprocess.run([PYTHON, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    try:
+        done = subprocess.run([PYTHON, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    except subprocess.TimeoutExpired:  # the node is not up (yet): the caller checks its process and deadline
+        return []
     return json.loads(done.stdout.strip().splitlines()[-1]) if done.returncode == 0 else []
 
 
