@@ -68,12 +68,8 @@ def stream_items(index: ShardIndex, seed: int, shuffle: bool, window_units: int,
         epoch, place = divmod(position, per_epoch)
         plan = epoch_plan(index, seed, epoch, shuffle, window_units)
         epoch_stop = min(per_epoch, place + stop - position)
-        window = plan.window_at(place)
-        while window < len(plan.windows) and plan.starts[window] < epoch_stop:
-            first = int(plan.starts[window])
-            items.append({"epoch": epoch, "window": window, "units": json.dumps(plan.windows[window].tolist()),
-                          "lo": max(place - first, 0), "hi": min(epoch_stop, int(plan.starts[window + 1])) - first})
-            window += 1
+        items += [{"epoch": epoch, "window": window, "units": json.dumps(plan.windows[window].tolist()), "lo": lo,
+                   "hi": hi} for window, lo, hi in plan.pieces(place, epoch_stop)]
         position += epoch_stop - place
     return items
 

@@ -361,9 +361,15 @@ class EpochPlan:
     windows: list[np.ndarray]
     starts: np.ndarray
 
-    def window_at(self, position: int) -> int:
-        """The window holding epoch position `position`."""
-        return int(np.searchsorted(self.starts, position, side="right")) - 1
+    def pieces(self, start: int, stop: int) -> list[tuple[int, int, int]]:
+        """(window, lo, hi): the windows and the rows [lo, hi) of each that make up epoch positions [start, stop)."""
+        out = []
+        window = int(np.searchsorted(self.starts, start, side="right")) - 1 if start < stop else len(self.windows)
+        while window < len(self.windows) and self.starts[window] < stop:
+            first = int(self.starts[window])
+            out.append((window, max(start - first, 0), min(stop, int(self.starts[window + 1])) - first))
+            window += 1
+        return out
 
 
 def epoch_plan(index: ShardIndex, seed: int, epoch: int, shuffle: bool, window_units: int) -> EpochPlan:
@@ -490,12 +496,8 @@ class PackedShardLoader:
     def _rows(self, epoch: int, start: int, stop: int) -> Iterator[pa.Table]:
         """Epoch positions [start, stop) as Arrow tables, one window at a time."""
         plan = epoch_plan(self.index, self.seed, epoch, self.shuffle, self.window_units)
-        window = plan.window_at(start) if start < stop else len(plan.windows)
-        while window < len(plan.windows) and plan.starts[window] < stop:
-            first = int(plan.starts[window])
-            yield read_window(self.index, plan.windows[window], self.seed, epoch, window, self.shuffle,
-                              lo=max(start - first, 0), hi=min(stop, int(plan.starts[window + 1])) - first)
-            window += 1
+        for window, lo, hi in plan.pieces(start, stop):
+            yield read_window(self.index, plan.windows[window], self.seed, epoch, window, self.shuffle, lo, hi)
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         step, size = self.global_batch, self._epoch_size()
