@@ -586,8 +586,8 @@ def run_tokenize(config: Any) -> dict[str, Any]:
             [(source, corpora[source], weight) for source, weight in token_set.mixture.items()],
             tokenizer_dir, token_set.seq_len, output, seed=config.run.seed,
             validation_fraction=t.validation_fraction, num_sequences=t.num_sequences,
-            token_budget=t.token_budget, batch_size=t.batch_size, rows_per_shard=t.rows_per_shard,
-            config=config,
+            token_budget=token_set.token_budget or t.token_budget, batch_size=t.batch_size,
+            rows_per_shard=t.rows_per_shard, config=config,
         )
         result["tokens"][name] = {
             "path": output,

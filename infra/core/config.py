@@ -353,6 +353,9 @@ class TokenSetConfig(BaseModel):
 
     seq_len: int = Field(..., ge=8, description="Packed sequence length in tokens.")
     mixture: dict[str, float] = Field(..., description="Source name (a key of tokenize.corpora) -> weight.")
+    token_budget: int | None = Field(
+        None, ge=1, description="Train tokens of this set (sources repeat when they hold fewer than their share); "
+        "None: tokenize.token_budget.")
 
 
 class TokenizeConfig(BaseModel):

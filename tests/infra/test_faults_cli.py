@@ -26,7 +26,7 @@ from infra.core.config import load_config
 from infra.core.manifest import StageStats, build_manifest, write_manifest
 from infra.core.paths import PROJECT_ROOT
 from infra.sample_crawl.generate import generate_sample_crawl
-from tests.training.shard_fixtures import demo_tokens  # noqa: F401  (session fixture)
+from tests.training.shard_fixtures import TOKEN_SETS, demo_tokens, smoke_overrides  # noqa: F401  (session fixture)
 
 runner = CliRunner()
 REXBERT = Path(sys.executable).with_name("rexbert")
@@ -274,11 +274,12 @@ def test_build_without_classifier_fails_before_extraction(crawl, tmp_path):
 
 
 def _token_set(root: Path, seq_len: int) -> Path:
-    """A token set folder as far as the driver's check reads it: its pack manifest."""
+    """A token set folder as far as the driver's check reads it: its pack manifest (demo.yaml's mixture)."""
     folder = root / "tokens" / "general-128"
+    sources = {name: {"weight": weight} for name, weight in TOKEN_SETS["general-128"][1].items()}
     manifest = build_manifest("pack", StageStats(), outputs={"path": str(folder)},
                               extra={"seq_len": seq_len, "tokenizer": {"path": "tokenizer"}, "splits": {},
-                                     "sources": {"general": {"weight": 1.0}}})
+                                     "sources": sources})
     write_manifest(folder, manifest)
     return folder
 
@@ -320,11 +321,11 @@ def test_worker_error_no_retry_can_fix_is_raised_once_not_retried(ray_cluster, d
 
     from ray_jobs.pretrain import run_phase
 
-    config = load_config(DEMO_CONFIG, {
+    config = load_config(DEMO_CONFIG, smoke_overrides({
         "run": {"name": "t", "output": str(tmp_path)},
         "pretrain": {"data": {"root": str(demo_tokens / "tokens")}, "parallelism": {"fsdp": "off"},
                      "checkpoint": {"max_failures": 3}, "phase_overrides": {"general": {"max_steps": 2}}},
-    })
+    }))
     with pytest.raises(ValueError, match="fsdp=off with 2 workers") as failed:
         run_phase(config, "general", workers=2, export=False)
     assert isinstance(failed.value.__cause__, ray.train.ControllerError)

@@ -50,8 +50,8 @@ def test_a_run_writes_every_stage_to_s3(s3_server, shared_data, tmp_path):
         "tokenize": {"vocab_size": 512, "min_frequency": 1, "corpora": {"general": "extracted"},
                      "sets": {"general-128": {"seq_len": 128, "mixture": {"general": 1.0}}}},
         "pretrain": {
-            "model": {"preset": "tiny"}, "phases": {"general": "demo-general.yaml"},
-            "phase_overrides": {"general": {"max_steps": 2}}, "workers": 1, "cpus_per_worker": 1,
+            "model": {"preset": "tiny"}, "phases": {"general": "smoke-general.yaml"},
+            "phase_overrides": {"general": {"max_steps": 2, "mixture": None}}, "workers": 1, "cpus_per_worker": 1,
             "data": {"micro_batch_size": 2},
             "checkpoint": {"interval": 1, "keep_latest_k": 1},
             "metrics": {"log_interval": 1, "progress": False, "tensorboard": False},

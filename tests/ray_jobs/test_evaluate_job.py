@@ -17,7 +17,7 @@ def test_demo_yaml_holds_the_evaluation_settings_the_demo_used_to_set_in_code():
     from infra.core.config import DataLimits, SearchSpace, load_config
 
     evaluate = load_config(DEMO_CONFIG).evaluate
-    assert evaluate.limits == DataLimits(train=48, eval=32, pages_per_class=2, pages=20, texts=40)
+    assert evaluate.limits == DataLimits(train=48, eval=32, pages_per_class=2, pages=20, texts=None)
     assert evaluate.max_seq_length == 64 and evaluate.task_search_space == {}
     assert evaluate.search_space == SearchSpace(learning_rate=[1e-4, 5e-4], epochs=[1], batch_size=[16])
     assert evaluate.models == ["runs/{run}/context/export", "runs/{run}/decay/export"]

@@ -17,7 +17,7 @@ from infra.core.config import (
 from infra.core.manifest import check_manifest
 from infra.core.paths import PROJECT_ROOT
 from ray_jobs.pretrain import run_demo, run_phase
-from tests.training.shard_fixtures import demo_tokens  # noqa: F401  (session fixture)
+from tests.training.shard_fixtures import demo_tokens, smoke_overrides  # noqa: F401  (session fixture)
 from training.checkpoint import available_steps
 
 pytestmark = [pytest.mark.ray, pytest.mark.shared_data]
@@ -26,20 +26,27 @@ DEMO_CONFIG = PROJECT_ROOT / "infra" / "configs" / "demo.yaml"
 
 
 def job_config(tmp_path, demo_root, **pretrain):
-    """The demo's settings (demo.yaml), under another run name and output, with test overrides."""
-    return load_config(DEMO_CONFIG, {
+    """The demo's settings (demo.yaml) with the smoke phases, under another run name and output, with test
+    overrides."""
+    return load_config(DEMO_CONFIG, smoke_overrides({
         "run": {"name": "t", "output": str(tmp_path)},
         "pretrain": {"data": {"root": str(demo_root / "tokens")}, **pretrain},
-    })
+    }))
 
 
 def test_demo_yaml_holds_every_setting_the_demo_used_to_set_in_code(tmp_path):
     config = load_config(DEMO_CONFIG, {"run": {"output": str(tmp_path)}})
     p = config.pretrain
     assert p.model.preset == "tiny" and p.workers == 2 and p.use_gpu is False and p.cpus_per_worker == 0.5
-    assert p.data.micro_batch_size == 2
-    assert (p.checkpoint.interval, p.checkpoint.keep_latest_k) == (2, 2)
-    assert (p.metrics.log_interval, p.metrics.progress) == (1, False)
+    assert p.data.micro_batch_size == 4 and p.model.overrides == {"dim": 128, "intermediate": 256, "n_layers": 2}
+    assert (p.checkpoint.interval, p.checkpoint.keep_latest_k) == (250, 2)
+    assert (p.metrics.log_interval, p.metrics.progress) == (10, False)
+    assert config.tokenize.vocab_size == 4096 and {"shared-general", "shared-ecom"} <= set(config.tokenize.corpora)
+    # each token set holds one pass of the phase that reads it (a set's own token_budget)
+    assert {name: s.token_budget for name, s in config.tokenize.sets.items()} == {
+        phase.data: phase.tokens for phase in p.phases.values()}
+    # 3.5M tokens of pretraining, enough for the demo model to learn (bench/results/demo_learning.md)
+    assert sum(phase.tokens for phase in p.phases.values()) == 3_500_000
     assert {name: phase.source for name, phase in p.phases.items()} == {
         "general": "demo-general.yaml", "context": "demo-context.yaml", "decay": "demo-decay.yaml"}
     assert [(ph.seq_len, ph.data, ph.init_from) for ph in p.phases.values()] == [
@@ -70,7 +77,7 @@ def test_resolved_config_and_worker_copy_reproduce_the_run_without_phase_files(t
 def test_three_phases_chain_on_two_workers_with_fsdp_and_export_each(ray_cluster, demo_tokens):  # noqa: F811
     from transformers import AutoModelForMaskedLM
 
-    summary = run_demo(load_config(DEMO_CONFIG, {"run": {"output": str(demo_tokens)}}), demo_tokens)
+    summary = run_demo(load_config(DEMO_CONFIG, smoke_overrides({"run": {"output": str(demo_tokens)}})), demo_tokens)
 
     run_dir = demo_tokens / "runs" / "demo"
     phases = summary["phases"]

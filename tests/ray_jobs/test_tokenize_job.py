@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from infra.core import fs
-from infra.core.config import load_config
+from infra.core.config import TokenSetConfig, load_config
 from infra.core.manifest import check_manifest, read_manifest
 from infra.core.paths import PROJECT_ROOT
 from ray_jobs.loader import RayPackedBatches, iter_rank_batches, stream_dataset
@@ -24,6 +24,8 @@ from training.data import PackedShardLoader, read_shard, shard_files
 from training.tokenizer import load_tokenizer
 
 DEMO_CONFIG = PROJECT_ROOT / "infra" / "configs" / "demo.yaml"
+TEST_MIXTURES = {"general-128": {"general": 1.0}, "context-256": {"general": 0.7, "ecom": 0.3},
+                 "decay-256": {"ecom": 0.8, "general": 0.2}}
 
 pytestmark = [pytest.mark.ray, pytest.mark.shared_data]
 
@@ -38,6 +40,10 @@ def demo(ray_cluster, shared_data, tmp_path_factory) -> tuple[Path, dict, dict[s
     write_corpus(root / "general" / "corpus", general)
     write_corpus(root / "ecom" / "corpus", wcxb_documents(shared_data, 24, ecom=True, max_chars=3000))
     config = load_config(DEMO_CONFIG, overrides={"tokenize": {"vocab_size": 512, "validation_fraction": 0.2}})
+    # demo.yaml's token sets (names and lengths) over this test's two corpora, with no token budget (no repeats)
+    config.tokenize.corpora = {"general": "general/corpus", "ecom": "ecom/corpus"}
+    config.tokenize.sets = {name: TokenSetConfig(seq_len=s.seq_len, mixture=TEST_MIXTURES[name])
+                            for name, s in config.tokenize.sets.items()}
     assert config.run.output != str(root)  # run_demo's root is the output root
     result = run_demo(config, root)
     texts = {row["doc_id"]: row["text"] for row in general + wcxb_documents(shared_data, 24, ecom=True, max_chars=3000)}

@@ -137,8 +137,8 @@ def test_tokenize_pretrain_evaluate_across_two_nodes_survive_losing_one(two_node
         "tokenize": {"vocab_size": 1024, "min_frequency": 2, "corpora": {"general": str(tmp_path / "general")},
                      "sets": {"general-128": {"seq_len": 128, "mixture": {"general": 1.0}}}},
         "pretrain": {
-            "model": {"preset": "tiny"}, "phases": {"general": "demo-general.yaml"},
-            "phase_overrides": {"general": {"max_steps": 40, "tokens": 40 * 8 * 128}},
+            "model": {"preset": "tiny"}, "phases": {"general": "smoke-general.yaml"},
+            "phase_overrides": {"general": {"max_steps": 40, "tokens": 40 * 8 * 128, "mixture": None}},
             "workers": 2, "cpus_per_worker": 0.5, "placement_strategy": "SPREAD",
             "data": {"micro_batch_size": 4},
             "checkpoint": {"interval": 4, "keep_latest_k": 2, "max_failures": 2},

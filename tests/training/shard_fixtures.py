@@ -18,18 +18,30 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from infra.core.config import _deep_merge, load_config
 from infra.core.manifest import StageStats, build_manifest, write_manifest
 from training.data import MIN_DOCUMENT_TOKENS, SequencePacker
 from training.tokenizer import load_tokenizer, train_tokenizer
 
 ECOM_TYPES = {"product", "collection"}
 GENERAL_TYPES = {"article", "documentation", "forum", "service"}
-# The demo's token sets: folder -> (seq_len, mixture)
-TOKEN_SETS = {
-    "general-128": (128, {"general": 1.0}),
-    "context-256": (256, {"general": 0.7, "ecom": 0.3}),
-    "decay-256": (256, {"ecom": 0.8, "general": 0.2}),
-}
+DEMO_CONFIG = Path(__file__).resolve().parents[2] / "infra" / "configs" / "demo.yaml"
+# The demo's token sets (demo.yaml's tokenize.sets): folder -> (seq_len, mixture). A source named like
+# `shared-ecom` takes the e-commerce pages, any other the general ones.
+TOKEN_SETS = {name: (s.seq_len, dict(s.mixture)) for name, s in load_config(DEMO_CONFIG).tokenize.sets.items()}
+# The demo's pretraining at test size: the smoke phases (a few steps each) and micro batches of 2. Merge it
+# into the overrides of a test that runs demo.yaml's phases (`smoke_overrides`).
+SMOKE = {"pretrain": {"phases": {name: f"smoke-{name}.yaml" for name in ("general", "context", "decay")},
+                      "data": {"micro_batch_size": 2}, "checkpoint": {"interval": 2}, "metrics": {"log_interval": 1}}}
+
+
+def smoke_overrides(overrides: dict | None = None) -> dict:
+    """`overrides` on top of SMOKE (nested dictionaries merged)."""
+    return _deep_merge(SMOKE, overrides or {})
+
+
+def _kind(source: str) -> str:
+    return "ecom" if "ecom" in source else "general"
 
 
 def read_texts(shared_data: Path, per_kind: int = 60) -> dict[str, list[str]]:
@@ -84,7 +96,8 @@ def write_token_set(out: Path, tokenizer_dir: Path, texts: dict[str, list[str]],
     for split in ("train", "validation"):
         rows = []
         for name in mixture:
-            pool = texts[name][:-5] if split == "train" else texts[name][-5:]
+            kind = texts[_kind(name)]
+            pool = kind[:-5] if split == "train" else kind[-5:]
             rows += [(name, s) for s in _pack(tokenizer, pool, seq_len, stats)][: None if split == "validation" else
                                                                                max(4, int(400 * mixture[name]))]
         rows = [rows[i] for i in rng.permutation(len(rows))]

@@ -170,7 +170,7 @@ def test_hub_name_that_cannot_be_fetched_is_one_line_naming_it(tmp_path):
 def hf_phase_config(tmp_path, demo_root, checkpoint_dir: Path, **general) -> PretrainConfig:
     return PretrainConfig.model_validate({
         "run_dir": str(tmp_path / "run"),
-        "phases": {name: f"demo-{name}.yaml" for name in ("general", "context", "decay")},
+        "phases": {name: f"smoke-{name}.yaml" for name in ("general", "context", "decay")},
         "phase_overrides": {"general": {"max_steps": 2, "init_from_hf": str(checkpoint_dir), **general}},
         "data": {"root": str(demo_root / "tokens"), "micro_batch_size": 2},
         "checkpoint": {"interval": 10},

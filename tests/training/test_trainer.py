@@ -21,7 +21,7 @@ pytestmark = pytest.mark.shared_data
 def tiny_config(tmp_path, demo_root, **phase_overrides) -> PretrainConfig:
     return PretrainConfig.model_validate({
         "run_dir": str(tmp_path / "run"),
-        "phases": {name: f"demo-{name}.yaml" for name in ("general", "context", "decay")},
+        "phases": {name: f"smoke-{name}.yaml" for name in ("general", "context", "decay")},
         "phase_overrides": {"general": phase_overrides},
         "data": {"root": str(demo_root / "tokens"), "micro_batch_size": 2},
         "checkpoint": {"interval": 3},

@@ -61,7 +61,7 @@ def random_batch(g: torch.Generator, rows: int = 2, length: int = 64):
 def demo_config(tmp_path: Path, demo_root: Path, phase_overrides: dict | None = None, **sections) -> PretrainConfig:
     return PretrainConfig.model_validate({
         "run_dir": str(tmp_path / "run"),
-        "phases": {name: f"demo-{name}.yaml" for name in ("general", "context", "decay")},
+        "phases": {name: f"smoke-{name}.yaml" for name in ("general", "context", "decay")},
         "phase_overrides": phase_overrides or {},
         "data": {"root": str(demo_root / "tokens"), "micro_batch_size": 2},
         "checkpoint": {"interval": 100},
