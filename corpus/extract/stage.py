@@ -185,6 +185,7 @@ class ExtractStage:
                 include_product=self.config.include_product,
                 favor=self.config.favor,
                 fallback_ratio=self.config.fallback_ratio,
+                block_model=self.config.block_model,
             )
         except UndecodableError as err:
             return record.to_error("undecodable", str(err))

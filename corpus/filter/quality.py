@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from infra.core import fs
-from infra.core.config import FilterConfig
+from infra.core.config import CommerceRulesConfig, FilterConfig
 
 _SLUG = re.compile(r"[^a-z0-9]+")
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -86,6 +86,9 @@ def build_datatrove_filters(config: FilterConfig) -> list[tuple[str, Any]]:
     return filters
 
 
+_COMMERCE_DEFAULTS = CommerceRulesConfig()  # one source of the defaults: the config section
+
+
 @dataclass(frozen=True)
 class CommerceRules:
     """How the quality rules read a commerce page (a product, a product grid, a price list).
@@ -120,16 +123,21 @@ class CommerceRules:
             shop pages) instead of C4's dropping the whole page for one curly bracket.
     """
 
-    min_valid_word_ratio: float | None = 0.8
-    min_stop_words: int | None = 1
-    structured_line_words: int = 8
-    max_structured_dup_frac: float | None = None
-    repetition_scale: float = 5.0
-    line_dup_scale: float = 1.0
-    fineweb: bool = False
-    min_doc_words: int | None = 30
-    drop_code_lines: bool = True
-    max_ellipsis_lines_ratio: float | None = 0.5
+    min_valid_word_ratio: float | None = _COMMERCE_DEFAULTS.min_valid_word_ratio
+    min_stop_words: int | None = _COMMERCE_DEFAULTS.min_stop_words
+    structured_line_words: int = _COMMERCE_DEFAULTS.structured_line_words
+    max_structured_dup_frac: float | None = _COMMERCE_DEFAULTS.max_structured_dup_frac
+    repetition_scale: float = _COMMERCE_DEFAULTS.repetition_scale
+    line_dup_scale: float = _COMMERCE_DEFAULTS.line_dup_scale
+    fineweb: bool = _COMMERCE_DEFAULTS.fineweb
+    min_doc_words: int | None = _COMMERCE_DEFAULTS.min_doc_words
+    drop_code_lines: bool = _COMMERCE_DEFAULTS.drop_code_lines
+    max_ellipsis_lines_ratio: float | None = _COMMERCE_DEFAULTS.max_ellipsis_lines_ratio
+
+    @classmethod
+    def from_config(cls, config: CommerceRulesConfig) -> CommerceRules:
+        """The rules a run's `corpus.filter.commerce` section sets."""
+        return cls(**config.model_dump(exclude={"enabled"}))
 
 
 _CURRENCY = "$€£¥₹"
@@ -235,7 +243,8 @@ class QualityFilter:
 
     def __init__(self, config: FilterConfig | None = None, commerce: CommerceRules | None = None):
         self.config = config or FilterConfig()
-        self.commerce = commerce or CommerceRules()
+        self.commerce = commerce or CommerceRules.from_config(self.config.commerce)
+        self.commerce_enabled = self.config.commerce.enabled
         self.filters = build_datatrove_filters(self.config)
         # On commerce pages our valid-word ratio and stop-word count replace Gopher's alpha and stop-word checks.
         relaxed = self.config.model_copy(deep=True)
@@ -255,7 +264,7 @@ class QualityFilter:
                 self.commerce_filters[i] = (prefix, _scaled_repetition(self.config.gopher_repetition, step, *scales))
 
     def check(self, text: str, doc_id: str = "", kind: str = "general") -> QualityVerdict:
-        if kind == "commerce":
+        if kind == "commerce" and self.commerce_enabled:
             return self._check_commerce(text, doc_id)
         return self._run(self.filters, text, doc_id)
 

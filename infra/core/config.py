@@ -172,6 +172,10 @@ class ExtractConfig(BaseModel):
     include_product: bool = Field(
         True, description="Read schema.org Product data (JSON-LD, microdata) and merge missing fields into the text."
     )
+    block_model: bool = Field(
+        True, description="Extract commerce pages with the shipped main-content block model "
+        "(corpus/extract/block_model.json); off: trafilatura and its repairs on every page.",
+    )
     on_undecodable: Literal["error", "replace"] = Field(
         "error",
         description="A payload that fails to decode in its declared charset: count it as error `undecodable`, "
@@ -250,6 +254,34 @@ class FineWebQualityConfig(BaseModel):
     new_line_ratio: float = Field(0.3, description="Maximum newlines per word (list-like pages).")
 
 
+class CommerceRulesConfig(BaseModel):
+    """How the quality rules read a commerce page (`corpus.filter.quality.CommerceRules`; the defaults were chosen
+    by cross-validation over wcxb-dev and zyte-products domains, bench/results/quality_rules.md). A page is read
+    with them when the classifier accepts it or its raw HTML shows product markup, a grid or a cart button.
+    None turns a check off."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = Field(True, description="Off: commerce pages get datatrove's rules unchanged, like any page.")
+    min_valid_word_ratio: float | None = Field(
+        0.8, description="Least share of words holding a letter or reading as a number, price or unit.")
+    min_stop_words: int | None = Field(1, description="Least count of Gopher's English stop words in the text.")
+    structured_line_words: int = Field(
+        8, ge=1, description="A line this short that holds a digit or currency sign is a spec/price line.")
+    max_structured_dup_frac: float | None = Field(
+        None, description="Most share of structured lines repeating an earlier one.")
+    repetition_scale: float = Field(
+        5.0, gt=0, description="Gopher's n-gram repetition thresholds times this (capped at 1) on the prose.")
+    line_dup_scale: float = Field(
+        1.0, gt=0, description="Gopher's duplicated line and paragraph limits times this (capped at 1).")
+    fineweb: bool = Field(False, description="Run FineWeb's line rules on the prose (they drop grids).")
+    min_doc_words: int | None = Field(30, description="Gopher's shortest document, on commerce pages.")
+    drop_code_lines: bool = Field(
+        True, description="Remove lines holding { or } instead of C4's dropping the whole page.")
+    max_ellipsis_lines_ratio: float | None = Field(
+        0.5, description="Most share of prose lines ending in an ellipsis (Gopher: 0.3).")
+
+
 class FilterConfig(BaseModel):
     """Settings of the classify + filter stage. Checks run in this order; the first failure is the reason."""
 
@@ -275,6 +307,7 @@ class FilterConfig(BaseModel):
     gopher_quality: GopherQualityConfig = Field(default_factory=GopherQualityConfig)
     c4_quality: C4QualityConfig = Field(default_factory=C4QualityConfig)
     fineweb_quality: FineWebQualityConfig = Field(default_factory=FineWebQualityConfig)
+    commerce: CommerceRulesConfig = Field(default_factory=CommerceRulesConfig)
 
 
 HashFunction = Literal["words32", "words64", "xxh32", "sha1_32", "xxh64", "sha1_64"]

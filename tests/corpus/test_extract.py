@@ -59,6 +59,12 @@ def test_extraction_without_a_block_model_runs_trafilatura_on_commerce_pages_too
     html = f"<html><body><h1>Socks</h1>{grid}<button>Add to cart</button></body></html>"
     assert extract_page(html, block_model=False).extractor.startswith("trafilatura")
     assert extract_page(html).extractor.startswith("blocks")
+    # the same switch as a run setting: corpus.extract.block_model
+    record = InputRecord("html", "warc:a.warc.gz", "a.warc.gz", 0, "r0", "https://shop.test/socks",
+                         payload=html.encode())
+    for on, extractor in ((True, "blocks"), (False, "trafilatura")):
+        docs = list(ExtractStage(ExtractConfig(block_model=on, min_text_chars=1)).run([record]))
+        assert docs[0].extractor.startswith(extractor), (on, docs[0].extractor)
 
 
 @pytest.mark.shared_data

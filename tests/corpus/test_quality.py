@@ -20,7 +20,7 @@ from corpus.filter.quality import (
     split_structured,
     valid_word_ratio,
 )
-from infra.core.config import FilterConfig
+from infra.core.config import ConfigError, FilterConfig
 
 PROSE = (
     "The jacket is made of waxed cotton and has been tested in the rain for many hours. "
@@ -192,6 +192,21 @@ def test_repeated_structured_lines_beyond_the_limit_are_dropped_with_their_own_r
     assert QualityFilter(commerce=rules).check(text, kind="commerce").reason == "commerce_structured_dup_frac"
     assert QualityFilter(commerce=CommerceRules(max_structured_dup_frac=None)).check(
         text, kind="commerce").reason != "commerce_structured_dup_frac"
+
+
+def test_the_commerce_rules_are_a_config_section_of_the_filter_stage(tmp_path):
+    from infra.core.config import load_config
+
+    assert CommerceRules() == CommerceRules.from_config(FilterConfig().commerce)  # one set of defaults
+    (tmp_path / "run.yaml").write_text("corpus:\n  filter:\n    commerce: {max_structured_dup_frac: 0.5}\n")
+    config = load_config(tmp_path / "run.yaml").corpus.filter
+    text = PROSE + "\n".join(["Loading..."] * 40)
+    assert QualityFilter(config).check(text, kind="commerce").reason == "commerce_structured_dup_frac"
+    # off: a commerce page gets datatrove's rules, as any page does
+    off = FilterConfig(gopher_repetition={"enabled": False}, commerce={"enabled": False})
+    assert QualityFilter(off).check(SPECS, kind="commerce").reason == "gopher_below_alpha_threshold"
+    with pytest.raises(ConfigError, match="commerce"):
+        load_config(overrides={"corpus": {"filter": {"commerce": {"min_doc_word": 3}}}})
 
 
 def test_the_record_chooses_the_rules_by_its_page_kind():
