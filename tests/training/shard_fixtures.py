@@ -96,8 +96,8 @@ def write_token_set(out: Path, tokenizer_dir: Path, texts: dict[str, list[str]],
     for split in ("train", "validation"):
         rows = []
         for name in mixture:
-            kind = texts[_kind(name)]
-            pool = kind[:-5] if split == "train" else kind[-5:]
+            source_texts = texts[_kind(name)]
+            pool = source_texts[:-5] if split == "train" else source_texts[-5:]
             rows += [(name, s) for s in _pack(tokenizer, pool, seq_len, stats)][: None if split == "validation" else
                                                                                max(4, int(400 * mixture[name]))]
         rows = [rows[i] for i in rng.permutation(len(rows))]
