@@ -66,6 +66,7 @@ COMMAND_MODULES = [
     "tokenize",
     "pretrain",
     "evaluate",
+    "study",
     "report",
     "submit",
     "jobs",

@@ -502,6 +502,45 @@ def evaluation_section(root: str, files: list[str]) -> tuple[dict[str, Any], lis
     return section, found
 
 
+STUDY_DIR = "study"  # `rexbert study ...` outputs: their phases and evaluations show in the study section only
+
+
+def study_section(root: str, files: list[str]) -> tuple[dict[str, Any], set[str]]:
+    """Each study's results (`ray_jobs.study`): the per-arm table (mean ± std over seeds), the paired tests, what
+    they show, and its plots. Returns the section and the plot files it shows."""
+    section = _section("study", "Domain-anneal study", "From one base checkpoint, arms annealed on e-commerce or "
+                       "general text with equal token budgets, every seed; held-out MLM and downstream tasks.",
+                       "no study in this run (`rexbert study domain-anneal`)")
+    shown: set[str] = set()
+    for uri in (f for f in files if fs.name_of(f) == "results.json" and fs.name_of(fs.parent_of(f)) == "results"):
+        try:
+            results = json.loads(fs.read_text(uri))
+            table, tests, metrics = results["table"], results["tests"], results["metrics"]
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            section["blocks"].append(_text("text", f"{_relative(uri, root)}: not a study's results ({exc})"))
+            continue
+        folder = fs.parent_of(uri)
+        section["blocks"] += [_text("heading", _relative(folder, root)), _text("text", results.get("setup", ""))]
+        columns = [m for m in metrics if any(m in table[arm] for arm in table)]
+        rows = [[arm, *(f"{table[arm][m]['mean']:.4f} ± {table[arm][m]['std']:.4f}" if m in table[arm] else ""
+                        for m in columns)] for arm in table]
+        section["blocks"].append(_table(["arm", *columns], rows, f"Mean ± std over seeds {results.get('seeds')}"))
+        test_rows = [[f"{t['a']} − {t['b']}", metric, f"{e['diff_mean']:+.4f}", e.get("t_test_p"),
+                      e.get("wilcoxon_p")] for t in tests for metric, e in t["metrics"].items()
+                     if metric.startswith("mlm-") or metric in columns]
+        section["blocks"].append(_table(["comparison", "metric", "difference", "p (paired t, seeds)",
+                                         "p (Wilcoxon, texts)"], test_rows, "Paired tests"))
+        for line in results.get("verdict", []):
+            section["blocks"].append(_text("text", line))
+        for name, caption in (("arms.png", "every metric per arm: mean ± std, one point per seed"),
+                              ("loss.png", "training loss of every arm and seed")):
+            png_uri = fs.join(folder, name)
+            if fs.is_file(png_uri):
+                section["blocks"].append(_image(fs.read_bytes(png_uri), caption))
+                shown.add(_relative(png_uri, root))
+    return section, shown
+
+
 def plots_section(root: str, files: list[str], shown: set[str]) -> tuple[dict[str, Any], list[str]]:
     section = _section("plots", "Other stage plots", "PNG files the stages wrote beside their outputs.",
                        "no other stage plots in this run")
@@ -600,13 +639,19 @@ def build_report(root: str) -> dict[str, Any]:
     rows = collect_stages(root, files)
     pipeline = pipeline_summary(rows)
     manifests = read_manifests(root, files)
+    in_study = {f for f in files if _relative(f, root).startswith(f"{STUDY_DIR}/")}
+    run_files = [f for f in files if f not in in_study]
+    run_manifests = {folder: m for folder, m in manifests.items() if not folder.startswith(f"{STUDY_DIR}/")}
     corpus, shown = corpus_section(root, files, manifests)
     corpus["blocks"] += hygiene_blocks(root)
-    pretrain, loss_png = pretrain_section(root, files, manifests)
-    evaluation, results = evaluation_section(root, files)
-    plots, plot_names = plots_section(root, files, shown)
+    pretrain, loss_png = pretrain_section(root, run_files, run_manifests)
+    evaluation, results = evaluation_section(root, run_files)
+    study, study_plots = study_section(root, sorted(in_study))
+    shown |= study_plots
+    plots, plot_names = plots_section(root, run_files, shown)
     sections = [pipeline_section(rows, pipeline), corpus, dedup_section(manifests), tokens_section(manifests),
-                pretrain, evaluation, plots, outputs_section(root, files, rows), dashboards_section(root)]
+                pretrain, evaluation, *([study] if study["blocks"] else []),  # a run without a study: no section
+                plots, outputs_section(root, files, rows), dashboards_section(root)]
     if loss_png:
         fs.write_bytes(fs.join(out_dir, "training-loss.png"), loss_png)
     summary = {

@@ -604,15 +604,17 @@ def write_phase_manifest(phase_dir: str, summary: dict[str, Any], config: Pretra
 
 
 def run_phase_local(config: PretrainConfig, phase: PhaseConfig, run_dir: str | Path, data_dir: str | Path,
-                    seed: int = 0, resume: bool = False, export: bool = True) -> dict[str, Any]:
-    """One phase as one plain process (no Ray, no FSDP): the debugging path. `run_dir` and `data_dir` are
-    paths or URIs."""
+                    seed: int = 0, resume: bool = False, export: bool = True,
+                    init_from: str | None = None) -> dict[str, Any]:
+    """One phase as one plain process (no Ray, no FSDP): the debugging path, and the study's. `run_dir` and
+    `data_dir` are paths or URIs. `init_from`: a checkpoint to start from instead of the final one of the phase's
+    `init_from` under `run_dir` (a study's arms start from one shared base run)."""
     started = time.perf_counter()
     phase_dir = fs.join(run_dir, phase.name)
     if not resume and latest_checkpoint(fs.join(phase_dir, "checkpoints")) is not None:
         raise FileExistsError(f"{phase_dir} already has checkpoints: pass resume=True (--resume) or use a new run dir")
     trainer = Trainer(config, phase, phase_dir, data_dir, seed=seed,
-                      init_from=previous_phase_checkpoint(run_dir, phase))
+                      init_from=init_from or previous_phase_checkpoint(run_dir, phase))
     if resume:
         trainer.resume()
     summary = trainer.train()

@@ -10,6 +10,7 @@ A run config has one section per concern, as torchtitan's `job_config.py` has:
     pretrain   model, data, mlm, optim, parallelism, checkpoint, metrics, and the phases
     evaluate   downstream tasks, search spaces, seeds
     demo       what `rexbert demo` runs
+    study      what `rexbert study ...` compares (the domain-anneal ablation)
 
 Every field has a default (the embedded local configuration); a YAML file (a local path or a `file://`,
 `s3://`, `gs://`, `hdfs://` URI) overrides some of them, and `--section.key=value` overrides single
@@ -536,6 +537,18 @@ class PhaseConfig(_Section):
     schedule: ScheduleSection = Field(default_factory=ScheduleSection, description="LR and batch-size schedule.")
 
 
+def read_phase_entries(phases: dict[str, Any], overrides: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Phases given by file name (or as models) become inline mappings, each with its `overrides[name]` merged in."""
+    read = {}
+    for name, phase in phases.items():
+        if isinstance(phase, str):
+            phase = {**read_phase(phase), "source": phase}
+        elif isinstance(phase, BaseModel):
+            phase = phase.model_dump(mode="json")
+        read[name] = _deep_merge(phase, overrides.get(name, {})) if isinstance(phase, dict) else phase
+    return read
+
+
 class PretrainConfig(_Section):
     """Settings for `rexbert pretrain` (paper: three phases, ModernBERT recipe)."""
 
@@ -586,14 +599,7 @@ class PretrainConfig(_Section):
             unknown = sorted(set(overrides) - set(phases))
             if unknown:
                 raise ValueError(f"phase_overrides names unknown phases {unknown}; phases are {list(phases)}")
-            read = {}
-            for name, phase in phases.items():
-                if isinstance(phase, str):
-                    phase = {**read_phase(phase), "source": phase}
-                elif isinstance(phase, BaseModel):
-                    phase = phase.model_dump(mode="json")
-                read[name] = _deep_merge(phase, overrides.get(name, {})) if isinstance(phase, dict) else phase
-            data["phases"] = read
+            data["phases"] = read_phase_entries(phases, overrides)
         return data
 
     @model_validator(mode="after")
@@ -702,6 +708,90 @@ class DemoConfig(BaseModel):
     )
 
 
+# --- studies -------------------------------------------------------------------------------------------------------
+
+
+STUDY_ARMS = {"ecom-anneal": "study-ecom-anneal.yaml", "general-anneal": "study-general-anneal.yaml",
+              "general-continued": "study-general-continued.yaml"}
+
+
+class DomainAnnealConfig(BaseModel):
+    """`rexbert study domain-anneal`: the paper's ablation. One base phase is trained once; from its final
+    checkpoint every arm (a phase of its own mixture, all with one token budget) trains once per seed; each model is
+    scored on held-out e-commerce and general MLM and on the downstream tasks. The defaults are the demo's small
+    CPU setting (about 30 minutes on 2 cores); a GPU run names its own arms, sets and model."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    output: str = Field("study/domain-anneal", description="Study folder (relative to run.output unless absolute).")
+    base: str = Field("general", description="The pretrain.phases entry trained once (seed run.seed); every arm "
+                      "starts from its final checkpoint.")
+    arms: dict[str, PhaseConfig] = Field(
+        default_factory=lambda: {name: read_phase(file) for name, file in STUDY_ARMS.items()},
+        description="Arm name -> phase (a file in training/phases/, a path, or inline). Every arm has the same "
+        "`tokens`; its `init_from` is ignored (the base).")
+    baseline: str = Field("general-continued", description="The compute-matched arm every other arm is tested "
+                          "against (paired over seeds); the first arm is also tested against the second.")
+    token_sets: dict[str, TokenSetConfig] = Field(
+        default_factory=lambda: {
+            "study-ecom-128": TokenSetConfig(seq_len=128, token_budget=800_000,
+                                             mixture={"shared-ecom": 0.6, "ecom": 0.1, "shared-general": 0.3}),
+            "study-general-128": TokenSetConfig(seq_len=128, token_budget=800_000,
+                                                mixture={"shared-general": 0.9, "general": 0.1}),
+            "study-mixed-128": TokenSetConfig(seq_len=128, token_budget=800_000, mixture={
+                "shared-general": 0.6, "shared-ecom": 0.3, "general": 0.05, "ecom": 0.05}),
+        },
+        description="The arms' token sets, packed under <run.output>/tokens/ from tokenize.corpora with the run's "
+        "tokenizer (seed run.seed + 1, another draw than the base set's) unless already there.")
+    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=2,
+                             description="Seeds of every arm (data order, masking, fine-tuning).")
+    init_from_hf: str | None = Field(
+        None, description="A transformers ModernBERT checkpoint (folder or hub name): adds the arm `hf-<hf_arm>`, "
+        "that arm's phase started from the checkpoint, and the checkpoint itself as a model.")
+    hf_arm: str = Field("ecom-anneal", description="The arm whose phase anneals the init_from_hf checkpoint.")
+    tasks: list[str] | None = Field(
+        None, description="Downstream tasks (None: evaluate.tasks without fill-mask, which the study's own MLM "
+        "scoring replaces; []: MLM only).")
+
+    arm_overrides: dict[str, Any] = Field(
+        default_factory=dict, description="Field overrides applied to every arm, e.g. {tokens: 20000}.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read_arms(cls, data: Any) -> Any:
+        """Arm files become inline phases, with `arm_overrides` applied to each (idempotent)."""
+        if isinstance(data, dict) and isinstance(data.get("arms", STUDY_ARMS), dict):
+            arms = data.get("arms", STUDY_ARMS)
+            overrides = data.get("arm_overrides") or {}
+            data = {**data, "arms": read_phase_entries(arms, {name: overrides for name in arms})}
+        return data
+
+    @model_validator(mode="after")
+    def _check_arms(self) -> DomainAnnealConfig:
+        if len(self.arms) < 2:
+            raise ValueError(f"study.domain_anneal.arms needs at least 2 arms, got {list(self.arms)}")
+        budgets = {name: arm.tokens for name, arm in self.arms.items()}
+        if len(set(budgets.values())) != 1:
+            raise ValueError(f"study.domain_anneal.arms must have equal token budgets, got {budgets}")
+        for name, arm in self.arms.items():
+            if arm.name != name:
+                raise ValueError(f"study arm {name!r} is named {arm.name!r} in its file")
+        if self.baseline not in self.arms:
+            raise ValueError(f"study.domain_anneal.baseline {self.baseline!r} is not an arm ({list(self.arms)})")
+        if self.init_from_hf is not None and self.hf_arm not in self.arms:
+            raise ValueError(f"study.domain_anneal.hf_arm {self.hf_arm!r} is not an arm ({list(self.arms)})")
+        return self
+
+
+class StudyConfig(BaseModel):
+    """Studies over the pipeline's models (`rexbert study ...`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    domain_anneal: DomainAnnealConfig = Field(default_factory=DomainAnnealConfig,
+                                              description="The domain-anneal ablation.")
+
+
 class RexbertConfig(BaseModel):
     """A whole run: every stage's section. Unknown keys are errors."""
 
@@ -715,6 +805,7 @@ class RexbertConfig(BaseModel):
     pretrain: PretrainConfig = Field(default_factory=PretrainConfig)
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
     demo: DemoConfig = Field(default_factory=DemoConfig)
+    study: StudyConfig = Field(default_factory=StudyConfig)
 
 
 # --- loading and writing -------------------------------------------------------------------------------------------

@@ -25,12 +25,16 @@ ECOMMERCE_PAGE_TYPES = ("product", "collection")
 TOP_K = (1, 3, 5)
 
 
-def read_wcxb_texts(folder: Path) -> list[str]:
+def read_wcxb_texts(folder: Path, page_types: tuple[str, ...] = ECOMMERCE_PAGE_TYPES,
+                    skip_missing: bool = False) -> list[str]:
+    """The reference main content of the wcxb pages of `page_types`, in labels.csv order; a page whose ground
+    truth has no main content is an error, or left out with `skip_missing` (a forum page keeps its posts
+    elsewhere)."""
     from training.evaluation.page_type import read_labels
 
     texts = []
     for row in read_labels(folder / "labels.csv"):
-        if row["page_type"] not in ECOMMERCE_PAGE_TYPES:
+        if row["page_type"] not in page_types:
             continue
         path = folder / "ground-truth" / f"{row['file_id']}.json"
         if not path.is_file():
@@ -41,6 +45,8 @@ def read_wcxb_texts(folder: Path) -> list[str]:
         except json.JSONDecodeError as exc:
             raise TaskDataError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
         except (KeyError, TypeError):
+            if skip_missing:
+                continue
             raise TaskDataError(f"{path}: no field ground_truth.main_content") from None
         if text and text.strip():
             texts.append(text)
@@ -74,6 +80,58 @@ def read_user_texts(path: Path) -> list[str]:
     return texts
 
 
+def load_mlm(model_dir: str) -> tuple[Any, Any]:
+    """An exported encoder with its MLM head, in eval mode on the best device, and its tokenizer."""
+    from transformers import AutoModelForMaskedLM
+
+    tokenizer = load_tokenizer(model_dir)
+    if tokenizer.mask_token_id is None:
+        raise ModelFolderError(f"{model_dir}: the tokenizer has no mask token; fill-mask needs one")
+    model, info = AutoModelForMaskedLM.from_pretrained(model_dir, output_loading_info=True)
+    if info.get("missing_keys"):
+        missing = sorted(info["missing_keys"])[:3]
+        raise ModelFolderError(f"{model_dir}: no MLM head in the checkpoint (missing {missing})")
+    return model.to(pick_device()).eval(), tokenizer
+
+
+def score_texts(model, tokenizer, texts: list[str], max_length: int, mask_probability: float,
+                generator: torch.Generator, batch_size: int = 16) -> dict[str, list]:
+    """Per text: masked tokens, hits in the top k (k in TOP_K) and the summed cross-entropy of its masked tokens.
+
+    Each text's first `max_length` tokens; `mask_probability` of its non-special tokens are masked, positions
+    drawn from `generator` (the same generator state and texts mask the same positions for every model of one
+    tokenizer, so two models' per-text scores pair up). A text with no masked token scores 0 of 0.
+    """
+    out: dict[str, list] = {"masked": [], "loss_sum": [], **{f"hits_at_{k}": [] for k in TOP_K}}
+    for start in range(0, len(texts), batch_size):
+        enc = tokenizer(texts[start : start + batch_size], truncation=True, max_length=max_length,
+                        padding=True, return_tensors="pt", return_special_tokens_mask=True)
+        maskable = (enc["special_tokens_mask"] == 0) & (enc["attention_mask"] == 1)
+        chosen = (torch.rand(maskable.shape, generator=generator) < mask_probability) & maskable
+        inputs = enc["input_ids"].masked_fill(chosen, tokenizer.mask_token_id)
+        with torch.no_grad():
+            logits = model(input_ids=inputs.to(model.device),
+                           attention_mask=enc["attention_mask"].to(model.device)).logits.float().cpu()
+        gold = enc["input_ids"]
+        losses = torch.nn.functional.cross_entropy(logits.transpose(1, 2), gold, reduction="none")
+        top = logits.topk(max(TOP_K), dim=-1).indices
+        for k in TOP_K:
+            hit = (top[..., :k] == gold.unsqueeze(-1)).any(-1) & chosen
+            out[f"hits_at_{k}"] += hit.sum(1).tolist()
+        out["masked"] += chosen.sum(1).tolist()
+        out["loss_sum"] += (losses * chosen).sum(1).tolist()
+    return out
+
+
+def summarize_scores(scores: dict[str, list]) -> dict[str, float]:
+    """acc@k over every masked token of `score_texts`' texts, their mean loss and the masked-token count."""
+    total = sum(scores["masked"])
+    summary = {f"acc_at_{k}": sum(scores[f"hits_at_{k}"]) / total if total else 0.0 for k in TOP_K}
+    summary["loss"] = sum(scores["loss_sum"]) / total if total else float("nan")
+    summary["masked_tokens"] = total
+    return summary
+
+
 class FillMask(Task):
     name = "fill-mask"
     metric = "acc@1"
@@ -100,43 +158,15 @@ class FillMask(Task):
 
     def run(self, model_dir: str, data: TaskData, params: TrialParams, config: EvaluateConfig,
             on_epoch: EpochCallback | None = None) -> dict[str, Any]:
-        from transformers import AutoModelForMaskedLM
-
         set_seed(params.seed)
-        tokenizer = load_tokenizer(model_dir)
-        if tokenizer.mask_token_id is None:
-            raise ModelFolderError(f"{model_dir}: the tokenizer has no mask token; fill-mask needs one")
-        model, info = AutoModelForMaskedLM.from_pretrained(model_dir, output_loading_info=True)
-        if info.get("missing_keys"):
-            missing = sorted(info["missing_keys"])[:3]
-            raise ModelFolderError(f"{model_dir}: no MLM head in the checkpoint (missing {missing})")
-        model = model.to(pick_device()).eval()
+        model, tokenizer = load_mlm(model_dir)
         generator = torch.Generator().manual_seed(params.seed)
         metrics: dict[str, Any] = {"epoch": 0}
         for split in ("valid", "test"):
-            hits = {k: 0 for k in TOP_K}
-            total = 0
-            texts = getattr(data, split)
-            for start in range(0, len(texts), 16):
-                enc = tokenizer(texts[start : start + 16], truncation=True, max_length=config.max_seq_length,
-                                padding=True, return_tensors="pt", return_special_tokens_mask=True)
-                maskable = (enc["special_tokens_mask"] == 0) & (enc["attention_mask"] == 1)
-                chosen = (torch.rand(maskable.shape, generator=generator) < config.mask_probability) & maskable
-                if not chosen.any():
-                    continue
-                inputs = enc["input_ids"].masked_fill(chosen, tokenizer.mask_token_id)
-                with torch.no_grad():
-                    logits = model(input_ids=inputs.to(model.device),
-                                   attention_mask=enc["attention_mask"].to(model.device)).logits
-                top = logits[chosen.to(model.device)].topk(max(TOP_K), dim=-1).indices.cpu()
-                gold = enc["input_ids"][chosen].unsqueeze(-1)
-                for k in TOP_K:
-                    hits[k] += int((top[:, :k] == gold).any(-1).sum())
-                total += int(chosen.sum())
-            for k in TOP_K:
-                metrics[f"{split}_acc_at_{k}"] = hits[k] / total if total else 0.0
+            scores = score_texts(model, tokenizer, getattr(data, split), config.max_seq_length,
+                                 config.mask_probability, generator)
+            metrics.update({f"{split}_{key}": value for key, value in summarize_scores(scores).items()})
             metrics[f"{split}_score"] = metrics[f"{split}_acc_at_1"]
-            metrics[f"{split}_masked_tokens"] = total
         if on_epoch is not None:
             on_epoch(metrics)
         return metrics
