@@ -661,6 +661,9 @@ class EvaluateConfig(BaseModel):
     max_concurrent_trials: int | None = Field(None, ge=1, description="Cap on parallel trials (None: resources).")
     max_seq_length: int = Field(128, ge=16, description="Tokens per example (pairs, pages, windows, texts).")
     weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay in fine-tuning.")
+    class_weights: Literal["none", "balanced"] = Field(
+        "none", description="Classification fine-tuning loss: balanced weighs each class by n / (k * n_class) of "
+        "the train split, so a rare class (matching pairs) is not drowned by the frequent one.")
     warmup_ratio: float = Field(0.1, ge=0, le=1, description="Linear warmup share of fine-tuning steps.")
     mask_probability: float = Field(0.15, gt=0, lt=1, description="fill-mask: share of tokens masked.")
     attributes: list[str] = Field(

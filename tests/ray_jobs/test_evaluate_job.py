@@ -17,8 +17,10 @@ def test_demo_yaml_holds_the_evaluation_settings_the_demo_used_to_set_in_code():
     from infra.core.config import DataLimits, SearchSpace, load_config
 
     evaluate = load_config(DEMO_CONFIG).evaluate
-    assert evaluate.limits == DataLimits(train=48, eval=32, pages_per_class=2, pages=20, texts=None)
-    assert evaluate.max_seq_length == 64 and evaluate.task_search_space == {}
+    assert evaluate.limits == DataLimits(train=600, eval=None, pages_per_class=None, pages=None, texts=None)
+    assert evaluate.max_seq_length == 64 and evaluate.class_weights == "balanced"
+    assert set(evaluate.task_search_space) == {"product-matching", "page-type", "attribute-tagging", "similarity"}
+    assert all(len(space.learning_rate) == 1 for space in evaluate.task_search_space.values())
     assert evaluate.search_space == SearchSpace(learning_rate=[1e-4, 5e-4], epochs=[1], batch_size=[16])
     assert evaluate.models == ["runs/{run}/context/export", "runs/{run}/decay/export"]
     assert evaluate.output == "eval" and len(evaluate.tasks) == 5
@@ -44,9 +46,13 @@ def demo_results(demo_root, ray_cluster) -> dict:
     from infra.core.config import load_config
     from ray_jobs.evaluate import run_demo
 
-    # The demo's settings (demo.yaml), with fewer pages to keep extraction short here.
-    config = load_config(DEMO_CONFIG, {"run": {"output": str(demo_root)},
-                                       "evaluate": {"seeds": [0, 1], "limits": {"pages_per_class": 1, "pages": 12}}})
+    # The demo's settings (demo.yaml), with less data to keep fine-tuning and extraction short here, and every
+    # fine-tuned task on a two-point grid (the demo sweeps one point per task) to test the sweep itself.
+    grid = {"learning_rate": [1e-4, 5e-4], "epochs": [1], "batch_size": [16]}
+    config = load_config(DEMO_CONFIG, {"run": {"output": str(demo_root)}, "evaluate": {
+        "seeds": [0, 1], "limits": {"train": 48, "eval": 32, "pages_per_class": 1, "pages": 12},
+        "task_search_space": {task: grid for task in ("product-matching", "page-type", "attribute-tagging",
+                                                      "similarity")}}})
     summary = run_demo(config, demo_root)
     assert summary["report"].endswith("report.html") and set(summary["scores"]["fill-mask"]) == {"context", "decay"}
     return json.loads((demo_root / "eval" / "results.json").read_text())
@@ -71,7 +77,7 @@ def test_sweep_compares_two_models_on_all_five_tasks(demo_results, demo_root):
 
 
 def test_every_task_reports_its_trivial_baselines_beside_the_models(demo_results, demo_root):
-    expected = {"product-matching": {"majority-class", "exact-title"}, "page-type": {"majority-class"},
+    expected = {"product-matching": {"majority-class", "always-same", "exact-title"}, "page-type": {"majority-class"},
                 "attribute-tagging": {"majority-tag"}, "similarity": {"constant", "exact-title"},
                 "fill-mask": {"most-frequent-token"}}
     for task, entry in demo_results["tasks"].items():

@@ -230,6 +230,17 @@ def test_matching_baselines_are_the_train_majority_and_the_exact_title_rule(shar
     assert sum(rule) >= sum(equal) > 0  # normalisation only adds matches (case, punctuation)
     assert baselines["exact-title"]["test_mean"] == f1_score([e.label for e in data.test], rule)
     assert baselines["exact-title"]["test_std"] == 0.0
+    share = sum(e.label for e in data.test) / len(data.test)  # always "same": recall 1, precision the share
+    assert baselines["always-same"]["test_mean"] == pytest.approx(2 * share / (1 + share))
+    assert baselines["always-same"]["predicts"] == "same" and baselines["always-same"]["test_mean"] > 0.4
+
+
+def test_balanced_class_weights_follow_the_train_split():
+    from training.evaluation.sequence_classification import class_weights
+
+    weights = class_weights([0, 0, 0, 1], 3)  # a class absent from the split weighs as one example
+    assert weights.tolist() == pytest.approx([4 / 9, 4 / 3, 4 / 3])
+    assert (class_weights([0, 1, 0, 1], 2) == 1).all()
 
 
 def test_page_type_and_tagging_baselines_predict_the_most_frequent_train_label(shared_data, cache_dir):

@@ -21,7 +21,7 @@ from training.evaluation.base import (
     TrialParams,
     require_file,
 )
-from training.evaluation.baselines import exact_title, majority_class
+from training.evaluation.baselines import always_label, exact_title, majority_class
 from training.evaluation.sequence_classification import LabeledText, run_sequence_classification
 
 SPLIT_FILES = {"train": "train.txt.small", "valid": "valid.txt.small", "test": "test.txt"}
@@ -108,4 +108,5 @@ class ProductMatching(Task):
 
     def baselines(self, data: TaskData, config: EvaluateConfig, model_dirs: dict[str, str]) -> dict[str, dict]:
         return {"majority-class": majority_class(data, positive_f1, data.info["labels"]),
+                "always-same": always_label(data, positive_f1, data.info["labels"], 1, "every pair a match"),
                 "exact-title": exact_title(data, positive_f1)}

@@ -32,6 +32,12 @@ def predict(model, tokenizer, examples: Sequence[LabeledText], max_length: int, 
     return preds
 
 
+def class_weights(labels: Sequence[int], num_labels: int) -> torch.Tensor:
+    """Balanced class weights n / (k * n_c) of a train split (a class absent from it weighs as one example)."""
+    counts = torch.bincount(torch.tensor(list(labels), dtype=torch.long), minlength=num_labels).float()
+    return counts.sum() / (num_labels * counts.clamp(min=1.0))
+
+
 def run_sequence_classification(
     model_dir: str,
     data: TaskData,
@@ -57,6 +63,8 @@ def run_sequence_classification(
     ).to(pick_device())
     train: list[LabeledText] = data.train
     is_pair = bool(train) and train[0].pair is not None
+    weight = class_weights([e.label for e in train], len(labels)).to(model.device) \
+        if config.class_weights == "balanced" else None
 
     def loss_of_batch(batch: list[int]) -> torch.Tensor:
         chunk = [train[i] for i in batch]
@@ -64,7 +72,9 @@ def run_sequence_classification(
             tokenizer, [e.text for e in chunk], [e.pair or "" for e in chunk] if is_pair else None,
             config.max_seq_length, model.device,
         )
-        return model(**enc, labels=torch.tensor([e.label for e in chunk], device=model.device)).loss
+        logits = model(**enc).logits
+        gold = torch.tensor([e.label for e in chunk], device=model.device)
+        return torch.nn.functional.cross_entropy(logits.float(), gold, weight=weight)
 
     def evaluate() -> dict[str, Any]:
         metrics: dict[str, Any] = {}
