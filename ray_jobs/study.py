@@ -53,10 +53,11 @@ def _set_matches(folder: str, seq_len: int, mixture: dict[str, float], token_bud
     path = fs.join(folder, "manifest.json")
     if not fs.is_file(path):
         return False
+    from training.trainer import manifest_weights
+
     manifest = json.loads(fs.read_text(path))
-    have = {name: float(src.get("weight", 0)) for name, src in manifest.get("sources", {}).items()}
     return (manifest.get("seq_len") == seq_len and manifest.get("token_budget") == token_budget
-            and have == {k: float(v) for k, v in mixture.items()})
+            and manifest_weights(manifest) == {k: float(v) for k, v in mixture.items()})
 
 
 def ensure_token_sets(config: RexbertConfig, tokenizer: str, suffix: str = "") -> dict[str, str]:
@@ -228,14 +229,14 @@ def _run_study(config: RexbertConfig, progress: bool) -> dict[str, Any]:
 
     arms = [*study.arms, *([hf_arm] if hf_arm else [])]
     records = [m for m in models if m["arm"] in arms]
-    extra = [(hf_arm, "hf-checkpoint")] if hf_arm else []
     table = analysis.arm_table([m for m in models if m["arm"] not in arms] + records)  # the base first
     metrics = [f"mlm-{s}/{m}" for s in analysis.MLM_SETS for m in analysis.MLM_METRICS] + list(tasks)
-    pairs = analysis.comparisons(list(study.arms), study.baseline, [])
+    pairs = analysis.comparisons(list(study.arms), study.baseline)
     tests = [{"a": a, "b": b, "metrics": analysis.paired_test(records, a, b)} for a, b in pairs]
-    if hf_arm:  # against one checkpoint: every seed pairs with the same model
+    if hf_arm:  # the imported checkpoint's anneal against the checkpoint: every seed pairs with the same model
         hf_records = records + [{**m, "seed": s} for m in models if m["arm"] == "hf-checkpoint" for s in study.seeds]
-        tests += [{"a": a, "b": b, "metrics": analysis.paired_test(hf_records, a, b)} for a, b in extra]
+        tests.append({"a": hf_arm, "b": "hf-checkpoint", "metrics": analysis.paired_test(hf_records, hf_arm,
+                                                                                          "hf-checkpoint")})
     budget = next(iter(study.arms.values())).tokens
     results: dict[str, Any] = {
         "setup": (f"base phase {study.base!r} ({base['tokens']:,} tokens, seed {config.run.seed}), then every arm "

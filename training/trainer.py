@@ -192,6 +192,11 @@ def pick_device() -> torch.device:
     return torch.device("cpu")
 
 
+def manifest_weights(manifest: dict[str, Any]) -> dict[str, float]:
+    """Source name -> mixture weight of a token set's manifest (as `ray_jobs.tokenize.pack` records it)."""
+    return {name: float(src.get("weight", 0)) for name, src in manifest.get("sources", {}).items()}
+
+
 def read_shard_manifest(data_dir: str, phase: PhaseConfig) -> dict[str, Any]:
     """The shards' manifest (path or URI), checked against the phase (sequence length, mixture)."""
     path = fs.join(data_dir, "manifest.json")
@@ -202,7 +207,7 @@ def read_shard_manifest(data_dir: str, phase: PhaseConfig) -> dict[str, Any]:
         raise ValueError(f"phase {phase.name!r} wants seq_len {phase.seq_len}, shards in {data_dir} have "
                          f"{manifest.get('seq_len')}")
     if phase.mixture is not None:
-        have = {name: float(src.get("weight", 0)) for name, src in manifest.get("sources", {}).items()}
+        have = manifest_weights(manifest)
         total_have, total_want = sum(have.values()) or 1.0, sum(phase.mixture.values())
         want = {k: v / total_want for k, v in phase.mixture.items()}
         have = {k: v / total_have for k, v in have.items()}

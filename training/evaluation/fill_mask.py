@@ -108,18 +108,28 @@ def score_texts(model, tokenizer, texts: list[str], max_length: int, mask_probab
                         padding=True, return_tensors="pt", return_special_tokens_mask=True)
         maskable = (enc["special_tokens_mask"] == 0) & (enc["attention_mask"] == 1)
         chosen = (torch.rand(maskable.shape, generator=generator) < mask_probability) & maskable
-        inputs = enc["input_ids"].masked_fill(chosen, tokenizer.mask_token_id)
-        with torch.no_grad():
-            logits = model(input_ids=inputs.to(model.device),
-                           attention_mask=enc["attention_mask"].to(model.device)).logits.float().cpu()
-        gold = enc["input_ids"]
-        losses = torch.nn.functional.cross_entropy(logits.transpose(1, 2), gold, reduction="none")
-        top = logits.topk(max(TOP_K), dim=-1).indices
-        for k in TOP_K:
-            hit = (top[..., :k] == gold.unsqueeze(-1)).any(-1) & chosen
-            out[f"hits_at_{k}"] += hit.sum(1).tolist()
-        out["masked"] += chosen.sum(1).tolist()
-        out["loss_sum"] += (losses * chosen).sum(1).tolist()
+        rows = len(chosen)
+        sums = {key: torch.zeros(rows) for key in out}
+        if chosen.any():  # only the masked positions are scored, on the model's device
+            inputs = enc["input_ids"].masked_fill(chosen, tokenizer.mask_token_id)
+            with torch.no_grad():
+                logits = model(input_ids=inputs.to(model.device),
+                               attention_mask=enc["attention_mask"].to(model.device)).logits
+            where = chosen.to(model.device)
+            masked_logits = logits[where].float()  # (masked tokens, vocab), row-major like `owner`
+            gold = enc["input_ids"].to(model.device)[where]
+            owner = chosen.nonzero()[:, 0]  # the text of each masked token
+            top = masked_logits.topk(max(TOP_K), dim=-1).indices
+            ones = torch.ones(len(owner))
+            sums["masked"].index_add_(0, owner, ones)
+            losses = torch.nn.functional.cross_entropy(masked_logits, gold, reduction="none").cpu()
+            sums["loss_sum"].index_add_(0, owner, losses)
+            for k in TOP_K:
+                hit = (top[:, :k] == gold.unsqueeze(-1)).any(-1).float().cpu()
+                sums[f"hits_at_{k}"].index_add_(0, owner, hit)
+        for key in ("masked", *(f"hits_at_{k}" for k in TOP_K)):
+            out[key] += [int(v) for v in sums[key].tolist()]
+        out["loss_sum"] += sums["loss_sum"].tolist()
     return out
 
 

@@ -131,12 +131,11 @@ def paired_test(records: list[dict[str, Any]], a: str, b: str) -> dict[str, dict
     return out
 
 
-def comparisons(arms: list[str], baseline: str, extra: list[tuple[str, str]] = ()) -> list[tuple[str, str]]:
-    """Which pairs are tested: the first arm against the second (the domain effect), every arm against the
-    compute-matched baseline, and `extra` (an imported checkpoint's anneal against the checkpoint)."""
+def comparisons(arms: list[str], baseline: str) -> list[tuple[str, str]]:
+    """Which pairs are tested: the first arm against the second (the domain effect), and every arm against the
+    compute-matched baseline."""
     pairs = [(arms[0], arms[1])] if len(arms) > 1 and arms[1] != baseline else []
-    pairs += [(arm, baseline) for arm in arms if arm != baseline]
-    return pairs + [p for p in extra if p not in pairs]
+    return pairs + [(arm, baseline) for arm in arms if arm != baseline]
 
 
 def _fmt(value: float | None, digits: int = 3) -> str:
@@ -240,12 +239,13 @@ def plot(results: dict[str, Any], records: list[dict[str, Any]], out: Path) -> l
     plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(8, 4))
-    base_steps = max((r.get("steps") or 0 for r in records if r["arm"] not in results.get("arms", arms)), default=0)
+    study_arms = set(results.get("arms", arms))
+    base_steps = max((r.get("steps") or 0 for r in records if r["arm"] not in study_arms), default=0)
     for record in records:
         curve = record.get("losses") or []  # (step, loss) of each logged step
         if not curve:
             continue
-        offset = 0 if record["arm"] not in results.get("arms", arms) else base_steps  # arms continue the base
+        offset = base_steps if record["arm"] in study_arms else 0  # arms continue the base
         steps, losses = [offset + step for step, _ in curve], [loss for _, loss in curve]
         window = min(5, len(losses))
         smooth = [statistics.fmean(losses[max(0, i - window + 1): i + 1]) for i in range(len(losses))]
