@@ -201,9 +201,12 @@ def _train_worker(loop_config: dict[str, Any]) -> None:
         ray.train.report(metrics, checkpoint=checkpoint, checkpoint_dir_name=path.name)
 
     world_size = ray.train.get_context().get_world_size()
-    batches = RayPackedBatches(loop_config["data_dir"], pretrain.data.micro_batch_size, rank, world_size,
-                               seed=config.run.seed, shuffle=pretrain.data.shuffle,
-                               plan_batches=loop_config["plan_batches"], shuffle_tokens=pretrain.data.shuffle_tokens)
+    batches = None  # loader "shards": the Trainer reads the shard files itself
+    if pretrain.data.loader == "ray-data":
+        batches = RayPackedBatches(loop_config["data_dir"], pretrain.data.micro_batch_size, rank, world_size,
+                                   seed=config.run.seed, shuffle=pretrain.data.shuffle,
+                                   plan_batches=loop_config["plan_batches"],
+                                   shuffle_tokens=pretrain.data.shuffle_tokens)
     trainer = Trainer(pretrain, phase, loop_config["phase_dir"], loop_config["data_dir"], seed=config.run.seed,
                       batches=batches, init_from=loop_config["init_from"],
                       hooks=TrainerHooks(on_checkpoint=report, sinks=[RayMetricsSink(phase.name, rank)]))

@@ -332,6 +332,7 @@ class Trainer:
                             self.data_dir)
         self.model_args = build_model_args(config, phase, tokenizer, self.device, base=base_args)
         use_fsdp = config.parallelism.fsdp == "on" or (config.parallelism.fsdp == "auto" and self.world_size > 1)
+        self.fsdp = use_fsdp
         if not use_fsdp and self.world_size > 1:  # nothing else syncs gradients: N copies would drift apart
             raise ValueError(f"parallelism.fsdp=off with {self.world_size} workers: use 'auto' or 'on'")
         if use_fsdp and not dist.is_initialized():
@@ -558,7 +559,8 @@ class Trainer:
                 "tokens_per_s": last.get("tokens_per_s"),
                 "tokens_per_s_per_device": last.get("tokens_per_s_per_device"), "mfu": last.get("mfu"),
                 "seq_len": self.phase.seq_len, "rope_theta_global": self.model_args.global_rope_theta,
-                "rope_theta_local": self.model_args.local_rope_theta, "world_size": self.world_size}
+                "rope_theta_local": self.model_args.local_rope_theta, "world_size": self.world_size,
+                "fsdp": self.fsdp}
 
     def export(self, out_dir: str | Path | None = None) -> str | None:
         """HF export (path or URI) of the current weights with the tokenizer; collective under FSDP, written

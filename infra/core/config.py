@@ -451,6 +451,10 @@ class DataSection(_Section):
         None, description="Folder holding the phases' shard folders (None: <run.output>/tokens)."
     )
     micro_batch_size: int = Field(8, ge=1, description="Sequences per rank per forward pass.")
+    loader: Literal["ray-data", "shards"] = Field(
+        "ray-data", description="How Ray Train workers read the packed shards: a Ray Data stream per worker "
+        "(`ray_jobs.loader`), or each worker reading the shard files itself (`training.data.PackedShardLoader`). "
+        "Both give the same batches; with tiny steps on few cores, Ray Data's per-batch cost can show.")
     shuffle: bool = Field(True, description="Visit the sequences in a new seeded order every epoch.")
     shuffle_tokens: int = Field(
         2**22, ge=1, description="Tokens read and shuffled together (a window of row groups): the loaders' memory.")
@@ -664,6 +668,10 @@ class EvaluateConfig(BaseModel):
     class_weights: Literal["none", "balanced"] = Field(
         "none", description="Classification fine-tuning loss: balanced weighs each class by n / (k * n_class) of "
         "the train split, so a rare class (matching pairs) is not drowned by the frequent one.")
+    matching_threshold: Literal["argmax", "valid-f1"] = Field(
+        "valid-f1", description="product-matching: call a pair a match when p(match) >= the cut with the best "
+        "validation F1 (chosen after each epoch, applied unchanged to test), or when it is the likelier class "
+        "(argmax). F1 of the positive class rewards the cut, not the 0.5 of a class-balanced loss.")
     warmup_ratio: float = Field(0.1, ge=0, le=1, description="Linear warmup share of fine-tuning steps.")
     mask_probability: float = Field(0.15, gt=0, lt=1, description="fill-mask: share of tokens masked.")
     attributes: list[str] = Field(

@@ -37,8 +37,9 @@ def job_config(tmp_path, demo_root, **pretrain):
 def test_demo_yaml_holds_every_setting_the_demo_used_to_set_in_code(tmp_path):
     config = load_config(DEMO_CONFIG, {"run": {"output": str(tmp_path)}})
     p = config.pretrain
-    assert p.model.preset == "tiny" and p.workers == 2 and p.use_gpu is False and p.cpus_per_worker == 0.5
-    assert p.data.micro_batch_size == 4 and p.model.overrides == {"dim": 128, "intermediate": 256, "n_layers": 2}
+    assert p.model.preset == "tiny" and p.workers == 1 and p.use_gpu is False and p.cpus_per_worker == 2
+    assert (p.parallelism.fsdp, p.data.loader) == ("on", "shards")
+    assert p.data.micro_batch_size == 8 and p.model.overrides == {"dim": 128, "intermediate": 256, "n_layers": 2}
     assert (p.checkpoint.interval, p.checkpoint.keep_latest_k) == (250, 2)
     assert (p.metrics.log_interval, p.metrics.progress) == (10, False)
     assert config.tokenize.vocab_size == 4096 and {"shared-general", "shared-ecom"} <= set(config.tokenize.corpora)
@@ -108,6 +109,26 @@ def test_three_phases_chain_on_two_workers_with_fsdp_and_export_each(ray_cluster
     assert decay["init_from"].startswith(str(run_dir / "context"))
     # decay masks 15%, and the weights carried over: its first loss is far below a fresh model's ln(V)
     assert phases["decay"]["final_loss"] < json.loads((run_dir / "general" / "summary.json").read_text())["losses"][0]
+
+
+def test_the_demos_one_worker_fsdp_path_trains_what_one_process_trains(ray_cluster, demo_tokens, tmp_path):  # noqa: F811
+    """demo.yaml's own setting: one Ray Train worker with both CPUs, FSDP2 on a one-rank mesh, reading the shard
+    files itself (loader "shards"). It takes the batches the plain process takes, so the losses agree."""
+    from infra.core.config import load_phase
+    from training.trainer import run_phase_local
+
+    demo = {"workers": 1, "cpus_per_worker": 2, "parallelism": {"fsdp": "on"},
+            "data": {"loader": "shards", "root": str(demo_tokens / "tokens")},
+            "phase_overrides": {"general": {"max_steps": 4}}}
+    config = job_config(tmp_path / "ray", demo_tokens, **demo)
+    summary = run_phase(config, "general", export=False)
+    assert (summary["world_size"], summary["fsdp"], summary["steps"]) == (1, True, 4)
+
+    plain = job_config(tmp_path / "plain", demo_tokens, **{**demo, "parallelism": {"fsdp": "auto"}})
+    local = run_phase_local(plain.pretrain, load_phase(plain.pretrain, "general"), tmp_path / "plain" / "runs",
+                            demo_tokens / "tokens" / "general-128", seed=plain.run.seed, export=False)
+    assert local["fsdp"] is False
+    assert summary["losses"] == pytest.approx(local["losses"], rel=1e-5)
 
 
 @pytest.mark.heavy  # a second worker-group start plus Ray Train's restart: over the default-run budget

@@ -29,10 +29,13 @@ DEMO_CONFIG = Path(__file__).resolve().parents[2] / "infra" / "configs" / "demo.
 # The demo's token sets (demo.yaml's tokenize.sets): folder -> (seq_len, mixture). A source named like
 # `shared-ecom` takes the e-commerce pages, any other the general ones.
 TOKEN_SETS = {name: (s.seq_len, dict(s.mixture)) for name, s in load_config(DEMO_CONFIG).tokenize.sets.items()}
-# The demo's pretraining at test size: the smoke phases (a few steps each) and micro batches of 2. Merge it
-# into the overrides of a test that runs demo.yaml's phases (`smoke_overrides`).
+# The demo's pretraining at test size: the smoke phases (a few steps each), micro batches of 2, on the two-worker
+# path (FSDP2 over gloo, each worker streaming its batches from Ray Data; the demo itself runs one worker). Merge
+# it into the overrides of a test that runs demo.yaml's phases (`smoke_overrides`).
 SMOKE = {"pretrain": {"phases": {name: f"smoke-{name}.yaml" for name in ("general", "context", "decay")},
-                      "data": {"micro_batch_size": 2}, "checkpoint": {"interval": 2}, "metrics": {"log_interval": 1}}}
+                      "workers": 2, "cpus_per_worker": 0.5, "parallelism": {"fsdp": "auto"},
+                      "data": {"micro_batch_size": 2, "loader": "ray-data"}, "checkpoint": {"interval": 2},
+                      "metrics": {"log_interval": 1}}}
 
 
 def smoke_overrides(overrides: dict | None = None) -> dict:

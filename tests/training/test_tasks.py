@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import numpy as np
 import pytest
 import torch
 
@@ -162,6 +163,8 @@ def test_finetuned_metric_is_reported_per_epoch(name, tiny_models, cache_dir):
     assert final["train_loss"] == final["train_loss"]  # not NaN
     if name == "similarity":
         assert "test_zero_shot" in final
+    if name == "product-matching":  # the default cut is chosen on validation
+        assert 0.0 <= final["threshold"] <= 1.0
 
 
 def test_mlm_trained_model_recovers_more_masked_tokens(tiny_models, cache_dir):
@@ -241,6 +244,23 @@ def test_balanced_class_weights_follow_the_train_split():
     weights = class_weights([0, 0, 0, 1], 3)  # a class absent from the split weighs as one example
     assert weights.tolist() == pytest.approx([4 / 9, 4 / 3, 4 / 3])
     assert (class_weights([0, 1, 0, 1], 2) == 1).all()
+
+
+def test_validation_f1_cut_is_the_best_of_every_candidate_cut():
+    from sklearn.metrics import f1_score
+
+    from training.evaluation.sequence_classification import best_f1_threshold
+
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        gold = rng.integers(0, 2, 60).tolist()
+        probs = np.round(rng.random(60), 1).tolist()  # rounded: many ties, as a saturated model gives
+        cut = best_f1_threshold(gold, probs)
+        f1s = {t: f1_score(gold, [int(p >= t) for p in probs], zero_division=0) for t in set(probs)}
+        best = max(f1s.values())
+        assert f1s[cut] == pytest.approx(best)
+        assert cut == max(t for t, f in f1s.items() if f == pytest.approx(best))  # ties: the higher cut
+    assert best_f1_threshold([0, 0, 1, 1], [0.1, 0.2, 0.8, 0.9]) == 0.8
 
 
 def test_page_type_and_tagging_baselines_predict_the_most_frequent_train_label(shared_data, cache_dir):

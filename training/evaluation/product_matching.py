@@ -104,7 +104,8 @@ class ProductMatching(Task):
 
     def run(self, model_dir: str, data: TaskData, params: TrialParams, config: EvaluateConfig,
             on_epoch: EpochCallback | None = None) -> dict[str, Any]:
-        return run_sequence_classification(model_dir, data, params, config, positive_f1, on_epoch)
+        return run_sequence_classification(model_dir, data, params, config, positive_f1, on_epoch,
+                                           tune_threshold=config.matching_threshold == "valid-f1")
 
     def baselines(self, data: TaskData, config: EvaluateConfig, model_dirs: dict[str, str]) -> dict[str, dict]:
         return {"majority-class": majority_class(data, positive_f1, data.info["labels"]),

@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 
 from infra.core.config import EvaluateConfig
@@ -22,14 +23,30 @@ class LabeledText:
     pair: str | None = None
 
 
-def predict(model, tokenizer, examples: Sequence[LabeledText], max_length: int, batch_size: int = 32) -> list[int]:
-    preds: list[int] = []
+def probabilities(model, tokenizer, examples: Sequence[LabeledText], max_length: int,
+                  batch_size: int = 32) -> torch.Tensor:
+    """Softmax class probabilities, (N, labels), on the CPU."""
+    out = [torch.zeros(0, model.config.num_labels)]
     for start in range(0, len(examples), batch_size):
         chunk = examples[start : start + batch_size]
         pairs = [e.pair or "" for e in chunk] if chunk and chunk[0].pair is not None else None
         enc = encode_texts(tokenizer, [e.text for e in chunk], pairs, max_length, model.device)
-        preds.extend(model(**enc).logits.argmax(-1).tolist())
-    return preds
+        out.append(model(**enc).logits.float().softmax(-1).cpu())
+    return torch.cat(out)
+
+
+def best_f1_threshold(gold: Sequence[int], positive: Sequence[float]) -> float:
+    """The probability cut (predict 1 iff p >= cut) with the highest F1 of class 1 on these examples; ties go to
+    the higher cut. Every distinct probability is a candidate, scored at once from cumulative counts."""
+    p = np.asarray(positive, dtype=np.float64)
+    y = np.asarray(gold, dtype=np.int64)
+    order = np.argsort(-p, kind="stable")
+    p, y = p[order], y[order]
+    last = np.r_[p[1:] != p[:-1], True]  # the last position of each run of equal probabilities
+    tp = np.cumsum(y)[last]
+    predicted = (np.arange(len(p)) + 1)[last]
+    f1 = 2 * tp / (predicted + y.sum())
+    return float(p[last][int(np.argmax(f1))])  # argmax takes the first maximum: the highest cut
 
 
 def class_weights(labels: Sequence[int], num_labels: int) -> torch.Tensor:
@@ -45,10 +62,14 @@ def run_sequence_classification(
     config: EvaluateConfig,
     score: Callable[[list[int], list[int]], dict[str, float]],
     on_epoch: EpochCallback | None = None,
+    tune_threshold: bool = False,
 ) -> dict[str, Any]:
     """Fine-tune `AutoModelForSequenceClassification` on data.train; score valid and test each epoch.
 
-    `score(gold, pred)` returns a dict whose "score" entry is the task's primary metric.
+    `score(gold, pred)` returns a dict whose "score" entry is the task's primary metric. Predictions are the
+    most probable class; with `tune_threshold` (binary tasks scored by F1 of class 1) they are p(1) >= a cut
+    chosen on the validation split after each epoch (`best_f1_threshold`), then applied unchanged to test, and
+    the metrics carry that `threshold`.
     """
     from transformers import AutoModelForSequenceClassification
 
@@ -77,10 +98,18 @@ def run_sequence_classification(
         return torch.nn.functional.cross_entropy(logits.float(), gold, weight=weight)
 
     def evaluate() -> dict[str, Any]:
+        probs = {split: probabilities(model, tokenizer, getattr(data, split), config.max_seq_length)
+                 for split in ("valid", "test")}
+        gold = {split: [e.label for e in getattr(data, split)] for split in ("valid", "test")}
         metrics: dict[str, Any] = {}
+        if tune_threshold:
+            cut = best_f1_threshold(gold["valid"], probs["valid"][:, 1].tolist())
+            metrics["threshold"] = cut
+            preds = {split: (probs[split][:, 1] >= cut).long().tolist() for split in probs}
+        else:
+            preds = {split: probs[split].argmax(-1).tolist() for split in probs}
         for split in ("valid", "test"):
-            examples: list[LabeledText] = getattr(data, split)
-            result = score([e.label for e in examples], predict(model, tokenizer, examples, config.max_seq_length))
+            result = score(gold[split], preds[split])
             metrics[f"{split}_score"] = result.pop("score")
             metrics.update({f"{split}_{k}": v for k, v in result.items()})
         return metrics
