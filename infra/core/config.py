@@ -668,9 +668,13 @@ class EvaluateConfig(BaseModel):
     class_weights: Literal["none", "balanced"] = Field(
         "none", description="Classification fine-tuning loss: balanced weighs each class by n / (k * n_class) of "
         "the train split, so a rare class (matching pairs) is not drowned by the frequent one.")
+    matching_model: Literal["cross-encoder", "bi-encoder"] = Field(
+        "cross-encoder", description="product-matching: classify the two offers as one sequence (cross-encoder), "
+        "or embed each and match on cosine >= the cut with the best validation F1 (bi-encoder, CoSENT-tuned).")
     matching_threshold: Literal["argmax", "valid-f1"] = Field(
-        "valid-f1", description="product-matching: call a pair a match when p(match) >= the cut with the best "
-        "validation F1 (chosen after each epoch, applied unchanged to test), or when it is the likelier class "
+        "valid-f1", description="product-matching, cross-encoder: call a pair a match when p(match) >= the cut "
+        "with the best validation F1 (chosen after each epoch, applied unchanged to test), or when it is the likelier "
+        "class "
         "(argmax). F1 of the positive class rewards the cut, not the 0.5 of a class-balanced loss.")
     warmup_ratio: float = Field(0.1, ge=0, le=1, description="Linear warmup share of fine-tuning steps.")
     mask_probability: float = Field(0.15, gt=0, lt=1, description="fill-mask: share of tokens masked.")

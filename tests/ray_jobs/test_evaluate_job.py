@@ -17,8 +17,9 @@ def test_demo_yaml_holds_the_evaluation_settings_the_demo_used_to_set_in_code():
     from infra.core.config import DataLimits, SearchSpace, load_config
 
     evaluate = load_config(DEMO_CONFIG).evaluate
-    assert evaluate.limits == DataLimits(train=600, eval=None, pages_per_class=15, pages=None, texts=None)
+    assert evaluate.limits == DataLimits(train=None, eval=None, pages_per_class=15, pages=None, texts=None)
     assert evaluate.max_seq_length == 64 and evaluate.class_weights == "balanced"
+    assert (evaluate.matching_model, evaluate.matching_threshold) == ("bi-encoder", "valid-f1")
     assert set(evaluate.task_search_space) == {"product-matching", "page-type", "attribute-tagging", "similarity"}
     assert all(len(space.learning_rate) == 1 for space in evaluate.task_search_space.values())
     assert evaluate.search_space == SearchSpace(learning_rate=[1e-4, 5e-4], epochs=[1], batch_size=[16])

@@ -167,6 +167,33 @@ def test_finetuned_metric_is_reported_per_epoch(name, tiny_models, cache_dir):
         assert 0.0 <= final["threshold"] <= 1.0
 
 
+def test_bi_encoder_matching_picks_its_cosine_cut_on_validation(tiny_models, cache_dir):
+    from sklearn.metrics import f1_score
+
+    config = QUICK.model_copy(update={"matching_model": "bi-encoder"})
+    task = TASKS["product-matching"]
+    data = task.load(None, config, cache_dir)
+    reports: list[dict] = []
+    final = task.run(str(tiny_models[1]), data, TrialParams(learning_rate=5e-4, epochs=2, batch_size=8), config,
+                     reports.append)
+    assert [r["epoch"] for r in reports] == [1, 2] and final is reports[-1]
+    assert -1.0 <= final["threshold"] <= 1.0 and "test_zero_shot" in final
+    # the cut is the best of every cut on validation: no cut scores more there
+    from transformers import AutoModel
+
+    from training.evaluation.finetune import load_tokenizer
+    from training.evaluation.similarity import ScoredPair, cosine_scores
+
+    assert 0.0 <= final["test_score"] <= 1.0 and 0.0 < final["valid_score"] <= 1.0
+    model = AutoModel.from_pretrained(str(tiny_models[1])).eval()
+    with torch.no_grad():
+        cos = cosine_scores(model, load_tokenizer(tiny_models[1]),
+                            [ScoredPair(e.text, e.pair, float(e.label)) for e in data.valid], 64).tolist()
+    gold = [e.label for e in data.valid]
+    best = max(f1_score(gold, [int(c >= t) for c in cos], zero_division=0) for t in cos)
+    assert reports[0]["valid_zero_shot"] == pytest.approx(best)  # zero shot: the checkpoint's own cosines
+
+
 def test_mlm_trained_model_recovers_more_masked_tokens(tiny_models, cache_dir):
     task = TASKS["fill-mask"]
     data = task.load(None, QUICK, cache_dir)

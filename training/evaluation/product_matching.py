@@ -2,6 +2,11 @@
 
 Data: a category folder with `train.txt.small`, `valid.txt.small`, `test.txt`; each line is
 `COL title VAL <offer 1>\\tCOL title VAL <offer 2>\\t<0|1>`. Metric: F1 of the positive class.
+
+Two models (`evaluate.matching_model`): a cross-encoder (both offers in one sequence, a classification head),
+or a bi-encoder (each offer embedded alone, a match when the cosine clears a cut chosen on validation). The
+cross-encoder is the usual choice with a full-size encoder; the tiny demo encoder does not learn to compare two
+offers inside one 64-token sequence, while its bi-encoder does (measured in docs/training-performance.md).
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ import random
 from pathlib import Path
 from typing import Any
 
+import torch
 from sklearn.metrics import f1_score, precision_score, recall_score
 
 from infra.core.config import EvaluateConfig
@@ -22,7 +28,7 @@ from training.evaluation.base import (
     require_file,
 )
 from training.evaluation.baselines import always_label, exact_title, majority_class
-from training.evaluation.sequence_classification import LabeledText, run_sequence_classification
+from training.evaluation.sequence_classification import LabeledText, best_f1_threshold, run_sequence_classification
 
 SPLIT_FILES = {"train": "train.txt.small", "valid": "valid.txt.small", "test": "test.txt"}
 PREFIX = "COL title VAL"
@@ -93,6 +99,30 @@ def positive_f1(gold: list[int], pred: list[int]) -> dict[str, float]:
     }
 
 
+def run_bi_encoder(model_dir: str, data: TaskData, params: TrialParams, config: EvaluateConfig,
+                   on_epoch: EpochCallback | None = None) -> dict[str, Any]:
+    """Matching by cosine: the similarity task's bi-encoder (mean-pooled, CoSENT-fine-tuned on the train pairs'
+    0/1 labels), a pair a match when its cosine is at least the cut with the best validation F1 (chosen after
+    each epoch, applied unchanged to test; `threshold` in the metrics). `*_zero_shot` is the same rule on the
+    checkpoint before fine-tuning."""
+    from training.evaluation.similarity import ScoredPair, run_cosent
+
+    scored = TaskData(**{s: [ScoredPair(e.text, e.pair or "", float(e.label)) for e in getattr(data, s)]
+                         for s in ("train", "valid", "test")}, info=data.info)
+    gold = {s: [e.label for e in getattr(data, s)] for s in ("valid", "test")}
+
+    def score(cosines: dict[str, torch.Tensor]) -> dict[str, Any]:
+        cut = best_f1_threshold(gold["valid"], cosines["valid"].tolist())
+        metrics: dict[str, Any] = {"threshold": cut}
+        for split in ("valid", "test"):
+            result = positive_f1(gold[split], (cosines[split] >= cut).long().tolist())
+            metrics[f"{split}_score"] = result.pop("score")
+            metrics.update({f"{split}_{k}": v for k, v in result.items()})
+        return metrics
+
+    return run_cosent(model_dir, scored, params, config, score, True, on_epoch)
+
+
 class ProductMatching(Task):
     name = "product-matching"
     metric = "f1"
@@ -104,6 +134,8 @@ class ProductMatching(Task):
 
     def run(self, model_dir: str, data: TaskData, params: TrialParams, config: EvaluateConfig,
             on_epoch: EpochCallback | None = None) -> dict[str, Any]:
+        if config.matching_model == "bi-encoder":
+            return run_bi_encoder(model_dir, data, params, config, on_epoch)
         return run_sequence_classification(model_dir, data, params, config, positive_f1, on_epoch,
                                            tune_threshold=config.matching_threshold == "valid-f1")
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -138,6 +139,46 @@ def cosent_loss(cosines: torch.Tensor, labels: torch.Tensor, scale: float = 20.0
     return torch.logsumexp(torch.cat([torch.zeros(1, device=diff.device), diff]), dim=0)
 
 
+def run_cosent(model_dir: str, data: TaskData, params: TrialParams, config: EvaluateConfig,
+               score: Callable[[dict[str, torch.Tensor]], dict[str, Any]], finetune: bool = True,
+               on_epoch: EpochCallback | None = None) -> dict[str, Any]:
+    """A mean-pooled bi-encoder: scored zero-shot, then fine-tuned with CoSENT on `data.train` (ScoredPair) and
+    scored after every epoch. `score({"valid": cosines, "test": cosines})` returns the metrics (valid_score,
+    test_score, ...); the zero-shot scores ride along as `valid_zero_shot` / `test_zero_shot`."""
+    from transformers import AutoModel
+
+    set_seed(params.seed)
+    tokenizer = load_tokenizer(model_dir)
+    model = AutoModel.from_pretrained(model_dir).to(pick_device())
+    model.eval()
+
+    def evaluate() -> dict[str, Any]:
+        return score({s: cosine_scores(model, tokenizer, getattr(data, s), config.max_seq_length).cpu()
+                      for s in ("valid", "test")})
+
+    with torch.no_grad():
+        zero_shot = evaluate()
+    zero = {"valid_zero_shot": zero_shot["valid_score"], "test_zero_shot": zero_shot["test_score"]}
+    if not finetune or not data.train:
+        metrics = {**zero_shot, **zero, "epoch": 0}
+        if on_epoch is not None:
+            on_epoch(metrics)
+        return metrics
+    train: list[ScoredPair] = data.train
+
+    def loss_of_batch(batch: list[int]) -> torch.Tensor:
+        chunk = [train[i] for i in batch]
+        return cosent_loss(cosine_scores(model, tokenizer, chunk, config.max_seq_length),
+                           torch.tensor([p.score for p in chunk], device=model.device))
+
+    def report(metrics: dict[str, Any]) -> None:
+        metrics.update(zero)
+        if on_epoch is not None:
+            on_epoch(metrics)
+
+    return train_epochs(model, len(train), loss_of_batch, evaluate, params, config, report)
+
+
 class Similarity(Task):
     name = "similarity"
     metric = "spearman"
@@ -170,39 +211,10 @@ class Similarity(Task):
 
     def run(self, model_dir: str, data: TaskData, params: TrialParams, config: EvaluateConfig,
             on_epoch: EpochCallback | None = None) -> dict[str, Any]:
-        from transformers import AutoModel
+        def score(cosines: dict[str, torch.Tensor]) -> dict[str, Any]:
+            return {f"{s}_score": spearman(getattr(data, s), cosines[s]) for s in ("valid", "test")}
 
-        set_seed(params.seed)
-        tokenizer = load_tokenizer(model_dir)
-        model = AutoModel.from_pretrained(model_dir).to(pick_device())
-        model.eval()
-
-        def evaluate() -> dict[str, Any]:
-            return {f"{s}_score": spearman(getattr(data, s), cosine_scores(model, tokenizer, getattr(data, s),
-                                                                            config.max_seq_length))
-                    for s in ("valid", "test")}
-
-        with torch.no_grad():
-            zero_shot = evaluate()
-        zero = {"valid_zero_shot": zero_shot["valid_score"], "test_zero_shot": zero_shot["test_score"]}
-        if not config.similarity_finetune or not data.train:
-            metrics = {**zero_shot, **zero, "epoch": 0}
-            if on_epoch is not None:
-                on_epoch(metrics)
-            return metrics
-        train: list[ScoredPair] = data.train
-
-        def loss_of_batch(batch: list[int]) -> torch.Tensor:
-            chunk = [train[i] for i in batch]
-            return cosent_loss(cosine_scores(model, tokenizer, chunk, config.max_seq_length),
-                               torch.tensor([p.score for p in chunk], device=model.device))
-
-        def report(metrics: dict[str, Any]) -> None:
-            metrics.update(zero)
-            if on_epoch is not None:
-                on_epoch(metrics)
-
-        return train_epochs(model, len(train), loss_of_batch, evaluate, params, config, report)
+        return run_cosent(model_dir, data, params, config, score, config.similarity_finetune, on_epoch)
 
     def baselines(self, data: TaskData, config: EvaluateConfig, model_dirs: dict[str, str]) -> dict[str, dict]:
         return similarity_baselines(data)
