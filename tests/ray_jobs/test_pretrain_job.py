@@ -75,6 +75,8 @@ def test_resolved_config_and_worker_copy_reproduce_the_run_without_phase_files(t
     assert worker == config and worker.pretrain.phases["general"].max_steps == 3
 
 
+@pytest.mark.heavy  # about 2 minutes: the demo chains the three phases on one worker in every CI run, CI's heavy
+# tests run this two-worker chain, and the default run keeps the one-worker test below
 def test_three_phases_chain_on_two_workers_with_fsdp_and_export_each(ray_cluster, demo_tokens):  # noqa: F811
     from transformers import AutoModelForMaskedLM
 
