@@ -37,6 +37,7 @@ def _rexbert(*args: str) -> str:
     return done.stdout
 
 
+@pytest.mark.heavy  # 170 s, the slowest default test (--durations): CI runs it with the heavy tests
 def test_a_run_writes_every_stage_to_s3(s3_server, shared_data, tmp_path):
     from infra.sample_crawl.generate import generate_sample_crawl
 
