@@ -674,8 +674,7 @@ class EvaluateConfig(BaseModel):
     matching_threshold: Literal["argmax", "valid-f1"] = Field(
         "valid-f1", description="product-matching, cross-encoder: call a pair a match when p(match) >= the cut "
         "with the best validation F1 (chosen after each epoch, applied unchanged to test), or when it is the likelier "
-        "class "
-        "(argmax). F1 of the positive class rewards the cut, not the 0.5 of a class-balanced loss.")
+        "class (argmax). F1 of the positive class rewards the cut, not the 0.5 of a class-balanced loss.")
     warmup_ratio: float = Field(0.1, ge=0, le=1, description="Linear warmup share of fine-tuning steps.")
     mask_probability: float = Field(0.15, gt=0, lt=1, description="fill-mask: share of tokens masked.")
     attributes: list[str] = Field(

@@ -28,7 +28,7 @@ from training.evaluation.base import (
     require_file,
 )
 from training.evaluation.baselines import always_label, exact_title, majority_class
-from training.evaluation.sequence_classification import LabeledText, best_f1_threshold, run_sequence_classification
+from training.evaluation.sequence_classification import LabeledText, cut_metrics, run_sequence_classification
 
 SPLIT_FILES = {"train": "train.txt.small", "valid": "valid.txt.small", "test": "test.txt"}
 PREFIX = "COL title VAL"
@@ -105,20 +105,13 @@ def run_bi_encoder(model_dir: str, data: TaskData, params: TrialParams, config: 
     0/1 labels), a pair a match when its cosine is at least the cut with the best validation F1 (chosen after
     each epoch, applied unchanged to test; `threshold` in the metrics). `*_zero_shot` is the same rule on the
     checkpoint before fine-tuning."""
-    from training.evaluation.similarity import ScoredPair, run_cosent
+    from training.evaluation.similarity import run_cosent, scored_pairs
 
-    scored = TaskData(**{s: [ScoredPair(e.text, e.pair or "", float(e.label)) for e in getattr(data, s)]
-                         for s in ("train", "valid", "test")}, info=data.info)
+    scored = TaskData(**{s: scored_pairs(getattr(data, s)) for s in ("train", "valid", "test")}, info=data.info)
     gold = {s: [e.label for e in getattr(data, s)] for s in ("valid", "test")}
 
     def score(cosines: dict[str, torch.Tensor]) -> dict[str, Any]:
-        cut = best_f1_threshold(gold["valid"], cosines["valid"].tolist())
-        metrics: dict[str, Any] = {"threshold": cut}
-        for split in ("valid", "test"):
-            result = positive_f1(gold[split], (cosines[split] >= cut).long().tolist())
-            metrics[f"{split}_score"] = result.pop("score")
-            metrics.update({f"{split}_{k}": v for k, v in result.items()})
-        return metrics
+        return cut_metrics(gold, cosines, positive_f1)
 
     return run_cosent(model_dir, scored, params, config, score, True, on_epoch)
 

@@ -49,6 +49,26 @@ def best_f1_threshold(gold: Sequence[int], positive: Sequence[float]) -> float:
     return float(p[last][int(np.argmax(f1))])  # argmax takes the first maximum: the highest cut
 
 
+def split_metrics(gold: dict[str, list[int]], preds: dict[str, list[int]],
+                  score: Callable[[list[int], list[int]], dict[str, float]]) -> dict[str, Any]:
+    """`valid_score` / `test_score` (the "score" entry of `score(gold, pred)`) and the other entries, prefixed."""
+    metrics: dict[str, Any] = {}
+    for split in ("valid", "test"):
+        result = score(gold[split], preds[split])
+        metrics[f"{split}_score"] = result.pop("score")
+        metrics.update({f"{split}_{k}": v for k, v in result.items()})
+    return metrics
+
+
+def cut_metrics(gold: dict[str, list[int]], positive: dict[str, torch.Tensor],
+                score: Callable[[list[int], list[int]], dict[str, float]]) -> dict[str, Any]:
+    """Predict 1 iff a split's positive score (a probability, a cosine) is >= the cut with the best validation F1
+    (`best_f1_threshold`), the same cut on test; `split_metrics` plus that `threshold`."""
+    cut = best_f1_threshold(gold["valid"], positive["valid"].tolist())
+    preds = {split: (positive[split] >= cut).long().tolist() for split in ("valid", "test")}
+    return {"threshold": cut, **split_metrics(gold, preds, score)}
+
+
 def class_weights(labels: Sequence[int], num_labels: int) -> torch.Tensor:
     """Balanced class weights n / (k * n_c) of a train split (a class absent from it weighs as one example)."""
     counts = torch.bincount(torch.tensor(list(labels), dtype=torch.long), minlength=num_labels).float()
@@ -101,17 +121,8 @@ def run_sequence_classification(
         probs = {split: probabilities(model, tokenizer, getattr(data, split), config.max_seq_length)
                  for split in ("valid", "test")}
         gold = {split: [e.label for e in getattr(data, split)] for split in ("valid", "test")}
-        metrics: dict[str, Any] = {}
         if tune_threshold:
-            cut = best_f1_threshold(gold["valid"], probs["valid"][:, 1].tolist())
-            metrics["threshold"] = cut
-            preds = {split: (probs[split][:, 1] >= cut).long().tolist() for split in probs}
-        else:
-            preds = {split: probs[split].argmax(-1).tolist() for split in probs}
-        for split in ("valid", "test"):
-            result = score(gold[split], preds[split])
-            metrics[f"{split}_score"] = result.pop("score")
-            metrics.update({f"{split}_{k}": v for k, v in result.items()})
-        return metrics
+            return cut_metrics(gold, {split: probs[split][:, 1] for split in probs}, score)
+        return split_metrics(gold, {split: probs[split].argmax(-1).tolist() for split in probs}, score)
 
     return train_epochs(model, len(train), loss_of_batch, evaluate, params, config, on_epoch)

@@ -38,6 +38,11 @@ class ScoredPair:
     score: float
 
 
+def scored_pairs(examples: list) -> list[ScoredPair]:
+    """WDC offer pairs (`product_matching.LabeledText`) as pairs scored by their 0/1 label."""
+    return [ScoredPair(e.text, e.pair or "", float(e.label)) for e in examples]
+
+
 def read_esci_file(path: Path) -> list[ScoredPair]:
     """One ESCI-shaped file; a missing column, empty text or unknown label names the file and line."""
     if not path.is_file():
@@ -192,8 +197,7 @@ class Similarity(Task):
             splits, kind = split_hub_dataset(str(path)), "HF dataset (esci columns)"
         elif source.is_dir() and (source / SPLIT_FILES["train"]).is_file():
             wdc = read_wdc_folder(source, config, self.name)
-            splits = {s: [ScoredPair(e.text, e.pair or "", float(e.label)) for e in getattr(wdc, s)]
-                      for s in ("train", "valid", "test")}
+            splits = {s: scored_pairs(getattr(wdc, s)) for s in ("train", "valid", "test")}
             kind = "wdc pairs (0/1)"
         elif source.is_dir():
             splits, kind = split_folder(source), "esci files"
