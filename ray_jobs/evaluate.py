@@ -286,6 +286,7 @@ def run_evaluation(models: list[str], tasks: list[str], output: str, config: Rex
         for task, path in specs:
             try:
                 loaded[task.name] = (task, task.load(path, evaluate, staged / "cache"))
+                loaded[task.name][1].cache_dir = staged / "cache"  # what a trial may keep for another (run_cosent)
             except UnicodeDecodeError as err:  # a task file in another encoding: name the task and its data
                 raise TaskDataError(f"{task.name}: data {path or task.default_data} is not UTF-8 text "
                                     f"(byte {err.start}: {err.reason})") from None

@@ -17,13 +17,13 @@ def test_demo_yaml_holds_the_evaluation_settings_the_demo_used_to_set_in_code():
     from infra.core.config import DataLimits, SearchSpace, load_config
 
     evaluate = load_config(DEMO_CONFIG).evaluate
-    assert evaluate.limits == DataLimits(train=None, eval=None, pages_per_class=15, pages=None, texts=None)
+    assert evaluate.limits == DataLimits(train=None, eval=None, pages_per_class=None, pages=None, texts=None)
     assert evaluate.max_seq_length == 64 and evaluate.class_weights == "balanced"
     assert (evaluate.matching_model, evaluate.matching_threshold) == ("bi-encoder", "valid-f1")
     assert set(evaluate.task_search_space) == {"product-matching", "page-type", "attribute-tagging", "similarity"}
     assert all(len(space.learning_rate) == 1 for space in evaluate.task_search_space.values())
     assert evaluate.search_space == SearchSpace(learning_rate=[1e-4, 5e-4], epochs=[1], batch_size=[16])
-    assert evaluate.models == ["runs/{run}/context/export", "runs/{run}/decay/export"]
+    assert evaluate.models == ["runs/{run}/decay/export"]  # the model the demo hands over
     assert evaluate.output == "eval" and len(evaluate.tasks) == 5
 
 
@@ -47,10 +47,12 @@ def demo_results(demo_root, ray_cluster) -> dict:
     from infra.core.config import load_config
     from ray_jobs.evaluate import run_demo
 
-    # The demo's settings (demo.yaml), with less data to keep fine-tuning and extraction short here, and every
-    # fine-tuned task on a two-point grid (the demo sweeps one point per task) to test the sweep itself.
+    # The demo's settings (demo.yaml), with less data to keep fine-tuning and extraction short here, both exports
+    # (the demo evaluates its final one) and every fine-tuned task on a two-point grid (the demo sweeps one point
+    # per task) to test the comparison and the sweep themselves.
     grid = {"learning_rate": [1e-4, 5e-4], "epochs": [1], "batch_size": [16]}
     config = load_config(DEMO_CONFIG, {"run": {"output": str(demo_root)}, "evaluate": {
+        "models": ["runs/{run}/context/export", "runs/{run}/decay/export"],
         "seeds": [0, 1], "limits": {"train": 48, "eval": 32, "pages_per_class": 1, "pages": 12},
         "task_search_space": {task: grid for task in ("product-matching", "page-type", "attribute-tagging",
                                                       "similarity")}}})

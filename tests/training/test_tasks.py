@@ -194,6 +194,34 @@ def test_bi_encoder_matching_picks_its_cosine_cut_on_validation(tiny_models, cac
     assert reports[0]["valid_zero_shot"] == pytest.approx(best)  # zero shot: the checkpoint's own cosines
 
 
+def test_similarity_scores_the_matching_bi_encoders_kept_cosines(tiny_models, cache_dir, tmp_path):
+    """Matching's bi-encoder and similarity fine-tune the same model on the same WDC pairs: with a cache folder
+    the second scores the first's kept cosines, with exactly the numbers it would have computed itself."""
+    config = QUICK.model_copy(update={"matching_model": "bi-encoder"})
+    model, params = str(tiny_models[1]), TrialParams(learning_rate=5e-4, epochs=2, batch_size=8, seed=3)
+    matching, similarity = TASKS["product-matching"], TASKS["similarity"]
+    fresh_reports: list[dict] = []
+    fresh = similarity.run(model, similarity.load(None, config, cache_dir), params, config, fresh_reports.append)
+    assert fresh["finetune_reused"] == 0.0
+
+    kept = tmp_path / "kept"
+    match_data = matching.load(None, config, cache_dir)
+    match_data.cache_dir = kept
+    matched = matching.run(model, match_data, params, config)
+    assert matched["finetune_reused"] == 0.0 and len(list((kept / "cosent").glob("*.json"))) == 1
+    sim_data = similarity.load(None, config, cache_dir)
+    sim_data.cache_dir = kept
+    reports: list[dict] = []
+    reused = similarity.run(model, sim_data, params, config, reports.append)
+    assert reused["finetune_reused"] == 1.0 and [r["epoch"] for r in reports] == [1, 2]
+    for got, want in zip(reports, fresh_reports, strict=True):
+        assert {k: v for k, v in got.items() if k != "finetune_reused"} == \
+            {k: v for k, v in want.items() if k != "finetune_reused"}
+    # another seed is another fine-tune: not a hit
+    other = similarity.run(model, sim_data, TrialParams(learning_rate=5e-4, epochs=2, batch_size=8, seed=4), config)
+    assert other["finetune_reused"] == 0.0 and len(list((kept / "cosent").glob("*.json"))) == 2
+
+
 def test_mlm_trained_model_recovers_more_masked_tokens(tiny_models, cache_dir):
     task = TASKS["fill-mask"]
     data = task.load(None, QUICK, cache_dir)

@@ -35,6 +35,9 @@ class TaskData:
     valid: list[Any]
     test: list[Any]
     info: dict[str, Any] = field(default_factory=dict)
+    # The evaluation's task cache folder (set by the driver): where a trial may keep what another trial with the
+    # same inputs can reuse (`similarity.run_cosent`). None: nothing is kept.
+    cache_dir: Path | None = None
 
     def sizes(self) -> dict[str, int]:
         return {"train": len(self.train), "valid": len(self.valid), "test": len(self.test)}

@@ -107,7 +107,8 @@ def run_bi_encoder(model_dir: str, data: TaskData, params: TrialParams, config: 
     checkpoint before fine-tuning."""
     from training.evaluation.similarity import run_cosent, scored_pairs
 
-    scored = TaskData(**{s: scored_pairs(getattr(data, s)) for s in ("train", "valid", "test")}, info=data.info)
+    scored = TaskData(**{s: scored_pairs(getattr(data, s)) for s in ("train", "valid", "test")}, info=data.info,
+                      cache_dir=data.cache_dir)
     gold = {s: [e.label for e in getattr(data, s)] for s in ("valid", "test")}
 
     def score(cosines: dict[str, torch.Tensor]) -> dict[str, Any]:

@@ -11,9 +11,11 @@ TSV, CSV or JSONL: either one file (split 70/10/20 by a stable hash of the query
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
+import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -144,44 +146,111 @@ def cosent_loss(cosines: torch.Tensor, labels: torch.Tensor, scale: float = 20.0
     return torch.logsumexp(torch.cat([torch.zeros(1, device=diff.device), diff]), dim=0)
 
 
+COSENT_CACHE = "cosent"  # under the task cache folder: the cosines of finished bi-encoder fine-tunes
+
+
+def cosent_key(model_dir: str, data: TaskData, params: TrialParams, config: EvaluateConfig, finetune: bool) -> str:
+    """A digest of everything that decides a bi-encoder trial's cosines: the model folder's files, the pairs of
+    every split, the trial's point and seed, the evaluation config, the torch version and the device type."""
+    folder = Path(model_dir).resolve()
+    files = sorted((p.relative_to(folder).as_posix(), p.stat().st_size, p.stat().st_mtime_ns)
+                   for p in folder.rglob("*") if p.is_file())
+    payload = {
+        "model": [str(folder), files],
+        "pairs": {s: [[p.a, p.b, p.score] for p in getattr(data, s)] for s in ("train", "valid", "test")},
+        "params": asdict(params), "config": config.model_dump(mode="json"), "finetune": finetune,
+        "torch": torch.__version__, "device": pick_device().type,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def _as_lists(cosines: dict[str, torch.Tensor]) -> dict[str, list[float]]:
+    return {s: c.tolist() for s, c in cosines.items()}
+
+
+def _as_tensors(cosines: dict[str, list[float]]) -> dict[str, torch.Tensor]:
+    return {s: torch.tensor(c, dtype=torch.float32) for s, c in cosines.items()}
+
+
 def run_cosent(model_dir: str, data: TaskData, params: TrialParams, config: EvaluateConfig,
                score: Callable[[dict[str, torch.Tensor]], dict[str, Any]], finetune: bool = True,
                on_epoch: EpochCallback | None = None) -> dict[str, Any]:
     """A mean-pooled bi-encoder: scored zero-shot, then fine-tuned with CoSENT on `data.train` (ScoredPair) and
     scored after every epoch. `score({"valid": cosines, "test": cosines})` returns the metrics (valid_score,
-    test_score, ...); the zero-shot scores ride along as `valid_zero_shot` / `test_zero_shot`."""
+    test_score, ...); the zero-shot scores ride along as `valid_zero_shot` / `test_zero_shot`.
+
+    With `data.cache_dir` set, a trial that ran every epoch keeps its cosines there (`cosent/<cosent_key>.json`),
+    and a later trial with the same key (product matching's bi-encoder and similarity on the same WDC pairs, or
+    a rerun) scores those cosines instead of fine-tuning again: the same numbers, `finetune_reused` 1."""
+    key = cosent_key(model_dir, data, params, config, finetune) if data.cache_dir is not None else None
+    record_file = Path(data.cache_dir) / COSENT_CACHE / f"{key}.json" if key else None
+    if record_file is not None and record_file.is_file():
+        return _replay_cosent(json.loads(record_file.read_text()), score, on_epoch)
+
     from transformers import AutoModel
 
     set_seed(params.seed)
     tokenizer = load_tokenizer(model_dir)
     model = AutoModel.from_pretrained(model_dir).to(pick_device())
     model.eval()
+    record: dict[str, Any] = {"zero_shot": None, "epochs": []}
+    latest: dict[str, torch.Tensor] = {}
 
     def evaluate() -> dict[str, Any]:
-        return score({s: cosine_scores(model, tokenizer, getattr(data, s), config.max_seq_length).cpu()
-                      for s in ("valid", "test")})
+        latest.clear()
+        latest.update({s: cosine_scores(model, tokenizer, getattr(data, s), config.max_seq_length).cpu()
+                       for s in ("valid", "test")})
+        return score(latest)
 
     with torch.no_grad():
         zero_shot = evaluate()
-    zero = {"valid_zero_shot": zero_shot["valid_score"], "test_zero_shot": zero_shot["test_score"]}
+    record["zero_shot"] = _as_lists(latest)
+    zero = {"valid_zero_shot": zero_shot["valid_score"], "test_zero_shot": zero_shot["test_score"],
+            "finetune_reused": 0.0}
     if not finetune or not data.train:
         metrics = {**zero_shot, **zero, "epoch": 0}
         if on_epoch is not None:
             on_epoch(metrics)
-        return metrics
-    train: list[ScoredPair] = data.train
+    else:
+        train: list[ScoredPair] = data.train
 
-    def loss_of_batch(batch: list[int]) -> torch.Tensor:
-        chunk = [train[i] for i in batch]
-        return cosent_loss(cosine_scores(model, tokenizer, chunk, config.max_seq_length),
-                           torch.tensor([p.score for p in chunk], device=model.device))
+        def loss_of_batch(batch: list[int]) -> torch.Tensor:
+            chunk = [train[i] for i in batch]
+            return cosent_loss(cosine_scores(model, tokenizer, chunk, config.max_seq_length),
+                               torch.tensor([p.score for p in chunk], device=model.device))
 
-    def report(metrics: dict[str, Any]) -> None:
-        metrics.update(zero)
+        def report(metrics: dict[str, Any]) -> None:
+            record["epochs"].append({"cosines": _as_lists(latest), "train_loss": metrics["train_loss"]})
+            metrics.update(zero)
+            if on_epoch is not None:
+                on_epoch(metrics)
+
+        metrics = train_epochs(model, len(train), loss_of_batch, evaluate, params, config, report)
+    if record_file is not None:  # every epoch ran: written whole, then renamed, so a reader never sees half
+        record_file.parent.mkdir(parents=True, exist_ok=True)
+        partial = record_file.with_suffix(f".{os.getpid()}.tmp")
+        partial.write_text(json.dumps(record))
+        os.replace(partial, record_file)
+    return metrics
+
+
+def _replay_cosent(record: dict[str, Any], score: Callable[[dict[str, torch.Tensor]], dict[str, Any]],
+                   on_epoch: EpochCallback | None) -> dict[str, Any]:
+    """The metrics (and per-epoch reports) of `run_cosent` from a kept record of its cosines."""
+    zero_shot = score(_as_tensors(record["zero_shot"]))
+    zero = {"valid_zero_shot": zero_shot["valid_score"], "test_zero_shot": zero_shot["test_score"],
+            "finetune_reused": 1.0}
+    if not record["epochs"]:
+        metrics = {**zero_shot, **zero, "epoch": 0}
         if on_epoch is not None:
             on_epoch(metrics)
-
-    return train_epochs(model, len(train), loss_of_batch, evaluate, params, config, report)
+        return metrics
+    for epoch, kept in enumerate(record["epochs"], start=1):
+        metrics = dict(score(_as_tensors(kept["cosines"])))
+        metrics.update(epoch=epoch, train_loss=kept["train_loss"], **zero)
+        if on_epoch is not None:
+            on_epoch(metrics)
+    return metrics
 
 
 class Similarity(Task):
