@@ -285,12 +285,13 @@ def run_evaluation(models: list[str], tasks: list[str], output: str, config: Rex
         loaded: dict[str, tuple[Task, TaskData]] = {}
         for task, path in specs:
             try:
-                loaded[task.name] = (task, task.load(path, evaluate, staged / "cache"))
-                loaded[task.name][1].cache_dir = staged / "cache"  # what a trial may keep for another (run_cosent)
+                data = task.load(path, evaluate, staged / "cache")
             except UnicodeDecodeError as err:  # a task file in another encoding: name the task and its data
                 raise TaskDataError(f"{task.name}: data {path or task.default_data} is not UTF-8 text "
                                     f"(byte {err.start}: {err.reason})") from None
-            log.info("task %s: %s", task.name, loaded[task.name][1].sizes())
+            data.cache_dir = staged / "cache"  # where a trial may keep what another can reuse (run_cosent)
+            loaded[task.name] = (task, data)
+            log.info("task %s: %s", task.name, data.sizes())
         local_models = {name: local_model(folder) for name, folder in model_dirs.items()}
         baselines = {name: task.baselines(data, evaluate, local_models) for name, (task, data) in loaded.items()}
         with ray_runtime(config.ray):

@@ -166,7 +166,16 @@ def read_fragment(fragment: dict[str, Any]) -> pa.Table:
     """`doc_id` (when the corpus has it) and `text` of one fragment."""
     filesystem, inner = fs.resolve(fragment["path"])
     if fragment["kind"] == "jsonl":
-        rows = [json.loads(line) for line in fs.read_text(fragment["path"]).splitlines() if line.strip()]
+        rows = []
+        for lineno, line in enumerate(fs.read_text(fragment["path"]).splitlines(), start=1):
+            if line.strip():
+                try:
+                    row = json.loads(line)
+                except ValueError as err:
+                    raise InputError(f"{fragment['path']}:{lineno}: not valid JSON ({err})") from None
+                if not isinstance(row, dict):
+                    raise InputError(f"{fragment['path']}:{lineno}: not a JSON object")
+                rows.append(row)
         return pa.table({"doc_id": pa.array([r.get("doc_id") for r in rows], pa.string()),
                          "text": pa.array([r.get("text") for r in rows], pa.string())})
     reader = pq.ParquetFile(inner, filesystem=filesystem)
@@ -484,34 +493,14 @@ def write_split(
     return files
 
 
-def _file_texts(kind: str, file: str) -> Iterator[Any]:
-    """The `text` value of every row of one corpus file (None where a row has none)."""
-    if kind == "parquet":
-        with fs.open_input(file) as stream:
-            reader = pq.ParquetFile(stream)
-            if "text" not in reader.schema_arrow.names:
-                raise ValueError(f"corpus file {file} has no `text` column (columns: {reader.schema_arrow.names})")
-            for batch in reader.iter_batches(columns=["text"]):
-                yield from batch.column("text").to_pylist()
-        return
-    from corpus.extract.readers import jsonl_lines
-
-    for index, line in jsonl_lines(file):
-        try:
-            row = json.loads(line)
-        except ValueError as err:
-            raise InputError(f"{file}:{index + 1}: not valid JSON ({err})") from None
-        yield row.get("text") if isinstance(row, dict) else None
-
-
 def iter_corpus_texts(paths: Sequence[str | Path], stats: StageStats) -> Iterator[str]:
-    """Texts of several corpora (paths or URIs), streamed file by file in this process, where the tokenizer
-    trainer runs: Ray Data's read tasks would only ship every text back to it (16 of the demo's 60 s went to
-    that). Counts documents read, used, and skipped as empty (no text, or only white space)."""
+    """Texts of several corpora (paths or URIs), read fragment by fragment as packing reads them
+    (`corpus_fragments`, `read_fragment`) but in this process, where the tokenizer trainer runs: Ray Data's read
+    tasks would only ship every text back to it (16 of the demo's 60 s went to that). Counts documents read,
+    used, and skipped as empty (no text, or only white space)."""
     for path in paths:
-        kind, files = corpus_inputs(path)
-        for file in files:
-            for text in _file_texts(kind, file):
+        for fragment in corpus_fragments("tokenizer", path):
+            for text in read_fragment(fragment).column("text").to_pylist():
                 stats.input += 1
                 if not isinstance(text, str) or not text.strip():
                     stats.drop("empty_text")

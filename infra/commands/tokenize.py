@@ -90,15 +90,13 @@ def train_tokenizer_cmd(
     vocab_size: int | None = typer.Option(None, help="Vocabulary size, a multiple of 64 (default 50368)."),
     config: str | None = ConfigOption,
 ) -> None:
-    """Byte-level BPE in the ModernBERT convention, trained on the corpora's texts."""
-    from ray_jobs.runtime import ray_runtime
+    """Byte-level BPE in the ModernBERT convention, trained on the corpora's texts (read in this process: no Ray)."""
     from ray_jobs.tokenize import TOKENIZER_STAGE, train_tokenizer_job
 
     cfg = resolve_config(ctx, config, **{"tokenize.vocab_size": vocab_size})
     check_corpora(corpus)
     check_stage_output(output, TOKENIZER_STAGE, corpus)
-    with ray_runtime(cfg.ray):
-        out = train_tokenizer_job(corpus, output, cfg.tokenize.vocab_size, cfg.tokenize.min_frequency, config=cfg)
+    out = train_tokenizer_job(corpus, output, cfg.tokenize.vocab_size, cfg.tokenize.min_frequency, config=cfg)
     typer.echo(f"tokenizer: {out} (vocab {cfg.tokenize.vocab_size})")
 
 

@@ -1,9 +1,9 @@
 """A run written to `s3://` end to end, against a real S3 endpoint on 127.0.0.1 (moto in server mode).
 
 The CLI runs each stage in its own process, as a user would, with the config itself read from S3:
-extract (Spark) -> train-tokenizer and pack (Ray Data) -> a pretraining phase with its checkpoint and
-HF export (Ray Train) -> evaluate (Ray Tune). Every stage's manifest is read back from the bucket and
-must have the one schema with counts that add up; the export loads with transformers.
+extract (Spark) -> train-tokenizer (in the CLI process) and pack (Ray Data) -> a pretraining phase with its
+checkpoint and HF export (Ray Train) -> evaluate (Ray Tune). Every stage's manifest is read back from the bucket
+and must have the one schema with counts that add up; the export loads with transformers.
 """
 
 from __future__ import annotations

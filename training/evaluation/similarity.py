@@ -172,6 +172,12 @@ def _as_tensors(cosines: dict[str, list[float]]) -> dict[str, torch.Tensor]:
     return {s: torch.tensor(c, dtype=torch.float32) for s, c in cosines.items()}
 
 
+def _zero_shot_fields(zero_shot: dict[str, Any], reused: bool) -> dict[str, Any]:
+    """What every report of a bi-encoder trial carries besides its epoch's scores."""
+    return {"valid_zero_shot": zero_shot["valid_score"], "test_zero_shot": zero_shot["test_score"],
+            "finetune_reused": float(reused)}
+
+
 def run_cosent(model_dir: str, data: TaskData, params: TrialParams, config: EvaluateConfig,
                score: Callable[[dict[str, torch.Tensor]], dict[str, Any]], finetune: bool = True,
                on_epoch: EpochCallback | None = None) -> dict[str, Any]:
@@ -205,8 +211,7 @@ def run_cosent(model_dir: str, data: TaskData, params: TrialParams, config: Eval
     with torch.no_grad():
         zero_shot = evaluate()
     record["zero_shot"] = _as_lists(latest)
-    zero = {"valid_zero_shot": zero_shot["valid_score"], "test_zero_shot": zero_shot["test_score"],
-            "finetune_reused": 0.0}
+    zero = _zero_shot_fields(zero_shot, reused=False)
     if not finetune or not data.train:
         metrics = {**zero_shot, **zero, "epoch": 0}
         if on_epoch is not None:
@@ -238,8 +243,7 @@ def _replay_cosent(record: dict[str, Any], score: Callable[[dict[str, torch.Tens
                    on_epoch: EpochCallback | None) -> dict[str, Any]:
     """The metrics (and per-epoch reports) of `run_cosent` from a kept record of its cosines."""
     zero_shot = score(_as_tensors(record["zero_shot"]))
-    zero = {"valid_zero_shot": zero_shot["valid_score"], "test_zero_shot": zero_shot["test_score"],
-            "finetune_reused": 1.0}
+    zero = _zero_shot_fields(zero_shot, reused=True)
     if not record["epochs"]:
         metrics = {**zero_shot, **zero, "epoch": 0}
         if on_epoch is not None:
