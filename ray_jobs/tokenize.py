@@ -31,6 +31,7 @@ import itertools
 import json
 import os
 import time
+import zlib
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -165,17 +166,23 @@ def corpus_fragments(source: str, uri: str | Path) -> list[dict[str, Any]]:
 def read_fragment(fragment: dict[str, Any]) -> pa.Table:
     """`doc_id` (when the corpus has it) and `text` of one fragment."""
     filesystem, inner = fs.resolve(fragment["path"])
-    if fragment["kind"] == "jsonl":
-        rows = []
-        for lineno, line in enumerate(fs.read_text(fragment["path"]).splitlines(), start=1):
-            if line.strip():
+    if fragment["kind"] == "jsonl":  # plain or gzipped (`.jsonl.gz`), as `corpus_inputs` lists them
+        from corpus.extract.readers import jsonl_raw_lines
+
+        path, rows = fragment["path"], []
+        try:
+            for index, raw in jsonl_raw_lines(path):
                 try:
-                    row = json.loads(line)
-                except ValueError as err:
-                    raise InputError(f"{fragment['path']}:{lineno}: not valid JSON ({err})") from None
+                    row = json.loads(raw.decode("utf-8"))
+                except ValueError as err:  # UnicodeDecodeError included
+                    raise InputError(f"{path}:{index + 1}: not a UTF-8 JSON line ({err})") from None
                 if not isinstance(row, dict):
-                    raise InputError(f"{fragment['path']}:{lineno}: not a JSON object")
+                    raise InputError(f"{path}:{index + 1}: not a JSON object")
                 rows.append(row)
+        except (OSError, EOFError, zlib.error) as err:
+            if isinstance(err, FileNotFoundError):
+                raise
+            raise InputError(f"{path}: unreadable after {len(rows)} rows ({type(err).__name__}: {err})") from None
         return pa.table({"doc_id": pa.array([r.get("doc_id") for r in rows], pa.string()),
                          "text": pa.array([r.get("text") for r in rows], pa.string())})
     reader = pq.ParquetFile(inner, filesystem=filesystem)

@@ -259,6 +259,31 @@ def test_cli_trains_a_tokenizer(demo, tmp_path):
     assert manifest["counts"]["input"] == 10 + 24 and manifest["padding_tokens"] >= 0
 
 
+def test_gzipped_jsonl_corpora_are_read_and_bad_lines_named(tmp_path):
+    """`corpus_inputs` lists `.jsonl.gz` files: tokenizer training and packing (one `read_fragment`) read them, and a
+    line that is not JSON, or a broken gzip stream, is one error naming the file."""
+    import gzip
+
+    from infra.core.manifest import InputError, StageStats
+    from ray_jobs.tokenize import iter_corpus_texts
+
+    folder = tmp_path / "gz"
+    folder.mkdir()
+    with gzip.open(folder / "part.jsonl.gz", "wt", encoding="utf-8") as out:
+        out.write('{"text": "a packed offer"}\n\n{"text": "  "}\n{"doc_id": "x", "text": "another one"}\n')
+    stats = StageStats()
+    assert list(iter_corpus_texts([folder], stats)) == ["a packed offer", "another one"]
+    assert (stats.input, stats.kept, dict(stats.filtered)) == (3, 2, {"empty_text": 1})
+
+    with gzip.open(folder / "part.jsonl.gz", "wt", encoding="utf-8") as out:
+        out.write('{"text": "fine"}\n{not json\n')
+    with pytest.raises(InputError, match=r"part\.jsonl\.gz:2: not a UTF-8 JSON line"):
+        list(iter_corpus_texts([folder], StageStats()))
+    (folder / "part.jsonl.gz").write_bytes(gzip.compress(b'{"text": "fine"}\n' * 50)[:-12])
+    with pytest.raises(InputError, match=r"part\.jsonl\.gz: unreadable after"):
+        list(iter_corpus_texts([folder], StageStats()))
+
+
 def test_run_tokenize_reads_and_writes_file_uris_as_configured(ray_cluster, shared_data, tmp_path):
     """Corpora, tokenizer and token sets all named by file:// URIs; the sets come from the config alone."""
     docs = wcxb_documents(shared_data, 12, ecom=True, max_chars=2000)
