@@ -33,8 +33,8 @@ LABELS_NAME = "labels.csv"  # a wcxb-shaped folder: labels.csv (file_id, page_ty
 GROUND_TRUTH_NAME = "ground-truth.jsonl"  # a generated crawl's (infra.sample_crawl): record_id -> page_type
 KEPT = "corpus"
 # Exit groups of the yield table, in pipeline order; an exit is "stage:reason".
-EXIT_GROUPS = ("reader error", "extract", "empty text", "language", "classifier", "quality rule", "filter error",
-               "dedup", KEPT)
+EXIT_GROUPS = ("reader error", "pre-classifier", "extract", "empty text", "language", "classifier", "quality rule",
+               "filter error", "dedup", KEPT)
 _LANGUAGE = {"filter:wrong_language", "filter:low_lang_score"}
 SIGNALS = ("word_count", "mean_word_length", "symbol_ratio", "line_punct_ratio", "dup_line_ratio", "quality_score")
 
@@ -115,6 +115,8 @@ def exit_group(exit: str) -> str:
         return KEPT
     stage, _, reason = exit.partition(":")
     if stage == "extract":
+        if reason == "no_commerce_evidence":  # corpus.extract.prefilter, before extraction
+            return "pre-classifier"
         return "reader error" if reason.startswith("error_") else "extract"
     if stage == "dedup":
         return "dedup"
@@ -273,8 +275,8 @@ def _check_yield(table: list[dict], manifest: dict[str, Any]) -> str:
 def plot_yield(result: dict[str, Any], out: Path) -> str:
     """One stacked bar per page type: where its pages left, and the share that reached the corpus."""
     rows = result["rows"][::-1]
-    colors = dict(zip(EXIT_GROUPS, ("#8c8c8c", "#bcbd22", "#c7c7c7", "#9467bd", "#1f77b4", "#ff7f0e", "#d62728",
-                                     "#e377c2", "#2ca02c"), strict=True))
+    colors = dict(zip(EXIT_GROUPS, ("#8c8c8c", "#17becf", "#bcbd22", "#c7c7c7", "#9467bd", "#1f77b4", "#ff7f0e",
+                                     "#d62728", "#e377c2", "#2ca02c"), strict=True))
     fig, ax = plt.subplots(figsize=(8, max(2.5, 0.4 * len(rows) + 1.2)))
     left = [0] * len(rows)
     for group in EXIT_GROUPS:

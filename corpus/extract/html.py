@@ -59,6 +59,16 @@ def has_commerce_signals(lowered_html: str) -> bool:
     return any(signal in lowered_html for signal in _COMMERCE_SIGNALS)
 
 
+def commerce_evidence(lowered_html: str) -> bool:
+    """Whether the raw page shows any sign of selling (a cart or buy button, product or offer markup, a SKU,
+    "cart" or "price" twice): the extract stage's pre-classifier (`corpus.extract.prefilter`), which spares
+    trafilatura pages that cannot pass the e-commerce classifier. A recall-first rule: on wcxb-dev it lets
+    through 92 of 92 product and 90 of 91 collection pages and stops 301 of 566 articles, forums, docs and
+    service pages (`bench/corpus_chain_bench.py --pages real` measures it)."""
+    return (has_commerce_signals(lowered_html) or "cart" in lowered_html or "sku" in lowered_html
+            or lowered_html.count("price") >= 2)
+
+
 # Words whose frequency in the raw HTML tells shops from articles, forums and docs even where the extracted
 # text does not: a product grid's markup repeats "price" and "cart" dozens of times, a forum's "reply".
 _HTML_WORDS = ("price", "product", "cart", "checkout", "wishlist", "sku", "review", "comment", "reply", "author")

@@ -24,7 +24,14 @@ from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
-from corpus.extract.html import ExtractionTimeout, UndecodableError, decode_html, extract_page, parse_price
+from corpus.extract.html import (
+    ExtractionTimeout,
+    UndecodableError,
+    commerce_evidence,
+    decode_html,
+    extract_page,
+    parse_price,
+)
 from infra.core.config import ExtractConfig
 from infra.core.manifest import StageStats
 
@@ -178,6 +185,8 @@ class ExtractStage:
         errors = "strict" if self.config.on_undecodable == "error" else "replace"
         try:
             html = decode_html(payload, record.charset, errors=errors)
+            if self.config.prefilter == "commerce_evidence" and not commerce_evidence(html.lower()):
+                return "no_commerce_evidence"
             page = extract_page(
                 html,
                 record.url,

@@ -177,6 +177,12 @@ class ExtractConfig(BaseModel):
         True, description="Extract commerce pages with the shipped main-content block model "
         "(corpus/extract/block_model.json); off: trafilatura and its repairs on every page.",
     )
+    prefilter: Literal["none", "commerce_evidence"] = Field(
+        "none",
+        description="Before extraction: `commerce_evidence` drops pages whose raw HTML shows no sign of selling "
+        "(no cart or buy button, product markup, SKU, nor two 'price's) as `no_commerce_evidence`, sparing them "
+        "trafilatura; for e-commerce corpora only (measured in bench/results/corpus_chain_real.md).",
+    )
     on_undecodable: Literal["error", "replace"] = Field(
         "error",
         description="A payload that fails to decode in its declared charset: count it as error `undecodable`, "

@@ -11,6 +11,7 @@ import pytest
 from corpus.extract.html import (
     ExtractionTimeout,
     UndecodableError,
+    commerce_evidence,
     decode_html,
     extract_page,
     extract_product_data,
@@ -177,3 +178,25 @@ def test_stage_accounts_for_every_generated_page(sample_crawl):
     # language id agrees with the generator on real-language pages
     langs = [(d.lang, truth[d.record_id]["lang"]) for d in docs if truth[d.record_id]["lang"]]
     assert sum(a == b for a, b in langs) / len(langs) >= 0.95
+
+
+@pytest.mark.shared_data
+def test_pre_classifier_spares_trafilatura_pages_with_no_sign_of_selling(shared_data):
+    """`corpus.extract.prefilter: commerce_evidence`: a page whose raw HTML shows no cart, product markup, SKU or
+    prices is a counted drop before extraction; a product page goes on to be extracted."""
+    records = [
+        InputRecord("html", "warc:a.warc.gz", "a.warc.gz", 0, "r0",
+                    "https://www.allbirds.com/products/mens-wool-runners", payload=_wcxb(shared_data, "0580")),
+        InputRecord("html", "warc:a.warc.gz", "a.warc.gz", 1, "r1", "https://nutritionsource.hsph.harvard.edu/",
+                    payload=_wcxb(shared_data, "0073")),
+    ]
+    assert commerce_evidence(_wcxb(shared_data, "0580").decode().lower())
+    assert not commerce_evidence(_wcxb(shared_data, "0073").decode().lower())
+    stage = ExtractStage(ExtractConfig(prefilter="commerce_evidence"))
+    docs = list(stage.run(records))
+    assert [(type(d).__name__, d.record_id) for d in docs] == [("ExtractedDoc", "r0")]
+    assert stage.stats.filtered == {"no_commerce_evidence": 1}
+    stage.stats.check()
+    # off (the default), both pages are extracted
+    off = ExtractStage(ExtractConfig())
+    assert [type(d).__name__ for d in off.run(records)] == ["ExtractedDoc", "ExtractedDoc"]

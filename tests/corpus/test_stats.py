@@ -92,12 +92,13 @@ def test_yield_per_page_type_accounts_for_every_page_of_a_generated_crawl(spark,
 def test_each_exit_lands_in_its_yield_column_and_a_count_that_does_not_add_up_is_named():
     from spark_jobs.corpus_report import _check_yield, exit_group
 
-    assert [exit_group(e) for e in ("extract:error_bad_gzip", "extract:non_html", "filter:empty_text",
+    assert [exit_group(e) for e in ("extract:error_bad_gzip", "extract:no_commerce_evidence", "extract:non_html",
+                                    "filter:empty_text",
                                     "filter:wrong_language", "filter:not_ecommerce", "filter:gopher_short_doc",
                                     "filter:commerce_structured_dup_frac", "filter:error_valueerror",
                                     "dedup:duplicate", "corpus")] == [
-        "reader error", "extract", "empty text", "language", "classifier", "quality rule", "quality rule",
-        "filter error", "dedup", "corpus"]
+        "reader error", "pre-classifier", "extract", "empty text", "language", "classifier", "quality rule",
+        "quality rule", "filter error", "dedup", "corpus"]
     table = [{"page_type": "product", "entered": 3, "kept": 1,
               "exits": {"corpus": 1, "filter:gopher_short_doc": 1, "dedup:duplicate": 1}}]
     manifest = {"counts": {"input": 3, "kept": 1, "duplicates": 1},
