@@ -60,11 +60,11 @@ def has_commerce_signals(lowered_html: str) -> bool:
 
 
 def commerce_evidence(lowered_html: str) -> bool:
-    """Whether the raw page shows any sign of selling (a cart or buy button, product or offer markup, a SKU,
-    "cart" or "price" twice): the extract stage's pre-classifier (`corpus.extract.prefilter`), which spares
-    trafilatura pages that cannot pass the e-commerce classifier. A recall-first rule: on wcxb-dev it lets
-    through 92 of 92 product and 90 of 91 collection pages and stops 301 of 566 articles, forums, docs and
-    service pages (`bench/corpus_chain_bench.py --pages real` measures it)."""
+    """Whether the raw page shows any sign of selling (a cart or buy button, product or offer markup, the
+    substring "cart" or "sku" anywhere, or "price" twice): the extract stage's pre-classifier
+    (`corpus.extract.prefilter`), which spares trafilatura pages that cannot pass the e-commerce classifier.
+    A recall-first rule: on wcxb-dev it lets through 92 of 92 product and 90 of 91 collection pages and stops
+    301 of 566 articles, forums, docs and service pages (`bench/corpus_chain_bench.py --pages real`)."""
     return (has_commerce_signals(lowered_html) or "cart" in lowered_html or "sku" in lowered_html
             or lowered_html.count("price") >= 2)
 

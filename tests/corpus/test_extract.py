@@ -181,7 +181,7 @@ def test_stage_accounts_for_every_generated_page(sample_crawl):
 
 
 @pytest.mark.shared_data
-def test_pre_classifier_spares_trafilatura_pages_with_no_sign_of_selling(shared_data):
+def test_pre_classifier_spares_trafilatura_pages_with_no_sign_of_selling(shared_data, monkeypatch):
     """`corpus.extract.prefilter: commerce_evidence`: a page whose raw HTML shows no cart, product markup, SKU or
     prices is a counted drop before extraction; a product page goes on to be extracted."""
     records = [
@@ -192,8 +192,18 @@ def test_pre_classifier_spares_trafilatura_pages_with_no_sign_of_selling(shared_
     ]
     assert commerce_evidence(_wcxb(shared_data, "0580").decode().lower())
     assert not commerce_evidence(_wcxb(shared_data, "0073").decode().lower())
+    import corpus.extract.stage as stage_module
+
+    extracted = []  # the URLs extraction ran on: the dropped page never reaches it
+
+    def counting_extract_page(html, url, **kwargs):
+        extracted.append(url)
+        return extract_page(html, url, **kwargs)
+
+    monkeypatch.setattr(stage_module, "extract_page", counting_extract_page)
     stage = ExtractStage(ExtractConfig(prefilter="commerce_evidence"))
     docs = list(stage.run(records))
+    assert extracted == [records[0].url]
     assert [(type(d).__name__, d.record_id) for d in docs] == [("ExtractedDoc", "r0")]
     assert stage.stats.filtered == {"no_commerce_evidence": 1}
     stage.stats.check()
