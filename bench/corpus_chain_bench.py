@@ -63,13 +63,28 @@ def _tolerant_warc_reader(folder: str):
     return TolerantWarcReader(folder, glob_pattern="*.warc.gz")
 
 
+def write_html_response(writer, url: str, payload: bytes, charset: str | None = None,
+                        fetch_date: str | None = None) -> None:
+    """One HTTP response record of an HTML page, as both engines read it."""
+    from warcio.statusandheaders import StatusAndHeaders
+
+    content_type = f"text/html; charset={charset}" if charset else "text/html"
+    http = StatusAndHeaders("200 OK", [("Content-Type", content_type)], protocol="HTTP/1.1")
+    # datatrove's WarcReader guesses a record's type with libmagic when this header is missing, and skips the
+    # pages it calls JavaScript or INI (148 of the 987 real pages): both sides read them all
+    warc_headers = {"WARC-Identified-Payload-Type": "text/html"}
+    if fetch_date:
+        warc_headers["WARC-Date"] = fetch_date
+    writer.write_record(writer.create_warc_record(url, "response", payload=io.BytesIO(payload), http_headers=http,
+                                                  warc_headers_dict=warc_headers))
+
+
 def readable_copy(inputs: list[Path], dest: Path) -> int:
     """Rewrite every HTML record our reader recovers from `inputs` into clean WARC.gz files under `dest`.
 
     datatrove's WarcReader ends a file at its first broken gzip member, so on the raw crawl it reads only
     part of the input; on this copy (not timed) it reads the same pages our chain reads. Returns the count.
     """
-    from warcio.statusandheaders import StatusAndHeaders
     from warcio.warcwriter import WARCWriter
 
     from corpus.extract.readers import iter_warc
@@ -82,21 +97,10 @@ def readable_copy(inputs: list[Path], dest: Path) -> int:
             for record in iter_warc(path.read_bytes(), str(path)):
                 if record.status != "html":
                     continue
-                charset = f"; charset={record.charset}" if record.charset else ""
-                http = StatusAndHeaders("200 OK", [("Content-Type", f"text/html{charset}")], protocol="HTTP/1.1")
-                # datatrove's WarcReader guesses a record's type with libmagic when this header is missing, and
-                # skips the pages it calls JavaScript or INI (148 of the 987 real pages): both sides read them all
-                warc_headers = {"WARC-Identified-Payload-Type": "text/html"}
-                if record.fetch_date:
-                    warc_headers["WARC-Date"] = record.fetch_date
-                writer.write_record(writer.create_warc_record(
-                    record.url or f"urn:bench:{i}:{n}", "response", payload=io.BytesIO(record.payload),
-                    http_headers=http, warc_headers_dict=warc_headers))
+                write_html_response(writer, record.url or f"urn:bench:{i}:{n}", record.payload, record.charset,
+                                    record.fetch_date)
                 n += 1
     return n
-
-
-ECOM_TYPES = ("product", "collection")
 
 
 def real_pages(mix: bool) -> list[tuple[str, str, bytes]]:
@@ -107,6 +111,7 @@ def real_pages(mix: bool) -> list[tuple[str, str, bytes]]:
     import gzip
     import random
 
+    from corpus.filter.classify import POSITIVE_TYPES
     from infra.core.paths import shared_data_dir
 
     root = shared_data_dir() / "pages"
@@ -117,18 +122,19 @@ def real_pages(mix: bool) -> list[tuple[str, str, bytes]]:
         pages = [(r["page_type"], r["url"], gzip.decompress((wcxb / "html" / f"{r['file_id']}.html.gz").read_bytes()))
                  for r in csv.DictReader(fh)]
     zyte_urls = {key: row["url"] for key, row in json.loads((zyte / "ground-truth.json").read_text()).items()}
-    pages += [("product", zyte_urls.get(p.name.split(".")[0], f"https://zyte-products.invalid/{p.name.split('.')[0]}"),
-               gzip.decompress(p.read_bytes())) for p in sorted((zyte / "html").glob("*.html.gz"))]
+    for path in sorted((zyte / "html").glob("*.html.gz")):
+        key = path.name.split(".")[0]
+        pages.append(("product", zyte_urls.get(key, f"https://zyte-products.invalid/{key}"),
+                      gzip.decompress(path.read_bytes())))
     if mix:
-        other = [p for p in pages if p[0] not in ECOM_TYPES]
-        ecom = random.Random(0).sample([p for p in pages if p[0] in ECOM_TYPES], round(len(other) / 9))
+        other = [p for p in pages if p[0] not in POSITIVE_TYPES]
+        ecom = random.Random(0).sample([p for p in pages if p[0] in POSITIVE_TYPES], round(len(other) / 9))
         pages = other + ecom
     return random.Random(1).sample(pages, len(pages))  # page types spread over the files
 
 
 def write_page_warcs(pages: list[tuple[str, str, bytes]], dest: Path, files: int) -> list[Path]:
     """The pages as `files` WARC.gz files of HTTP responses (both engines read the same files)."""
-    from warcio.statusandheaders import StatusAndHeaders
     from warcio.warcwriter import WARCWriter
 
     dest.mkdir(parents=True)
@@ -137,10 +143,7 @@ def write_page_warcs(pages: list[tuple[str, str, bytes]], dest: Path, files: int
         with path.open("wb") as out:
             writer = WARCWriter(out, gzip=True)
             for _, url, html in pages[i::files]:
-                http = StatusAndHeaders("200 OK", [("Content-Type", "text/html; charset=utf-8")], protocol="HTTP/1.1")
-                writer.write_record(writer.create_warc_record(
-                    url, "response", payload=io.BytesIO(html), http_headers=http,
-                    warc_headers_dict={"WARC-Identified-Payload-Type": "text/html"}))  # see readable_copy
+                write_html_response(writer, url, html, "utf-8")
     return paths
 
 
