@@ -39,6 +39,7 @@ from infra.core import fs
 from infra.core.config import redact
 
 MANIFEST_NAME = "manifest.json"  # the completion marker: written last, it says the stage finished there
+STOP_SIGNALS: list[int] = []  # SIGTERM / SIGINT received (`infra.core.outputs.handle_sigterm`): no manifest after one
 STARTED_NAME = "_stage.json"  # the start marker: written first, it says which stage owns the folder
 REQUIRED_KEYS = ("stage", "created_utc", "versions", "config", "inputs", "outputs", "counts", "seconds")
 COUNT_KEYS = ("input", "kept", "filtered", "duplicates", "errors", "seconds")
@@ -178,8 +179,19 @@ def check_manifest(manifest: dict[str, Any], where: str = "manifest") -> StageSt
     return stats
 
 
+def raise_if_stopped() -> None:
+    """Raise KeyboardInterrupt when a stop signal came, even one whose KeyboardInterrupt was swallowed.
+
+    Python ignores an exception raised while it runs a finaliser (py4j's weakref callbacks, for one), so a
+    SIGTERM that lands there would otherwise let the stage run on and finish as if nothing had happened."""
+    if STOP_SIGNALS:
+        raise KeyboardInterrupt(f"signal {STOP_SIGNALS[0]}")
+
+
 def write_manifest(out_dir: str | Path, manifest: dict[str, Any]) -> str:
-    """Write `out_dir/manifest.json` (any filesystem), after checking its schema and counts."""
+    """Write `out_dir/manifest.json` (any filesystem), after checking its schema and counts; never after a stop
+    signal (`raise_if_stopped`)."""
+    raise_if_stopped()
     check_manifest(manifest, fs.join(out_dir, MANIFEST_NAME))
     return fs.write_text(fs.join(out_dir, MANIFEST_NAME), json.dumps(manifest, indent=2, default=str) + "\n")
 

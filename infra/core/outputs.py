@@ -32,7 +32,15 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from infra.core import fs
-from infra.core.manifest import MANIFEST_NAME, STARTED_NAME, completed_stage, location, started_stage
+from infra.core.manifest import (
+    MANIFEST_NAME,
+    STARTED_NAME,
+    STOP_SIGNALS,
+    completed_stage,
+    location,
+    raise_if_stopped,
+    started_stage,
+)
 
 _TEMPORARY_ID = re.compile(r"^[0-9a-f]{8}$")  # the ID of `.NAME.tmp-ID` / `.NAME.old-ID`
 
@@ -121,6 +129,7 @@ def staged_output(uri: str | Path, stage: str, inputs: Iterable[str | Path] = ()
     try:
         mark_started(staging, stage)
         yield str(staging)
+        raise_if_stopped()  # a stop signal whose KeyboardInterrupt a finaliser swallowed: do not commit
         if final.exists():
             final.rename(old)
         staging.rename(final)
@@ -151,9 +160,16 @@ def remove_stale_temporaries(uri: str | Path) -> list[str]:
 
 def handle_sigterm() -> None:
     """Make SIGTERM stop the process as Ctrl-C does (KeyboardInterrupt), so `staged_output` and every
-    `finally` clean up: the temporary folder goes, and a Spark session is stopped by its context manager."""
+    `finally` clean up: the temporary folder goes, and a Spark session is stopped by its context manager.
+
+    Both signals are also recorded (`infra.core.manifest.STOP_SIGNALS`): when the KeyboardInterrupt is raised
+    inside a finaliser, Python prints it and carries on, and the record still keeps the stage from committing
+    its output or writing its manifest."""
     def _interrupt(signum, frame):  # noqa: ARG001
+        STOP_SIGNALS.append(signum)
         raise KeyboardInterrupt(f"signal {signum}")
 
-    with contextlib.suppress(ValueError):  # not the main thread: leave the handler alone
+    with contextlib.suppress(ValueError):  # not the main thread: leave the handlers alone
         signal.signal(signal.SIGTERM, _interrupt)
+        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # Ctrl-C, unless someone set their own
+            signal.signal(signal.SIGINT, _interrupt)
