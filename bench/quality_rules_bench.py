@@ -17,9 +17,11 @@ datatrove's rules. In an e-commerce build the quality rules only see accepted pa
 routed as commerce here; the synthetic junk is measured both ways (as if the classifier accepted it, and not).
 
 Cross-validation: 5 folds by domain over the English e-commerce pages. On each fold's training pages the
-grid of CommerceRules settings is searched for the least relaxed setting that keeps >= TARGET of them and
-still removes >= JUNK_TARGET of the synthetic junk; that setting is scored on the fold's test pages. The
-shipped default is the same choice made on all pages.
+grid of CommerceRules settings is searched, among the settings that still remove >= JUNK_TARGET of the
+synthetic junk, for the one that keeps the most of them (ties: the least relaxed); that setting is scored on
+the fold's test pages. The shipped default is the same choice made on all pages. (Until 2026-12-02 the choice
+was the least relaxed setting keeping >= 0.97 of the training pages; with the function-word stop list in the
+grid that rule scored 0.934 +- 0.022 on the test folds, as it picked stricter word-ratio and stop-word limits.)
 
     python bench/quality_rules_bench.py [--crawl-docs 2000] [--cache /tmp/pages.jsonl]
 """
@@ -56,7 +58,6 @@ from corpus.filter.quality import (
 from infra.core.paths import PROJECT_ROOT, shared_data_dir
 
 RESULTS = PROJECT_ROOT / "bench" / "results"
-TARGET = 0.97  # training-fold survival asked of a setting (the goal on test folds is 0.95)
 JUNK_TARGET = 0.99
 CRAWL_SAMPLE = 200  # generated e-commerce pages in the per-type table
 FOLDS = 5
@@ -64,11 +65,12 @@ ECOM_TYPES = {"product", "collection", "category"}
 GRID = {
     "min_valid_word_ratio": (0.9, 0.8, 0.7),
     "min_stop_words": (2, 1),
+    "stop_words": ("gopher", "function_words"),
     "max_structured_dup_frac": (0.5, 0.7, None),
     "repetition_scale": (1.0, 1.5, 2.0, 3.0, 5.0, 8.0),
     "line_dup_scale": (1.0, 1.5, 2.0),
     "fineweb": (True, False),
-    "min_doc_words": (50, 30),
+    "min_doc_words": (50, 30, 20),
     "drop_code_lines": (False, True),
     "max_ellipsis_lines_ratio": (0.3, 0.5, None),
 }  # each tuple runs from strict to relaxed: a setting's relaxation is the sum of its positions
@@ -160,18 +162,18 @@ def grid_settings() -> list[tuple[CommerceRules, int]]:
 
 def choose(results: dict[int, dict[int, str | None]], relax: list[int], ecom_idx: list[int], junk_idx: list[int],
            junk_early: int) -> int:
-    """The least relaxed setting that keeps >= TARGET of `ecom_idx` and removes >= JUNK_TARGET of the junk
-    (ties: more kept); if none does, the one keeping the most."""
+    """Of the settings that remove >= JUNK_TARGET of the junk, the one keeping the most of `ecom_idx` (ties: the
+    least relaxed); if none removes enough junk, the one removing the most."""
     def score(s: int) -> tuple[float, float]:
         kept = sum(results[s][i] is None for i in ecom_idx) / len(ecom_idx)
         removed = (sum(results[s][i] is not None for i in junk_idx) + junk_early) / (len(junk_idx) + junk_early)
         return kept, removed
 
     scored = {s: score(s) for s in results}
-    ok = [s for s, (kept, removed) in scored.items() if kept >= TARGET and removed >= JUNK_TARGET]
+    ok = [s for s, (_, removed) in scored.items() if removed >= JUNK_TARGET]
     if ok:
-        return min(ok, key=lambda s: (relax[s], -scored[s][0]))
-    return max(scored, key=lambda s: (scored[s][0], -relax[s]))
+        return max(ok, key=lambda s: (scored[s][0], -relax[s]))
+    return max(scored, key=lambda s: (scored[s][1], scored[s][0], -relax[s]))
 
 
 def _reason(prefix: str, step, text: str, doc_id: str = "") -> str | None:
@@ -211,7 +213,7 @@ class CommerceOutcomes:
                            for words, q in self.by_words.items()},
                 "prose_lines": prose_line_shares(prose),
                 "valid_ratio": valid_word_ratio(text),
-                "stop_words": stop_word_count(text),
+                "stop_words": {name: stop_word_count(text, name) for name in GRID["stop_words"]},
                 "c4": _reason("c4_", c4, text),
                 "fineweb": _reason("fineweb_", fineweb, prose) if prose else None}
 
@@ -233,7 +235,7 @@ class CommerceOutcomes:
             return "gopher_too_many_end_ellipsis"
         if rules.min_valid_word_ratio is not None and o["valid_ratio"] < rules.min_valid_word_ratio:
             return "gopher_below_alpha_threshold"
-        if rules.min_stop_words is not None and o["stop_words"] < rules.min_stop_words:
+        if rules.min_stop_words is not None and o["stop_words"][rules.stop_words] < rules.min_stop_words:
             return "gopher_enough_stop_words"
         if o["c4"]:
             return o["c4"]
@@ -321,7 +323,7 @@ def run(docs: int, seed: int, cache: Path | None) -> dict:
         "crawl_ecommerce_sampled": len(sampled), "real_ecommerce_pages": len(real_ecom),
         "real_ecommerce_junk": len(real_junk), "crawl_junk": len(crawl_junk) + junk_early,
         "crawl_junk_removed_by_extract": junk_early, "crawl_docs": docs, "crawl_seed": seed,
-        "target": TARGET, "junk_target": JUNK_TARGET, "grid": {k: list(v) for k, v in GRID.items()}, "folds": folds,
+        "junk_target": JUNK_TARGET, "grid": {k: list(v) for k, v in GRID.items()}, "folds": folds,
         "cv_survival_mean": round(statistics.mean(survival), 4),
         "cv_survival_std": round(statistics.pstdev(survival), 4),
         "cv_survival_pooled": round(pooled, 4),
@@ -337,13 +339,14 @@ def run(docs: int, seed: int, cache: Path | None) -> dict:
 def ablate(english: list[dict], outcomes: dict[int, dict], real_ecom: list[int], crawl_junk: list[int],
            shipped: CommerceRules) -> list[dict]:
     """Each change with the shipped value, added in turn: e-commerce survival and junk removal after every step."""
-    values = {"min_valid_word_ratio": shipped.min_valid_word_ratio, "min_stop_words": 2,
+    values = {"min_valid_word_ratio": shipped.min_valid_word_ratio, "min_stop_words": 2, "stop_words": "gopher",
               "max_structured_dup_frac": None, "repetition_scale": 1.0, "line_dup_scale": 1.0, "fineweb": True,
               "min_doc_words": 50, "drop_code_lines": False, "max_ellipsis_lines_ratio": 0.3}
     steps: list[tuple[str, dict | None]] = [("datatrove's rules (before)", None),
                                             ("numbers, prices, units count as words; repetition and line rules read "
                                              "prose lines only (bullets and ellipses too)", {})]
-    for key, label in (("min_stop_words", "stop-word minimum"), ("repetition_scale", "n-gram thresholds scaled"),
+    for key, label in (("min_stop_words", "stop-word minimum"), ("stop_words", "stop words counted"),
+                       ("repetition_scale", "n-gram thresholds scaled"),
                        ("line_dup_scale", "duplicated line and paragraph limits scaled"),
                        ("fineweb", "FineWeb line rules on/off"),
                        ("max_structured_dup_frac", "duplicate structured lines limited"),

@@ -29,6 +29,13 @@ from infra.core.config import CommerceRulesConfig, FilterConfig
 _SLUG = re.compile(r"[^a-z0-9]+")
 _WORD = re.compile(r"\w+", re.UNICODE)
 _STOP_WORDS = frozenset(["the", "be", "to", "of", "and", "that", "have", "with"])
+# Gopher's eight plus the short function words telegraphic shop English keeps ("Shoes for Men", "Free Delivery
+# on Orders", "Made in Italy", "How about these?"): a product card has no "the", yet still reads as English.
+_FUNCTION_WORDS = _STOP_WORDS | frozenset([
+    "a", "an", "in", "on", "for", "from", "by", "at", "as", "or", "is", "are", "was", "it", "its", "this", "these",
+    "those", "you", "your", "we", "our", "all", "about", "not", "can", "will", "if", "than", "into", "how", "what",
+])
+STOP_WORD_LISTS = {"gopher": _STOP_WORDS, "function_words": _FUNCTION_WORDS}
 _TERMINAL = (".", "!", "?", '"', "'", ":", ";", ")", "”", "’")
 
 SIGNAL_COLUMNS = (
@@ -101,14 +108,18 @@ class CommerceRules:
     over wcxb-dev and zyte-products domains (bench/quality_rules_bench.py, bench/results/quality_rules.md):
     the least relaxed setting that kept the most e-commerce pages of the training folds, with every synthetic
     junk page still removed. They leave the n-gram rules little force on commerce prose (5x Gopher's
-    thresholds: top 2-gram and duplicated 5-gram shares over 0.75) and FineWeb's line rules off; duplicated
-    lines and paragraphs, short documents, word lengths, symbols, stop words and C4's rules still apply.
+    thresholds: top 2-gram and duplicated 5-gram shares over 0.75), double the duplicated line and paragraph
+    limits and turn FineWeb's line rules off; duplicated lines and paragraphs, short documents (20 words),
+    word lengths, symbols, stop words (one of Gopher's eight or a short function word such as "for") and
+    C4's rules still apply.
     None turns a check off.
 
     Args:
         min_valid_word_ratio: least share of words (whitespace tokens with a letter or digit) that hold a
             letter or read as a number, price or unit.
-        min_stop_words: least count of Gopher's English stop words in the whole text.
+        min_stop_words: least count of distinct English stop words in the whole text.
+        stop_words: which stop words count: "gopher" (Gopher's eight) or "function_words" (those plus short
+            English function words such as "for", "in", "on", "about").
         structured_line_words: a line this short that holds a digit or currency sign is a spec/price line.
         max_structured_dup_frac: most share of structured lines that repeat an earlier one.
         repetition_scale: Gopher's n-gram thresholds (top 2-4-gram and duplicated 5-10-gram character
@@ -125,6 +136,7 @@ class CommerceRules:
 
     min_valid_word_ratio: float | None = _COMMERCE_DEFAULTS.min_valid_word_ratio
     min_stop_words: int | None = _COMMERCE_DEFAULTS.min_stop_words
+    stop_words: str = _COMMERCE_DEFAULTS.stop_words
     structured_line_words: int = _COMMERCE_DEFAULTS.structured_line_words
     max_structured_dup_frac: float | None = _COMMERCE_DEFAULTS.max_structured_dup_frac
     repetition_scale: float = _COMMERCE_DEFAULTS.repetition_scale
@@ -169,10 +181,11 @@ def drop_code_lines(text: str) -> str:
     return "\n".join(line for line in text.split("\n") if "{" not in line and "}" not in line)
 
 
-def stop_word_count(text: str) -> int:
-    """How many of Gopher's eight English stop words occur, in any case (datatrove's check is case-sensitive,
-    and a product page's stop words are often in capitalised headings)."""
-    return len({w.lower() for w in _WORD.findall(text)} & _STOP_WORDS)
+def stop_word_count(text: str, stop_words: str = "gopher") -> int:
+    """How many distinct stop words of the list `stop_words` names (`STOP_WORD_LISTS`; Gopher's eight by default)
+    occur, in any case (datatrove's check is case-sensitive, and a product page's stop words are often in
+    capitalised headings)."""
+    return len({w.lower() for w in _WORD.findall(text)} & STOP_WORD_LISTS[stop_words])
 
 
 def is_structured_line(line: str, max_words: int = 8) -> bool:
@@ -321,7 +334,7 @@ class QualityFilter:
             return "gopher_too_many_end_ellipsis"
         if rules.min_valid_word_ratio is not None and valid_word_ratio(text) < rules.min_valid_word_ratio:
             return "gopher_below_alpha_threshold"
-        if rules.min_stop_words is not None and stop_word_count(text) < rules.min_stop_words:
+        if rules.min_stop_words is not None and stop_word_count(text, rules.stop_words) < rules.min_stop_words:
             return "gopher_enough_stop_words"
         return None
 

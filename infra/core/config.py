@@ -272,7 +272,10 @@ class CommerceRulesConfig(BaseModel):
     enabled: bool = Field(True, description="Off: commerce pages get datatrove's rules unchanged, like any page.")
     min_valid_word_ratio: float | None = Field(
         0.8, description="Least share of words holding a letter or reading as a number, price or unit.")
-    min_stop_words: int | None = Field(1, description="Least count of Gopher's English stop words in the text.")
+    min_stop_words: int | None = Field(1, description="Least count of distinct English stop words in the text.")
+    stop_words: Literal["gopher", "function_words"] = Field(
+        "function_words", description="Which stop words count: Gopher's eight, or those plus short function words "
+        "(for, in, on, about, ...) that shop English keeps.")
     structured_line_words: int = Field(
         8, ge=1, description="A line this short that holds a digit or currency sign is a spec/price line.")
     max_structured_dup_frac: float | None = Field(
@@ -280,9 +283,9 @@ class CommerceRulesConfig(BaseModel):
     repetition_scale: float = Field(
         5.0, gt=0, description="Gopher's n-gram repetition thresholds times this (capped at 1) on the prose.")
     line_dup_scale: float = Field(
-        1.0, gt=0, description="Gopher's duplicated line and paragraph limits times this (capped at 1).")
+        2.0, gt=0, description="Gopher's duplicated line and paragraph limits times this (capped at 1).")
     fineweb: bool = Field(False, description="Run FineWeb's line rules on the prose (they drop grids).")
-    min_doc_words: int | None = Field(30, description="Gopher's shortest document, on commerce pages.")
+    min_doc_words: int | None = Field(20, description="Gopher's shortest document, on commerce pages.")
     drop_code_lines: bool = Field(
         True, description="Remove lines holding { or } instead of C4's dropping the whole page.")
     max_ellipsis_lines_ratio: float | None = Field(

@@ -18,6 +18,7 @@ from corpus.filter.quality import (
     reason_slug,
     signal_page_kind,
     split_structured,
+    stop_word_count,
     valid_word_ratio,
 )
 from infra.core.config import ConfigError, FilterConfig
@@ -184,6 +185,21 @@ def test_keyword_spam_and_repeated_prose_are_still_dropped_on_commerce_pages():
     assert quality.check(spam, kind="commerce").reason is not None
     repeated = "\n".join(["Add to cart now and save on this item today."] * 30)
     assert quality.check(repeated, kind="commerce").reason == "gopher_rep_dup_line_frac"
+
+
+def test_a_product_card_without_gophers_stop_words_reads_as_english_by_its_function_words():
+    """Zalando's card (zyte-products) has none of the, be, to, of, and, that, have, with; spam has no "for" either."""
+    card = ("Trail Slides - Pool slides\n€49.10 VAT included\n18-28 working days\nStandard delivery\nFree\n"
+            "100 day return policy\nMaterial & care\nUpper material: Synthetics/textile\nLining: Textile\n"
+            "Sole: Synthetics\nDetails\nSport: Swimwear, Urban Outdoor\nOutsole: Non-slip, flexible\n"
+            "Insoles: Contoured, padded\nArticle number: AD542B1O1-Q11\nSize & fit\nReviews\nSimilar items\n"
+            "How about these?\nSlides for men in black, for pool or beach days\n")
+    assert stop_word_count(card) == 0 and stop_word_count(card, "function_words") >= 3
+    gopher_only = QualityFilter(commerce=CommerceRules(stop_words="gopher"))
+    assert gopher_only.check(card, kind="commerce").reason == "gopher_enough_stop_words"
+    assert QualityFilter().check(card, kind="commerce").reason is None
+    spam = " ".join(["loans", "now", "click", "buy", "sale", "casino", "replica"] * 40)
+    assert QualityFilter().check(spam, kind="commerce").reason is not None
 
 
 def test_repeated_structured_lines_beyond_the_limit_are_dropped_with_their_own_reason():
