@@ -168,6 +168,7 @@ def extract_page(
     favor: str = "auto",
     fallback_ratio: float = 0.1,
     block_model: BlockModel | None | bool = True,
+    lowered: str | None = None,
 ) -> ExtractedPage:
     """Extract title and main text of one HTML page.
 
@@ -180,19 +181,21 @@ def extract_page(
             (trafilatura missed the product grid); 0 turns the fallback off.
         block_model: the main-content model for commerce pages: True for the shipped one, a `BlockModel`
             (the benchmark's per-fold models), or False / None for trafilatura on every page.
+        lowered: the decoded page's `.lower()` when the caller has it already (the pre-classifier does).
     """
     start = time.perf_counter()
     model = load_block_model() if block_model is True else block_model or None
     with time_limit(timeout):
-        page = _extract(decode_html(html), url, include_product, favor, fallback_ratio, model)
+        page = _extract(decode_html(html), url, include_product, favor, fallback_ratio, model, lowered)
     page.seconds = time.perf_counter() - start
     return page
 
 
 def _extract(
-    html: str, url: str | None, include_product: bool, favor: str, fallback_ratio: float, model: BlockModel | None
+    html: str, url: str | None, include_product: bool, favor: str, fallback_ratio: float, model: BlockModel | None,
+    lowered: str | None = None,
 ) -> ExtractedPage:
-    lowered = html.lower()
+    lowered = html.lower() if lowered is None else lowered
     data = extract_product_data(html, url, lowered) if include_product else ProductData()
     commerce = data.markup is not None or bool(data.listed_names) or has_commerce_signals(lowered)
     article = data.product is None and _ARTICLE_MARKUP.search(lowered) is not None

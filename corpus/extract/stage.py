@@ -185,7 +185,8 @@ class ExtractStage:
         errors = "strict" if self.config.on_undecodable == "error" else "replace"
         try:
             html = decode_html(payload, record.charset, errors=errors)
-            if self.config.prefilter == "commerce_evidence" and not commerce_evidence(html.lower()):
+            lowered = html.lower() if self.config.prefilter == "commerce_evidence" else None
+            if lowered is not None and not commerce_evidence(lowered):
                 return "no_commerce_evidence"
             page = extract_page(
                 html,
@@ -195,6 +196,7 @@ class ExtractStage:
                 favor=self.config.favor,
                 fallback_ratio=self.config.fallback_ratio,
                 block_model=self.config.block_model,
+                lowered=lowered,
             )
         except UndecodableError as err:
             return record.to_error("undecodable", str(err))
