@@ -188,10 +188,11 @@ def _typed(spark: SparkSession, df: DataFrame, source: str, labels: dict[str, st
 def page_yield(spark: SparkSession, root: str, manifest: dict[str, Any]) -> dict[str, Any]:
     """Per page type: pages entered, where each left (`stage:reason`) and how many reached the corpus.
 
-    Rows come from the stage folders: `extracted/_errors/` (reader errors), `filtered/` (every extracted
-    page with its filter_reason), `deduped/` (is_duplicate; a kept page missing there had no words to hash).
-    Records the extract stage dropped without a row (non-HTML, too short) are counted from its manifest: with
-    labels, per page type as the labelled pages that left no row; without, as page type "unknown". `check`
+    Rows come from the stage folders: `extracted/_errors/` (reader errors), `extracted/_dropped/` (records
+    extract dropped: non-HTML, too short, no sign of selling), `filtered/` (every extracted page with its
+    filter_reason), `deduped/` (is_duplicate; a kept page missing there had no words to hash). A build from
+    before `_dropped/` was written has its extract drops counted from its manifest instead: with labels, per
+    page type as the labelled pages that left no row; without, as page type "unknown". `check`
     says whether every count agrees with the build's manifest (input, kept, each reason)."""
     source, labels, pages = page_type_labels(list(manifest.get("inputs", [])))
     filtered = read_parquet_dir(spark, fs.join(root, "filtered"))
@@ -203,19 +204,25 @@ def page_yield(spark: SparkSession, root: str, manifest: dict[str, Any]) -> dict
         F.lit(KEPT))
     docs = filtered.select("doc_id", "record_id", "filter_reason", kind.alias("_kind")).join(deduped, "doc_id", "left")
     docs = _typed(spark, docs.withColumn("exit", exits), source, labels, F.col("_kind")).select("page_type", "exit")
-    frames = [docs]
-    try:
-        errors = read_parquet_dir(spark, fs.join(root, "extracted", "_errors"))
-        errors = errors.select("record_id", "file", "offset", F.concat(F.lit("extract:error_"), "kind").alias("exit"))
-        frames.append(_typed(spark, errors, source, labels, F.lit(None)).select("page_type", "exit"))
-    except FileNotFoundError:  # no reader errors: the folder holds no Parquet part
-        pass
+    frames, dropped_rows = [docs], False
+    for folder, column, prefix in (("_errors", "kind", "extract:error_"), ("_dropped", "reason", "extract:")):
+        try:
+            rows = read_parquet_dir(spark, fs.join(root, "extracted", folder))
+        except FileNotFoundError:  # no Parquet part (a build from before `_dropped/` was written)
+            continue
+        rows = rows.select("record_id", "file", "offset", F.concat(F.lit(prefix), column).alias("exit"))
+        frames.append(_typed(spark, rows, source, labels, F.lit(None)).select("page_type", "exit"))
+        if folder == "_dropped":
+            dropped_rows = True
     counts: dict[str, Counter] = {}
-    rows = frames[0] if len(frames) == 1 else frames[0].unionByName(frames[1])
+    rows = frames[0]
+    for frame in frames[1:]:
+        rows = rows.unionByName(frame)
     for r in rows.groupBy("page_type", "exit").count().collect():
         counts.setdefault(r["page_type"], Counter())[r["exit"]] = r["count"]
-    extract_drops = manifest.get("stages", {}).get("extracted", {}).get("filtered", {})
-    _add_extract_drops(counts, extract_drops, pages)
+    if not dropped_rows:
+        extract_drops = manifest.get("stages", {}).get("extracted", {}).get("filtered", {})
+        _add_extract_drops(counts, extract_drops, pages)
     table = []
     for page_type in sorted(counts):
         exits = counts[page_type]

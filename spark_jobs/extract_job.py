@@ -6,7 +6,8 @@ Inputs are listed on the driver with `infra.core.fs.list_inputs` (local paths, s
 files, globs) and the file URIs are distributed; each executor task reads its files through the same
 filesystem layer (`corpus.extract.readers.iter_file`) and runs `corpus.extract.stage.ExtractStage`
 unchanged, emitting documents, error records and its counters as rows. The result is persisted once, so
-documents, errors (`_errors/`) and the summed counters come from one pass; the Parquet is written from
+documents, errors (`_errors/`), dropped records (`_dropped/`: non-HTML, too short, ...) and the summed
+counters come from one pass; the Parquet is written from
 the executors (`spark_jobs.output.write_parquet`) and the rows written are checked against the counters.
 The manifest (input = kept + filtered + errors) is written last, inside `infra.core.outputs.staged_output`.
 """
@@ -25,7 +26,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import types as T
 
 from corpus.extract.readers import iter_file
-from corpus.extract.stage import PRODUCT_COLUMNS, ErrorRecord, ExtractedDoc, ExtractStage
+from corpus.extract.stage import PRODUCT_COLUMNS, DroppedRecord, ErrorRecord, ExtractedDoc, ExtractStage
 from infra.core import fs
 from infra.core.config import CorpusConfig, ExtractConfig, load_config
 from infra.core.manifest import StageStats, build_manifest, check_upstream, write_manifest
@@ -34,6 +35,7 @@ from spark_jobs.output import ship_file, write_parquet
 
 STAGE = "extract"  # the manifest's stage and the output's owner: a rerun replaces only its own folder
 ERRORS_DIR = "_errors"
+DROPPED_DIR = "_dropped"  # one row per record dropped before it became a document: where the yield report finds it
 PRODUCT_SCHEMA = T.StructType([T.StructField(name, T.StringType()) for name in PRODUCT_COLUMNS])
 DOC_SCHEMA = T.StructType(
     [
@@ -69,8 +71,21 @@ ERROR_SCHEMA = T.StructType(
 )
 
 
+DROPPED_SCHEMA = T.StructType(
+    [
+        T.StructField("reason", T.StringType(), False),
+        T.StructField("source", T.StringType()),
+        T.StructField("file", T.StringType()),
+        T.StructField("offset", T.LongType()),
+        T.StructField("url", T.StringType()),
+        T.StructField("record_id", T.StringType()),
+    ]
+)
+
+
 def _emit(stage: ExtractStage, results, start: float) -> Iterator[tuple]:
-    """Rows ("doc", row, None) and ("error", None, row), then one ("stats", None, json) for the partition."""
+    """Rows ("doc", row, None), ("error", None, row) and ("dropped", None, row), then one ("stats", None, json)
+    for the partition."""
     extractors, langs, markup = Counter(), Counter(), Counter()
     for result in results:
         if isinstance(result, ExtractedDoc):
@@ -82,6 +97,9 @@ def _emit(stage: ExtractStage, results, start: float) -> Iterator[tuple]:
         elif isinstance(result, ErrorRecord):
             row = result.to_row()
             yield ("error", None, tuple(row[field.name] for field in ERROR_SCHEMA.fields))
+        elif isinstance(result, DroppedRecord):
+            row = result.to_row()
+            yield ("dropped", None, tuple(row[field.name] for field in DROPPED_SCHEMA.fields))
     stage.stats.seconds = time.perf_counter() - start
     counts = {
         "stats": stage.stats.to_dict(),
@@ -106,7 +124,7 @@ def _extract_partition(config_json: str, langid_name: str | None, files: Iterato
         for kind, uri in files:
             yield from iter_file(kind, uri, **columns)
 
-    yield from _emit(stage, stage.run(records()), time.perf_counter())
+    yield from _emit(stage, stage.run(records(), with_drops=True), time.perf_counter())
 
 
 def _ship_langid_model(spark: SparkSession, config: ExtractConfig) -> str | None:
@@ -146,9 +164,12 @@ def run_extract(spark: SparkSession, inputs: list[str], output: str, config: Cor
             errors = spark.createDataFrame(results.filter(lambda r: r[0] == "error").map(lambda r: r[2]),
                                            ERROR_SCHEMA)
             errors_written = write_parquet(errors.coalesce(1), fs.join(staging, ERRORS_DIR))
+            dropped = spark.createDataFrame(results.filter(lambda r: r[0] == "dropped").map(lambda r: r[2]),
+                                            DROPPED_SCHEMA)
+            dropped_written = write_parquet(dropped.coalesce(1), fs.join(staging, DROPPED_DIR))
             summary = _sum_counts(results.filter(lambda r: r[0] == "stats").map(lambda r: r[2]).collect())
             stats: StageStats = summary.pop("stats")
-            _check_written(stats, sum(written.values()), sum(errors_written.values()))
+            _check_written(stats, sum(written.values()), sum(errors_written.values()), sum(dropped_written.values()))
             seconds = time.perf_counter() - start
             manifest = build_manifest(
                 STAGE,
@@ -156,7 +177,8 @@ def run_extract(spark: SparkSession, inputs: list[str], output: str, config: Cor
                 config=config,
                 inputs=list(inputs),
                 upstream=upstream,
-                outputs={"documents": output, "errors": fs.join(output, ERRORS_DIR), "rows": stats.kept,
+                outputs={"documents": output, "errors": fs.join(output, ERRORS_DIR),
+                         "dropped": fs.join(output, DROPPED_DIR), "rows": stats.kept,
                          "parts": len(written)},
                 seconds=seconds,
                 extra={
@@ -171,11 +193,12 @@ def run_extract(spark: SparkSession, inputs: list[str], output: str, config: Cor
     return manifest
 
 
-def _check_written(stats: StageStats, documents: int, errors: int) -> None:
-    """What landed in the Parquet files must be what the counters say was kept and errored."""
-    if documents != stats.kept or errors != sum(stats.errors.values()):
-        raise RuntimeError(f"extract wrote {documents} documents and {errors} error rows, but counted "
-                           f"{stats.kept} kept and {sum(stats.errors.values())} errors")
+def _check_written(stats: StageStats, documents: int, errors: int, dropped: int) -> None:
+    """What landed in the Parquet files must be what the counters say was kept, errored and dropped."""
+    if documents != stats.kept or errors != sum(stats.errors.values()) or dropped != sum(stats.filtered.values()):
+        raise RuntimeError(f"extract wrote {documents} documents, {errors} error rows and {dropped} dropped rows, "
+                           f"but counted {stats.kept} kept, {sum(stats.errors.values())} errors and "
+                           f"{sum(stats.filtered.values())} dropped")
 
 
 def _sum_counts(rows: list[str]) -> dict[str, Any]:

@@ -1,13 +1,14 @@
 """The extract stage over input records: HTML pages become documents, everything else is counted.
 
-`ExtractStage.run(records)` yields `ExtractedDoc`s and `ErrorRecord`s and keeps a `StageStats`
-where input = kept + filtered (by reason) + errors (by kind). Non-document WARC records (warcinfo,
+`ExtractStage.run(records)` yields `ExtractedDoc`s and `ErrorRecord`s (and, when asked, a
+`DroppedRecord` per dropped record) and keeps a `StageStats` where input = kept + filtered (by
+reason) + errors (by kind). Non-document WARC records (warcinfo,
 request, metadata) are not inputs; they are counted apart in `non_document_records`. The Spark job
 runs one stage per partition and sums the counters.
 
 The record types come first (bare dataclasses, like datatrove's `Document`): `InputRecord` from the
-readers, `ExtractedDoc` (one row of `extracted/`) and `ErrorRecord` (one row of `extracted/_errors/`)
-from the stage.
+readers, `ExtractedDoc` (one row of `extracted/`), `ErrorRecord` (one row of `extracted/_errors/`) and
+`DroppedRecord` (one row of `extracted/_dropped/`) from the stage.
 
 Language identification (`LanguageIdentifier`, at the end) uses py3langid's bundled model, or a fastText
 lid.176 model from a local or cluster-distributed file; neither downloads anything, and a model loads
@@ -103,6 +104,22 @@ class ErrorRecord:
 
 
 @dataclass
+class DroppedRecord:
+    """An input record the stage dropped before it became a document (non-HTML, too short, no sign of selling):
+    kept in `extracted/_dropped/` so the yield report can say where each page left."""
+
+    reason: str
+    source: str
+    file: str
+    offset: int | None = None
+    url: str | None = None
+    record_id: str | None = None
+
+    def to_row(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
 class InputRecord:
     """One record from an input file: an HTML page, a ready text, a counted skip or an error.
 
@@ -151,7 +168,9 @@ class ExtractStage:
         self.stats = StageStats()
         self.non_document_records: Counter = Counter()
 
-    def run(self, records: Iterable[InputRecord]) -> Iterator[ExtractedDoc | ErrorRecord]:
+    def run(self, records: Iterable[InputRecord], with_drops: bool = False
+            ) -> Iterator[ExtractedDoc | ErrorRecord | DroppedRecord]:
+        """Documents and error records; with `with_drops`, a `DroppedRecord` for every dropped record too."""
         for record in records:
             if record.status == "meta":
                 self.non_document_records[record.reason or "unknown"] += 1
@@ -160,18 +179,18 @@ class ExtractStage:
             if record.status == "error":
                 self.stats.error(record.reason or "error")
                 yield record.to_error()
-            elif record.status == "skip":
-                self.stats.drop(record.reason or "skipped")
+                continue
+            result = (record.reason or "skipped") if record.status == "skip" else self.process(record)
+            if isinstance(result, ExtractedDoc):
+                self.stats.kept += 1
+            elif isinstance(result, ErrorRecord):
+                self.stats.error(result.kind)
             else:
-                result = self.process(record)
-                if isinstance(result, ExtractedDoc):
-                    self.stats.kept += 1
-                elif isinstance(result, ErrorRecord):
-                    self.stats.error(result.kind)
-                else:
-                    self.stats.drop(result)
+                self.stats.drop(result)
+                if not with_drops:
                     continue
-                yield result
+                result = DroppedRecord(result, record.source, record.file, record.offset, record.url, record.record_id)
+            yield result
 
     def process(self, record: InputRecord) -> ExtractedDoc | ErrorRecord | str:
         """A document, an error record, or the slug of the filter that dropped the record."""

@@ -60,7 +60,8 @@ def test_yield_per_page_type_accounts_for_every_page_of_a_generated_crawl(spark,
                                      "label": "ecommerce" if labels[doc.record_id] == "ecommerce" else "other"}) + "\n")
     model = tmp_path / "model.bin"
     train_classifier(load_labeled_jsonl(tmp_path / "labeled.jsonl"), model)
-    config = load_config(None, {"run": {"seed": 3}})
+    # The pre-classifier on: its drops and the other extract drops each leave at their own exit, page by page.
+    config = load_config(None, {"run": {"seed": 3}, "corpus": {"extract": {"prefilter": "commerce_evidence"}}})
     # 200 pages: the generator then plants each kind of malformed record at least once.
     generate_sample_crawl(tmp_path / "crawl", docs=200, seed=3, docs_per_file=100, progress=False)
     inputs = sorted(str(p) for p in (tmp_path / "crawl").glob("*.warc.gz"))
@@ -81,6 +82,14 @@ def test_yield_per_page_type_accounts_for_every_page_of_a_generated_crawl(spark,
     corpus = Counter(page_type[r["url"]] for r in read_parquet_dir(spark, str(tmp_path / "out" / "corpus")).collect())
     assert {t: r["kept"] for t, r in rows.items() if r["kept"]} == dict(corpus)
     assert rows.get("junk", {"kept": 0})["kept"] == 0
+    extract_exits = Counter()
+    for row in rows.values():
+        extract_exits.update({e.removeprefix("extract:"): n for e, n in row["exits"].items()
+                              if e.startswith("extract:") and not e.startswith("extract:error_")})
+    assert extract_exits == Counter(manifest["stages"]["extracted"]["filtered"])
+    assert extract_exits["no_commerce_evidence"] > 0
+    assert sum(r["groups"].get("pre-classifier", 0) for r in rows.values()) == extract_exits["no_commerce_evidence"]
+    assert all(r["groups"].get("pre-classifier", 0) == 0 for t, r in rows.items() if t in ("product", "category"))
     exits = Counter()
     for row in rows.values():
         exits.update(row["groups"])
