@@ -35,6 +35,7 @@ from pyspark.sql import SparkSession
 
 from infra.core import fs
 from infra.core.config import RexbertConfig, SparkConfig, check_spark_master, resolve_env, write_resolved_config
+from infra.core.outputs import record_ctrl_c
 
 LOOPBACK = "127.0.0.1"
 SPARK_LOG_NAME = "spark.log"
@@ -155,6 +156,7 @@ def build_spark_session(
             launch = jvm_output_to(properties.parent / JVM_OUTPUT_NAME)
     with launch:
         spark = builder.getOrCreate()
+    record_ctrl_c()  # pyspark replaced the Ctrl-C handler: a stop signal is recorded through its handler too
     if not quiet:
         spark.sparkContext.setLogLevel("WARN")  # quiet: the log4j2 file decides (INFO to the file)
     return spark

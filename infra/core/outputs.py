@@ -164,12 +164,32 @@ def handle_sigterm() -> None:
 
     Both signals are also recorded (`infra.core.manifest.STOP_SIGNALS`): when the KeyboardInterrupt is raised
     inside a finaliser, Python prints it and carries on, and the record still keeps the stage from committing
-    its output or writing its manifest."""
+    its output or writing its manifest. Ctrl-C keeps the handler it had (Python's), wrapped to record the
+    signal; pyspark installs its own when a SparkContext starts, and `record_ctrl_c` wraps that one too."""
     def _interrupt(signum, frame):  # noqa: ARG001
         STOP_SIGNALS.append(signum)
         raise KeyboardInterrupt(f"signal {signum}")
 
     with contextlib.suppress(ValueError):  # not the main thread: leave the handlers alone
         signal.signal(signal.SIGTERM, _interrupt)
-        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # Ctrl-C, unless someone set their own
-            signal.signal(signal.SIGINT, _interrupt)
+        _HANDLING.append(True)
+        record_ctrl_c()
+
+
+_HANDLING: list[bool] = []  # handle_sigterm ran in this process
+
+
+def record_ctrl_c() -> None:
+    """After `handle_sigterm`, wrap the current Ctrl-C handler (pyspark's cancels the Spark jobs, then raises
+    KeyboardInterrupt) so that SIGINT is recorded in `STOP_SIGNALS` first; without it, do nothing."""
+    previous = signal.getsignal(signal.SIGINT)
+    if not _HANDLING or not callable(previous) or getattr(previous, "records_stop", False):
+        return
+
+    def _record_then(signum, frame):
+        STOP_SIGNALS.append(signum)
+        previous(signum, frame)
+
+    _record_then.records_stop = True
+    with contextlib.suppress(ValueError):  # not the main thread
+        signal.signal(signal.SIGINT, _record_then)

@@ -12,7 +12,16 @@ import pytest
 
 from infra.core import fs
 from infra.core.manifest import STOP_SIGNALS, InputError, StageStats, build_manifest, check_upstream, write_manifest
-from infra.core.outputs import OutputError, check_output, handle_sigterm, owner_stage, staged_output, unmark
+from infra.core.outputs import (
+    _HANDLING,
+    OutputError,
+    check_output,
+    handle_sigterm,
+    owner_stage,
+    record_ctrl_c,
+    staged_output,
+    unmark,
+)
 
 
 def _finish(folder: str, stage: str, name: str) -> None:
@@ -116,6 +125,7 @@ def stop_signals_handled():
     for signum, handler in previous.items():
         signal.signal(signum, handler)
     STOP_SIGNALS.clear()
+    _HANDLING.clear()
 
 
 def test_sigterm_inside_a_stage_removes_its_temporary_folder(tmp_path, stop_signals_handled):
@@ -137,11 +147,20 @@ class _SignalledInFinaliser:
         time.sleep(5)  # the handler's KeyboardInterrupt lands here, and is swallowed
 
 
+def _like_pysparks_ctrl_c(signum, frame):  # noqa: ARG001
+    raise KeyboardInterrupt  # pyspark's handler cancels the Spark jobs, then does this
+
+
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the swallowed interrupt, on purpose
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["sigterm", "sigint"])
+@pytest.mark.parametrize(("signum", "later_handler"), [(signal.SIGTERM, False), (signal.SIGINT, False),
+                                                       (signal.SIGINT, True)],
+                         ids=["sigterm", "sigint", "sigint-after-pyspark-took-it"])
 def test_a_stop_signal_swallowed_by_a_finaliser_still_keeps_the_stage_from_finishing(tmp_path, stop_signals_handled,
-                                                                                      signum):
+                                                                                      signum, later_handler):
     """The CI flake this guards against: SIGTERM landed in a py4j finaliser and the extract stage finished."""
+    if later_handler:  # a SparkContext started after handle_sigterm; spark_jobs.session then calls record_ctrl_c
+        signal.signal(signal.SIGINT, _like_pysparks_ctrl_c)
+        record_ctrl_c()
     target = tmp_path / "corpus"
     with staged_output(target, "corpus") as staging:
         _finish(staging, "corpus", "part-0.parquet")
