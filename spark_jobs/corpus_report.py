@@ -26,6 +26,7 @@ from pyspark.sql import DataFrame, SparkSession  # noqa: E402
 from pyspark.sql import functions as F  # noqa: E402
 
 from infra.core import fs  # noqa: E402
+from spark_jobs.extract_job import DROPPED_DIR, ERRORS_DIR  # noqa: E402
 from spark_jobs.output import read_parquet_dir  # noqa: E402
 
 SAMPLE_ROWS = 200_000
@@ -205,15 +206,14 @@ def page_yield(spark: SparkSession, root: str, manifest: dict[str, Any]) -> dict
     docs = filtered.select("doc_id", "record_id", "filter_reason", kind.alias("_kind")).join(deduped, "doc_id", "left")
     docs = _typed(spark, docs.withColumn("exit", exits), source, labels, F.col("_kind")).select("page_type", "exit")
     frames, dropped_rows = [docs], False
-    for folder, column, prefix in (("_errors", "kind", "extract:error_"), ("_dropped", "reason", "extract:")):
+    for folder, column, prefix in ((ERRORS_DIR, "kind", "extract:error_"), (DROPPED_DIR, "reason", "extract:")):
         try:
             rows = read_parquet_dir(spark, fs.join(root, "extracted", folder))
         except FileNotFoundError:  # no Parquet part (a build from before `_dropped/` was written)
             continue
         rows = rows.select("record_id", "file", "offset", F.concat(F.lit(prefix), column).alias("exit"))
         frames.append(_typed(spark, rows, source, labels, F.lit(None)).select("page_type", "exit"))
-        if folder == "_dropped":
-            dropped_rows = True
+        dropped_rows = dropped_rows or folder == DROPPED_DIR
     counts: dict[str, Counter] = {}
     rows = frames[0]
     for frame in frames[1:]:

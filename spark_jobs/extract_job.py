@@ -58,29 +58,17 @@ DOC_SCHEMA = T.StructType(
         T.StructField("record_id", T.StringType()),
     ]
 )
+_RECORD_AT = [  # where an error or dropped record was: its rows share these columns
+    T.StructField("source", T.StringType()),
+    T.StructField("file", T.StringType()),
+    T.StructField("offset", T.LongType()),
+    T.StructField("url", T.StringType()),
+    T.StructField("record_id", T.StringType()),
+]
 ERROR_SCHEMA = T.StructType(
-    [
-        T.StructField("kind", T.StringType(), False),
-        T.StructField("source", T.StringType()),
-        T.StructField("file", T.StringType()),
-        T.StructField("offset", T.LongType()),
-        T.StructField("url", T.StringType()),
-        T.StructField("record_id", T.StringType()),
-        T.StructField("message", T.StringType()),
-    ]
-)
-
-
-DROPPED_SCHEMA = T.StructType(
-    [
-        T.StructField("reason", T.StringType(), False),
-        T.StructField("source", T.StringType()),
-        T.StructField("file", T.StringType()),
-        T.StructField("offset", T.LongType()),
-        T.StructField("url", T.StringType()),
-        T.StructField("record_id", T.StringType()),
-    ]
-)
+    [T.StructField("kind", T.StringType(), False), *_RECORD_AT, T.StructField("message", T.StringType())])
+DROPPED_SCHEMA = T.StructType([T.StructField("reason", T.StringType(), False), *_RECORD_AT])
+_SIDE_ROWS = {ErrorRecord: ("error", ERROR_SCHEMA), DroppedRecord: ("dropped", DROPPED_SCHEMA)}
 
 
 def _emit(stage: ExtractStage, results, start: float) -> Iterator[tuple]:
@@ -94,12 +82,10 @@ def _emit(stage: ExtractStage, results, start: float) -> Iterator[tuple]:
             langs[result.lang or "unknown"] += 1
             markup[result.has_product_markup or "none"] += 1
             yield ("doc", tuple(row[field.name] for field in DOC_SCHEMA.fields), None)
-        elif isinstance(result, ErrorRecord):
+        else:  # an ErrorRecord or a DroppedRecord
+            kind, schema = _SIDE_ROWS[type(result)]
             row = result.to_row()
-            yield ("error", None, tuple(row[field.name] for field in ERROR_SCHEMA.fields))
-        elif isinstance(result, DroppedRecord):
-            row = result.to_row()
-            yield ("dropped", None, tuple(row[field.name] for field in DROPPED_SCHEMA.fields))
+            yield (kind, None, tuple(row[field.name] for field in schema.fields))
     stage.stats.seconds = time.perf_counter() - start
     counts = {
         "stats": stage.stats.to_dict(),

@@ -143,6 +143,9 @@ class InputRecord:
     message: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def to_dropped(self, reason: str) -> DroppedRecord:
+        return DroppedRecord(reason, self.source, self.file, self.offset, self.url, self.record_id)
+
     def to_error(self, kind: str | None = None, message: str | None = None) -> ErrorRecord:
         return ErrorRecord(
             kind=kind or self.reason or "error",
@@ -189,7 +192,7 @@ class ExtractStage:
                 self.stats.drop(result)
                 if not with_drops:
                     continue
-                result = DroppedRecord(result, record.source, record.file, record.offset, record.url, record.record_id)
+                result = record.to_dropped(result)
             yield result
 
     def process(self, record: InputRecord) -> ExtractedDoc | ErrorRecord | str:

@@ -170,20 +170,22 @@ def handle_sigterm() -> None:
         STOP_SIGNALS.append(signum)
         raise KeyboardInterrupt(f"signal {signum}")
 
+    _interrupt.records_stop = True
     with contextlib.suppress(ValueError):  # not the main thread: leave the handlers alone
         signal.signal(signal.SIGTERM, _interrupt)
-        _HANDLING.append(True)
         record_ctrl_c()
 
 
-_HANDLING: list[bool] = []  # handle_sigterm ran in this process
+def _records_stop(signum: int) -> bool:
+    """Whether the handler of `signum` is one of ours, that records the signal in `STOP_SIGNALS`."""
+    return getattr(signal.getsignal(signum), "records_stop", False)
 
 
 def record_ctrl_c() -> None:
     """After `handle_sigterm`, wrap the current Ctrl-C handler (pyspark's cancels the Spark jobs, then raises
     KeyboardInterrupt) so that SIGINT is recorded in `STOP_SIGNALS` first; without it, do nothing."""
     previous = signal.getsignal(signal.SIGINT)
-    if not _HANDLING or not callable(previous) or getattr(previous, "records_stop", False):
+    if not _records_stop(signal.SIGTERM) or not callable(previous) or _records_stop(signal.SIGINT):
         return
 
     def _record_then(signum, frame):

@@ -13,7 +13,6 @@ import pytest
 from infra.core import fs
 from infra.core.manifest import STOP_SIGNALS, InputError, StageStats, build_manifest, check_upstream, write_manifest
 from infra.core.outputs import (
-    _HANDLING,
     OutputError,
     check_output,
     handle_sigterm,
@@ -125,7 +124,6 @@ def stop_signals_handled():
     for signum, handler in previous.items():
         signal.signal(signum, handler)
     STOP_SIGNALS.clear()
-    _HANDLING.clear()
 
 
 def test_sigterm_inside_a_stage_removes_its_temporary_folder(tmp_path, stop_signals_handled):
