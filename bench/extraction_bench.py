@@ -28,6 +28,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from corpus.extract.block_model import load_training_pages, train_block_model
+from corpus.extract.blocks import word_f1
 from corpus.extract.html import extract_page
 from infra.core.paths import PROJECT_ROOT, shared_data_dir
 
@@ -35,21 +36,6 @@ RESULTS = PROJECT_ROOT / "bench" / "results"
 # What WCXB published on its dev split (DESIGN.md, issue 10), for reference in the report.
 PUBLISHED = {"product": (0.567, 0.641), "collection": (0.553, 0.716)}  # (trafilatura, best system)
 EXTRACTORS = ("ours", "plain")
-
-
-def word_f1(predicted: str, reference: str) -> tuple[float, float, float]:
-    """Bag-of-words precision, recall, F1 over lower-cased `\\w+` tokens."""
-    import re
-
-    pred = Counter(re.findall(r"\w+", (predicted or "").lower()))
-    ref = Counter(re.findall(r"\w+", (reference or "").lower()))
-    if not pred and not ref:
-        return 1.0, 1.0, 1.0
-    overlap = sum((pred & ref).values())
-    precision = overlap / sum(pred.values()) if pred else 0.0
-    recall = overlap / sum(ref.values()) if ref else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return precision, recall, f1
 
 
 def load_pages(root: Path, limit_per_type: int | None, seed: int, types: list[str] | None = None) -> list[dict]:

@@ -24,13 +24,22 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from corpus.extract.blocks import FEATURE_NAMES, KEYWORDS, Block, PageContext, block_features, block_labels, page_blocks
+from corpus.extract.blocks import (
+    FEATURE_NAMES,
+    KEYWORDS,
+    Block,
+    PageContext,
+    block_features,
+    block_labels,
+    page_blocks,
+    word_f1,
+)
 
 if TYPE_CHECKING:
     from corpus.extract.html import ProductData
 
 MODEL_PATH = Path(__file__).with_name("block_model.json")
-FORMAT = "rexbert-block-model/2"
+FORMAT = "rexbert-block-model/3"
 # Gradient boosting settings: shallow trees keep numpy scoring at a few ms per page.
 TRAIN_PARAMS: dict[str, Any] = {
     "max_iter": 40, "learning_rate": 0.25, "max_depth": 8, "max_leaf_nodes": 31, "min_samples_leaf": 40,
@@ -46,6 +55,23 @@ CONTEXT_NAMES = (
     "page_p1_max", "page_share_kept", "p1_rank",
 )  # fmt: skip
 INNER_FOLDS = 2  # out-of-fold first-stage scores for training the second stage
+# The router: page-level signals deciding whether the block model or trafilatura reads a page that has no
+# commerce signals. Its labels are which of the two scored the higher word F1 on the page, with the block
+# model's F1 out of fold (models trained without the page's domain), weighted by the F1 difference.
+ROUTER_PARAMS: dict[str, Any] = {
+    "max_iter": 60, "learning_rate": 0.1, "max_depth": 3, "min_samples_leaf": 10,
+}  # fmt: skip
+ROUTE_THRESHOLD = 0.5
+_PAGE_COLUMNS = (
+    "page_log_blocks", "page_log_words", "page_link_density", "page_product_markup", "page_listed", "page_itemlist",
+    "page_article_markup", "page_commerce", "page_extracted_log_words",
+)  # fmt: skip
+_ROUTE_KEYWORDS = ("product", "card", "grid", "item", "tile", "price", "cart", "list", "post", "article", "comment",
+                   "content")  # fmt: skip
+ROUTE_NAMES = (
+    *_PAGE_COLUMNS, *(f"words_kw_{k}" for k in _ROUTE_KEYWORDS), "words_in_extracted", "words_link_density",
+    "words_currency", "share_repeated", "words_ends_sentence", "log_long_blocks", "log_median_words",
+)  # fmt: skip
 
 
 class ModelFileError(ValueError):
@@ -170,6 +196,29 @@ def stage2_rows(rows: np.ndarray, blocks: list[Block], p1: np.ndarray) -> np.nda
     return np.hstack([rows[:, :STAGE2_BASE], context_features(blocks, p1)])
 
 
+_COL = {name: i for i, name in enumerate(FEATURE_NAMES)}
+
+
+def route_features(rows: np.ndarray, blocks: list[Block]) -> np.ndarray:
+    """The page's `ROUTE_NAMES` row: its page-level block features and word-weighted shares of block features
+    (how much of its text sits in product / card / post boxes, in links, in what trafilatura kept)."""
+    if not len(blocks):
+        return np.zeros(len(ROUTE_NAMES))
+    w = np.asarray([b.words for b in blocks], dtype=np.float64)
+    share = w / w.sum()
+
+    def weighted(name: str) -> float:
+        return float(share @ rows[:, _COL[name]])
+
+    return np.asarray([
+        *rows[0, [_COL[n] for n in _PAGE_COLUMNS]],
+        *(weighted(f"kw_{k}") for k in _ROUTE_KEYWORDS),
+        weighted("in_extracted"), weighted("link_density"), weighted("currency"),
+        float((rows[:, _COL["repeats"]] > 1).mean()), weighted("ends_sentence"),
+        math.log1p(float((w >= 20).sum())), math.log1p(float(np.median(w))),
+    ])  # fmt: skip
+
+
 @dataclass
 class BlockModel:
     """Two stages of trees: the first scores each block alone, the second rescores it with its neighbourhood's
@@ -178,6 +227,18 @@ class BlockModel:
     stage1: Trees
     stage2: Trees
     threshold: float = THRESHOLD
+    router: Trees | None = None  # None: trained on too few domains to learn one; commerce pages only
+    route_threshold: float = ROUTE_THRESHOLD
+
+    def prefers_blocks(self, rows: np.ndarray, blocks: list[Block]) -> bool:
+        """Whether the router expects this model to read the page better than trafilatura."""
+        if self.router is None or not len(blocks):
+            return False
+        return bool(self.router.predict_proba(route_features(rows, blocks)[None])[0] >= self.route_threshold)
+
+    def main_text(self, rows: np.ndarray, blocks: list[Block]) -> str:
+        """The kept blocks' text (`select_text`)."""
+        return select_text(blocks, self.predict_proba(rows, blocks), self.threshold) if len(blocks) else ""
 
     def predict_proba(self, rows: np.ndarray, blocks: list[Block]) -> np.ndarray:
         """P(main content) per block; `rows` are the blocks' `block_features`."""
@@ -192,15 +253,24 @@ class BlockModel:
             "threshold": self.threshold,
             "stage1": self.stage1.to_json(),
             "stage2": self.stage2.to_json(),
+            "route_names": list(ROUTE_NAMES),
+            "route_threshold": self.route_threshold,
+            "router": self.router.to_json() if self.router else None,
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any], source: str = "block model") -> BlockModel:
-        if data.get("format") != FORMAT or tuple(data.get("feature_names", ())) != FEATURE_NAMES:
+        if (
+            data.get("format") != FORMAT
+            or tuple(data.get("feature_names", ())) != FEATURE_NAMES
+            or tuple(data.get("route_names", ())) != ROUTE_NAMES
+        ):
             raise ModelFileError(
                 f"{source}: not a block model for these features; rebuild it (python -m corpus.extract.block_model)"
             )
-        return cls(Trees.from_json(data["stage1"]), Trees.from_json(data["stage2"]), float(data["threshold"]))
+        router = Trees.from_json(data["router"]) if data.get("router") else None
+        stages = Trees.from_json(data["stage1"]), Trees.from_json(data["stage2"])
+        return cls(*stages, float(data["threshold"]), router, float(data["route_threshold"]))
 
 
 @lru_cache(maxsize=4)
@@ -239,14 +309,9 @@ def select_text(blocks: list[Block], proba: np.ndarray, threshold: float, min_re
     return "\n".join(lines)
 
 
-def block_main_text(html: str, page: PageContext, model: BlockModel | None = None) -> str:
-    """The page's main text as the block model keeps it."""
-    model = model or load_block_model()
-    blocks = page_blocks(html)
-    if not blocks:
-        return ""
-    proba = model.predict_proba(np.asarray(block_features(blocks, page), dtype=np.float64), blocks)
-    return select_text(blocks, proba, model.threshold)
+def block_rows(blocks: list[Block], page: PageContext) -> np.ndarray:
+    """The blocks' feature rows (blocks x `FEATURE_NAMES`)."""
+    return np.asarray(block_features(blocks, page), dtype=np.float64).reshape(len(blocks), len(FEATURE_NAMES))
 
 
 # --- training ---------------------------------------------------------------------------------------------------------
@@ -263,6 +328,7 @@ class PageBlocks:
     blocks: list[Block]
     rows: np.ndarray
     labels: np.ndarray
+    extracted: str = ""  # trafilatura's text (`html._main_text`): what the router compares the model with
 
 
 def page_context(
@@ -294,7 +360,8 @@ def html_page_context(html: str, url: str | None = None) -> PageContext:
     data = extract_product_data(html, url, lowered)
     commerce = data.markup is not None or bool(data.listed_names) or has_commerce_signals(lowered)
     article = data.product is None and _ARTICLE_MARKUP.search(lowered) is not None
-    extracted, _ = _main_text(html, url, "auto")
+    fast = commerce and not article and data.product is None  # as `extract_page` runs it
+    extracted, _ = _main_text(html, url, "auto", fast=fast)
     return page_context(lowered, data, page_title(html), commerce, article, extracted)
 
 
@@ -313,14 +380,13 @@ def load_training_pages(root: Path, file_ids: set[str] | None = None, progress: 
         truth = json.loads((root / "ground-truth" / f"{row['file_id']}.json").read_text())
         reference = (truth.get("ground_truth") or {}).get("main_content") or ""
         html = decode_html(gzip.open(root / "html" / f"{row['file_id']}.html.gz").read())
+        context = html_page_context(html, row.get("url"))
         blocks = page_blocks(html)
-        features = block_features(blocks, html_page_context(html, row.get("url")))
+        rows_ = block_rows(blocks, context)
+        labels = np.asarray(block_labels(blocks, reference), dtype=np.int8)
         pages.append(
-            PageBlocks(
-                row["file_id"], row["page_type"], row["domain"], reference, blocks,
-                np.asarray(features, dtype=np.float64).reshape(len(blocks), len(FEATURE_NAMES)),
-                np.asarray(block_labels(blocks, reference), dtype=np.int8),
-            )
+            PageBlocks(row["file_id"], row["page_type"], row["domain"], reference, blocks, rows_, labels,
+                       context.extracted or "")
         )  # fmt: skip
     return pages
 
@@ -336,8 +402,11 @@ def _fit(rows: np.ndarray, labels: np.ndarray, weights: np.ndarray, seed: int) -
     return Trees.from_sklearn(model.fit(rows.astype(np.float32), labels, sample_weight=weights))
 
 
-def train_block_model(pages: list[PageBlocks], seed: int = 0, threshold: float = THRESHOLD) -> BlockModel:
-    """Fit both stages on the pages' labelled blocks (pages without a reference text teach nothing: left out).
+def train_block_model(
+    pages: list[PageBlocks], seed: int = 0, threshold: float = THRESHOLD, router: bool = True
+) -> BlockModel:
+    """Fit both stages on the pages' labelled blocks (pages without a reference text teach nothing: left out),
+    then the router (`train_router`; `router=False`, or pages from fewer than 2 x `INNER_FOLDS` domains: none).
 
     The second stage learns from first-stage scores the first stage did not see in training: out-of-fold
     scores over `INNER_FOLDS` folds of the training pages, by domain. Short negative blocks (menus, buttons,
@@ -370,7 +439,31 @@ def train_block_model(pages: list[PageBlocks], seed: int = 0, threshold: float =
     stage1 = _fit(stack(rows, everything), stack(labels, everything), stack(weights, everything), seed)
     second = [stage2_rows(rows[i], used[i].blocks, p1[i]) for i in everything]
     stage2 = _fit(stack(second, everything), stack(labels, everything), stack(weights, everything), seed)
-    return BlockModel(stage1, stage2, threshold)
+    model = BlockModel(stage1, stage2, threshold)
+    if router and len({p.domain for p in used}) >= 2 * INNER_FOLDS:
+        model.router = train_router(used, seed, threshold)
+    return model
+
+
+def train_router(pages: list[PageBlocks], seed: int, threshold: float = THRESHOLD) -> Trees | None:
+    """The router, from which extractor reads each page better: the block model's word F1 out of fold (two-stage
+    models trained on the other `INNER_FOLDS` folds' domains) against trafilatura's (`PageBlocks.extracted`)."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.model_selection import GroupKFold
+
+    gains = np.zeros(len(pages))
+    for train, test in GroupKFold(n_splits=INNER_FOLDS).split(pages, groups=[p.domain for p in pages]):
+        inner = train_block_model([pages[i] for i in train], seed, threshold, router=False)
+        for i in test:
+            page = pages[i]
+            blocks_f1 = word_f1(inner.main_text(page.rows, page.blocks), page.reference)[2]
+            gains[i] = blocks_f1 - word_f1(page.extracted, page.reference)[2]
+    better = (gains > 0).astype(int)
+    if better.min() == better.max():  # one extractor wins everywhere: nothing to route (None)
+        return None
+    features = np.asarray([route_features(p.rows, p.blocks) for p in pages], dtype=np.float32)
+    model = HistGradientBoostingClassifier(**ROUTER_PARAMS, early_stopping=False, random_state=seed)
+    return Trees.from_sklearn(model.fit(features, better, sample_weight=np.abs(gains) + 1e-3))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -387,7 +480,8 @@ def main(argv: list[str] | None = None) -> None:
     model = train_block_model(pages, seed=args.seed)
     args.output.write_text(json.dumps(model.to_json(), separators=(",", ":")))
     nodes = len(model.stage1.feature) + len(model.stage2.feature)
-    print(f"{args.output}: 2 stages, {nodes} tree nodes, from {len(pages)} pages")
+    router = "a router" if model.router else "no router"
+    print(f"{args.output}: 2 stages, {nodes} tree nodes, {router}, from {len(pages)} pages")
 
 
 if __name__ == "__main__":

@@ -99,18 +99,25 @@ class _BlockTarget:
         self._link_words = 0
         self._context: _Open | None = None
         self._keyword_cache: dict[str, int] = {}
-        self._elements = 0
+        self._elements = 0  # outside SKIP_TAGS: the ids of `_Open.boxes`
+        self.elements = 0  # all of them, and the deepest nesting: the page's shape (`html.PageShape`)
+        self.depth = 0
 
     def start(self, tag: Any, attrib: Any) -> None:
-        parent = self._stack[-1]
+        stack = self._stack
+        parent = stack[-1]
+        self.elements += 1
+        if len(stack) > self.depth:
+            self.depth = len(stack)
         tag = tag.lower() if isinstance(tag, str) else ""
-        if tag in _BLOCK_ID:
+        is_block = tag in _BLOCK_ID
+        if is_block:
             self._flush()
         if parent.skip or tag in SKIP_TAGS:
-            self._stack.append(_Open(tag, parent.block, parent.depth + 1, 0, 0, 0, 0, True, False, True))
+            stack.append(_Open(tag, parent.block, parent.depth + 1, 0, 0, 0, 0, True, False, True))
             return
         self._elements += 1
-        boxes = (*parent.boxes[-3:], self._elements) if tag in _BLOCK_ID else parent.boxes
+        boxes = (*parent.boxes[-3:], self._elements) if is_block else parent.boxes
         own = 0
         props, types, hidden = parent.props, parent.types, parent.hidden
         if attrib:
@@ -134,7 +141,7 @@ class _BlockTarget:
                 or get("hidden") is not None
                 or ("display:none" in (get("style") or "").replace(" ", ""))
             )
-        self._stack.append(
+        stack.append(
             _Open(
                 tag,
                 _BLOCK_ID.get(tag, parent.block),
@@ -185,8 +192,9 @@ class _BlockTarget:
         self._context = None
 
 
-def page_blocks(html: str) -> list[Block]:
-    """The page's text blocks in document order (one streaming pass, no tree)."""
+def scan_page(html: str) -> tuple[list[Block], int, int]:
+    """The page's text blocks in document order, its deepest nesting and its number of elements, in one
+    streaming pass (no tree: any depth, linear time)."""
     import lxml.etree
 
     target = _BlockTarget()
@@ -194,9 +202,15 @@ def page_blocks(html: str) -> list[Block]:
         target=target, encoding="utf-8", remove_comments=True, remove_pis=True, huge_tree=True
     )
     try:
-        return lxml.etree.fromstring(html.encode("utf-8", errors="replace"), parser)
+        blocks = lxml.etree.fromstring(html.encode("utf-8", errors="replace"), parser)
     except (ValueError, lxml.etree.LxmlError):  # an empty or unparsable document
-        return target.close()
+        blocks = target.close()
+    return blocks, target.depth, target.elements
+
+
+def page_blocks(html: str) -> list[Block]:
+    """The page's text blocks in document order (`scan_page`)."""
+    return scan_page(html)[0]
 
 
 # --- features ---------------------------------------------------------------------------------------------------------
@@ -343,6 +357,20 @@ def block_labels(blocks: list[Block], reference: str, min_share: float = 0.5, re
             label = int(any(abs(i - j) <= reach for j in long_in[max(0, _bisect(long_in, i) - 1) :][:2]))
         out.append(label)
     return out
+
+
+def word_f1(predicted: str, reference: str) -> tuple[float, float, float]:
+    """Bag-of-words precision, recall, F1 of `predicted` against `reference` over lower-cased `\\w+` tokens
+    (WCXB's measure)."""
+    pred = Counter(_WORD.findall((predicted or "").lower()))
+    ref = Counter(_WORD.findall((reference or "").lower()))
+    if not pred and not ref:
+        return 1.0, 1.0, 1.0
+    overlap = sum((pred & ref).values())
+    precision = overlap / sum(pred.values()) if pred else 0.0
+    recall = overlap / sum(ref.values()) if ref else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return precision, recall, f1
 
 
 def _bisect(values: list[int], x: int) -> int:

@@ -82,7 +82,13 @@ def test_block_model_trains_reproducibly_and_learns_its_pages(shared_data):
     restored = BlockModel.from_json(json.loads(json.dumps(model.to_json())))
     page = pages[0]
     assert np.allclose(restored.predict_proba(page.rows, page.blocks), model.predict_proba(page.rows, page.blocks))
-    from bench.extraction_bench import word_f1
+    # 10 domains: enough for the router (2 inner folds of the pages, each trained on the other's domains)
+    assert model.router is not None
+    assert [restored.prefers_blocks(p.rows, p.blocks) for p in pages] == [
+        model.prefers_blocks(p.rows, p.blocks) for p in pages
+    ]
+    assert train_block_model(pages, seed=3, router=False).router is None
+    from corpus.extract.blocks import word_f1
 
     kept = [word_f1(select_text(p.blocks, model.predict_proba(p.rows, p.blocks), 0.5), p.reference)[2] for p in pages]
     everything = [word_f1("\n".join(b.text for b in p.blocks), p.reference)[2] for p in pages]
