@@ -313,7 +313,7 @@ def test_ordinary_nesting_still_goes_to_trafilatura():
     html = _deep_page(MAX_TREE_DEPTH - 10)
     assert not page_shape(html).pathological
     page = extract_page(html)
-    assert page.extractor == "trafilatura" and "deepest paragraph describes merino wool" in page.text
+    assert page.extractor in ("trafilatura", "blocks") and "deepest paragraph describes merino wool" in page.text
 
 
 def test_stream_text_skips_scripts_navigation_and_hidden_blocks():
@@ -333,9 +333,11 @@ def test_page_trafilatura_leaves_empty_keeps_its_visible_text():
     import trafilatura
 
     assert not trafilatura.extract(html, include_tables=True)
-    page = extract_page(html)
-    assert page.extractor == "stream-text"
-    assert page.text.count("Organic cotton sheet set number") == 30
+    # the block model (its router sends it there) or, when that keeps nothing, the streaming rescue
+    assert extract_page(html, block_model=False).extractor == "stream-text"
+    for page in (extract_page(html), extract_page(html, block_model=False)):
+        assert page.extractor in ("blocks", "stream-text")
+        assert page.text.count("Organic cotton sheet set number") == 30
 
 
 # --- JSONL rows that are not UTF-8 --------------------------------------------------------------------------
