@@ -352,6 +352,7 @@ def html_page_context(html: str, url: str | None = None) -> PageContext:
         _ARTICLE_MARKUP,
         _main_text,
         extract_product_data,
+        fast_trafilatura,
         has_commerce_signals,
         page_title,
     )
@@ -360,8 +361,7 @@ def html_page_context(html: str, url: str | None = None) -> PageContext:
     data = extract_product_data(html, url, lowered)
     commerce = data.markup is not None or bool(data.listed_names) or has_commerce_signals(lowered)
     article = data.product is None and _ARTICLE_MARKUP.search(lowered) is not None
-    fast = commerce and not article and data.product is None  # as `extract_page` runs it
-    extracted, _ = _main_text(html, url, "auto", fast=fast)
+    extracted, _ = _main_text(html, url, "auto", fast=fast_trafilatura(commerce, article, data))
     return page_context(lowered, data, page_title(html), commerce, article, extracted)
 
 
